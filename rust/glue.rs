@@ -1,0 +1,7 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Thin safe wrappers over kernel C APIs the kernel crate does not abstract
+//! yet. All of the module's `unsafe` lives under this module; nothing here
+//! knows about buckets.
+
+pub(crate) mod kobject;

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Pack the test VM's base initramfs:
+#   tools/testing/initramfs.sh FLAVOUR MODULE.ko TOOL
+# busybox (static), /init, the guest test library, bkalloc.ko and the static
+# bkalloc tool. Each boot appends a small archive with /test/run to it.
+# Prints the archive's path on stdout.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+flavour=$1
+module=$2
+tool=$3
+
+stage=$BKALLOC_CACHE/initramfs-$flavour
+out=$BKALLOC_CACHE/initramfs-$flavour.cpio.gz
+rm -rf "$stage"
+mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,lib/modules,test}
+cp "$(chroot_dir)/usr/bin/busybox" "$stage/bin/busybox"
+ln -s busybox "$stage/bin/sh"
+cp "$TESTING_DIR/guest/init" "$stage/init"
+cp "$TESTING_DIR/guest/lib.sh" "$stage/lib/bkalloc-test.sh"
+cp "$module" "$stage/lib/modules/bkalloc.ko"
+cp "$tool" "$stage/bin/bkalloc"
+chmod 0755 "$stage/init" "$stage/bin/bkalloc"
+
+in_chroot /bin/sh -euc '
+	stage=$1; out=$2
+	# Applets as symlinks, made here so /init can rely on them.
+	for a in $(/usr/bin/busybox --list-full); do
+		[ -e "$stage/$a" ] || ln -s /bin/busybox "$stage/$a"
+	done
+	cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1 >"$out"
+' sh "/cache/initramfs-$flavour" "/cache/initramfs-$flavour.cpio.gz" ||
+	die "packing the initramfs failed"
+echo "$out"

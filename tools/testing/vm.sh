@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: GPL-2.0
+# The VM side of a test, sourced by run-tests.sh into each test's subshell.
+#
+# A test is a bash function `test_<name>` in tools/testing/tests/*.sh. It
+# declares its disks and boots the VM one or more times with a guest script:
+#
+#   test_example() {
+#       disks 2 1G                 # NVMe disks bk0, bk1: sparse raw images
+#       vm_guest <<'EOF'           # runs as /test/run in the guest
+#   load_module
+#   [ -d /sys/fs/bkalloc ] || fail "no /sys/fs/bkalloc"
+#   EOF
+#   }
+#
+# vm_guest returns the guest script's exit status; any failure fails the test.
+# Between boots the host can inspect the images ($(disk_image N)).
+#
+# Environment from the runner: FLAVOUR, KERNEL_DIR, BASE_INITRD, WORK,
+# TIMEOUT_FACTOR, BKALLOC_KVM; VM_CONSOLE=/dev/stdout shows the guest's
+# console live (the demo does), and it is always kept in serial-<boot>.log.
+
+# vm_prepare FLAVOUR: build (or reuse) the kernel, module, tool and base
+# initramfs, and export what vm_guest needs.
+vm_prepare() {
+	FLAVOUR=$1
+	KERNEL_DIR=$("$TESTING_DIR/kernel.sh" "$FLAVOUR") || return 1
+	local module tool
+	module=$("$TESTING_DIR/module.sh" "$FLAVOUR") || return 1
+	tool=$("$TESTING_DIR/tool.sh") || return 1
+	BASE_INITRD=$("$TESTING_DIR/initramfs.sh" "$FLAVOUR" "$module" "$tool") || return 1
+	# The slow debug kernel (KASAN under TCG) gets proportionally longer
+	# watchdogs.
+	TIMEOUT_FACTOR=1
+	[ "$FLAVOUR" = debug ] && TIMEOUT_FACTOR=4
+	export FLAVOUR KERNEL_DIR BASE_INITRD TIMEOUT_FACTOR
+}
+
+VM_BOOTS=0
+VM_DISKS=()
+VM_MEM=${VM_MEM:-}
+
+# disks COUNT SIZE: (re)create COUNT sparse images of SIZE (truncate syntax).
+disks() {
+	local i
+	VM_DISKS=()
+	for ((i = 0; i < $1; i++)); do
+		rm -f "$WORK/disk$i.img"
+		truncate -s "$2" "$WORK/disk$i.img"
+		VM_DISKS+=("$WORK/disk$i.img")
+	done
+}
+
+disk_image() {
+	echo "$WORK/disk$1.img"
+}
+
+# Bytes actually allocated to an image file on the host.
+allocated_bytes() {
+	echo $(($(stat -c %b "$1") * $(stat -c %B "$1")))
+}
+
+# vm_guest [--timeout SECS] [--append ARGS] < SCRIPT
+# Boot the VM with the disks declared so far and run SCRIPT in it. The
+# timeout (default 120 s) is scaled by TIMEOUT_FACTOR for slow kernels; a
+# guest that overruns it is killed and the boot fails.
+vm_guest() {
+	local timeout=120 append=""
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--timeout) timeout=$2; shift 2 ;;
+		--append) append=$2; shift 2 ;;
+		*) echo "vm_guest: unknown argument $1" >&2; return 2 ;;
+		esac
+	done
+	timeout=$((timeout * TIMEOUT_FACTOR))
+	VM_BOOTS=$((VM_BOOTS + 1))
+	local n=$VM_BOOTS
+	local stage=$WORK/boot-$n
+	rm -rf "$stage"
+	mkdir -p "$stage/test"
+	{
+		echo ". /lib/bkalloc-test.sh"
+		cat
+	} >"$stage/test/run"
+	local serial=$WORK/serial-$n.log
+	local mem=${VM_MEM:-512}
+	[ "$FLAVOUR" = debug ] && mem=${VM_MEM:-1024}
+	local accel="-accel tcg -cpu max"
+	[ "${BKALLOC_KVM:-0}" = 1 ] && accel="-accel kvm -cpu host"
+	local drives="" i=0 img
+	for img in "${VM_DISKS[@]}"; do
+		drives="$drives -drive file=/cache/${img#"$BKALLOC_CACHE"/},if=none,id=d$i,format=raw,discard=unmap"
+		drives="$drives -device nvme,serial=bk$i,drive=d$i"
+		i=$((i + 1))
+	done
+	local gwork=/cache/${WORK#"$BKALLOC_CACHE"/}
+	echo "vm: boot $n ($FLAVOUR kernel, ${#VM_DISKS[@]} disks, timeout ${timeout}s, log $serial)"
+	local start=$SECONDS qrc=0
+	in_chroot /bin/sh -uc '
+		gwork=$1; n=$2; timeout=$3; kernel=$4; base=$5; mem=$6; accel=$7; drives=$8; append=$9
+		cd "$gwork/boot-$n" && find . | cpio -o -H newc --quiet | gzip -1 >"$gwork/extra-$n.cpio.gz"
+		cat "$base" "$gwork/extra-$n.cpio.gz" >"$gwork/initrd-$n.cpio.gz"
+		timeout --signal=KILL "$timeout" qemu-system-x86_64 -machine q35 $accel -smp 2 -m "$mem" \
+			-kernel "$kernel/arch/x86/boot/bzImage" -initrd "$gwork/initrd-$n.cpio.gz" \
+			-append "console=ttyS0 panic=-1 oops=panic $append" \
+			-display none -monitor none -no-reboot $drives \
+			-chardev "stdio,id=con,signal=off,logfile=$gwork/serial-$n.log" -serial chardev:con \
+			</dev/null
+		rc=$?
+		rm -f "$gwork/extra-$n.cpio.gz" "$gwork/initrd-$n.cpio.gz"
+		exit $rc
+	' sh "$gwork" "$n" "$timeout" "/cache/${KERNEL_DIR#"$BKALLOC_CACHE"/}" \
+		"/cache/${BASE_INITRD#"$BKALLOC_CACHE"/}" "$mem" "$accel" "$drives" "$append" \
+		>"${VM_CONSOLE:-/dev/null}" || qrc=$?
+	local took=$((SECONDS - start))
+	sed -n 's/^\(STEP\|FAIL\|INFO\): /  guest: &/p' "$serial"
+	if [ $qrc = 137 ]; then
+		echo "vm: boot $n hung: killed by the watchdog after ${timeout}s"
+		return 124
+	fi
+	local grc
+	grc=$(sed -n 's/^BKALLOC-GUEST-EXIT: \([0-9]*\).*/\1/p' "$serial" | tail -n1)
+	if [ -z "$grc" ]; then
+		echo "vm: boot $n ended without a guest exit status (qemu rc $qrc, ${took}s): crash?"
+		return 125
+	fi
+	echo "vm: boot $n guest exit $grc (${took}s)"
+	return "$grc"
+}
