@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `bkalloc format`: a new volume over the given devices, with an empty btree.
+
+use std::path::PathBuf;
+
+use bkcore::format::{default_journal_blocks, max_node_entries, MIN_BUCKET_SIZE};
+use bkcore::options::{OptId, Options};
+use bkcore::uuid::Hyphenated;
+
+use crate::build::{write_volume, DevicePlan, VolumePlan};
+use crate::dev::Device;
+use crate::size::human;
+
+/// What `format` was asked for.
+#[derive(Clone, Debug)]
+pub struct FormatArgs {
+    /// Bytes per bucket.
+    pub bucket_size: u64,
+    /// Per-device btree reserve.
+    pub btree_reserve: u32,
+    /// `metadata_replicas` (default: 2, or 1 with a single device).
+    pub metadata_replicas: Option<u32>,
+    /// `data_replicas`.
+    pub data_replicas: u32,
+    /// Btree node cap (default: what fits in a bucket).
+    pub node_max_entries: Option<u32>,
+    /// Journal blocks (default: from the smallest device).
+    pub journal_blocks: Option<u32>,
+    /// Create or grow image files to this size.
+    pub size: Option<u64>,
+    /// The devices.
+    pub devices: Vec<PathBuf>,
+}
+
+/// Runs `format`; prints a summary to stdout.
+pub fn run(a: &FormatArgs) -> crate::Result<()> {
+    let bucket_size = u32::try_from(a.bucket_size)
+        .ok()
+        .filter(|b| b.is_power_of_two() && *b >= MIN_BUCKET_SIZE)
+        .ok_or_else(|| {
+            format!(
+                "--bucket-size {}: must be a power of two >= 64k",
+                a.bucket_size
+            )
+        })?;
+    let mut options = Options::defaults();
+    let n = a.devices.len() as u32;
+    let meta = a.metadata_replicas.unwrap_or(2.min(n));
+    for (id, v) in [
+        (OptId::MetadataReplicas, meta),
+        (OptId::DataReplicas, a.data_replicas),
+    ] {
+        options.set(id, v).map_err(|kind| {
+            let value = v.to_string();
+            let e = bkcore::options::OptError {
+                option: id.desc().name,
+                value: &value,
+                kind,
+            };
+            e.to_string()
+        })?;
+    }
+    options.check_members(n).map_err(|e| e.to_string())?;
+
+    let mut devs = Vec::new();
+    for (i, p) in a.devices.iter().enumerate() {
+        if a.devices[..i].contains(p) {
+            return Err(format!("{}: given twice", p.display()));
+        }
+        let d = match a.size {
+            Some(s) => Device::open_sized(p, s)?,
+            None => {
+                if !p.exists() {
+                    return Err(format!(
+                        "{}: does not exist (give --size to create an image file)",
+                        p.display()
+                    ));
+                }
+                Device::open(p, true)?
+            }
+        };
+        devs.push(d);
+    }
+    let counts: Vec<u64> = devs.iter().map(|d| d.size / bucket_size as u64).collect();
+    let smallest = counts.iter().copied().min().unwrap_or(0);
+    let journal_blocks = a
+        .journal_blocks
+        .unwrap_or_else(|| default_journal_blocks(bucket_size, smallest));
+    let plan = VolumePlan {
+        bucket_size,
+        node_max_entries: a.node_max_entries.unwrap_or(max_node_entries(bucket_size)),
+        journal_blocks,
+        options,
+        devices: counts
+            .iter()
+            .map(|&c| DevicePlan {
+                bucket_count: c,
+                btree_reserve: a.btree_reserve,
+                need_discard: 0,
+                user: 0,
+            })
+            .collect(),
+        btree_keys: 0,
+        fill_percent: 100,
+        journal_keys: 0,
+        checkpoint_seq: 0,
+        records_per_entry: 1,
+    };
+    let r = write_volume(&plan, &devs)?;
+    println!(
+        "formatted volume {} on {} device(s): bucket size {}, metadata_replicas {}, data_replicas {}",
+        Hyphenated(&r.volume_uuid),
+        devs.len(),
+        human(bucket_size as u64),
+        meta,
+        a.data_replicas
+    );
+    for (i, (d, (l, c))) in devs.iter().zip(&r.devices).enumerate() {
+        println!(
+            "  member {i}: {}: {} buckets ({}), {} free",
+            d.path.display(),
+            l.bucket_count,
+            human(l.device_bytes()),
+            c.get(bkcore::buckets::BucketState::Free)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A member device: a block device or an image file, read and written in whole blocks.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::path::{Path, PathBuf};
+
+use bkcore::format::BLOCK_SIZE;
+
+/// An open member device.
+pub struct Device {
+    /// The path given on the command line.
+    pub path: PathBuf,
+    file: File,
+    /// Bytes available.
+    pub size: u64,
+    /// Whether it is a block device (else an image file).
+    pub is_block: bool,
+}
+
+fn err(path: &Path, what: &str, e: std::io::Error) -> String {
+    format!("{}: {what}: {e}", path.display())
+}
+
+impl Device {
+    /// Opens an existing device or image.
+    pub fn open(path: &Path, write: bool) -> crate::Result<Device> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(path)
+            .map_err(|e| err(path, "cannot open", e))?;
+        Self::from_file(path, file)
+    }
+
+    fn from_file(path: &Path, mut file: File) -> crate::Result<Device> {
+        let meta = file.metadata().map_err(|e| err(path, "stat", e))?;
+        let is_block = meta.file_type().is_block_device();
+        if !is_block && !meta.is_file() {
+            return Err(format!(
+                "{}: not a block device or a regular file",
+                path.display()
+            ));
+        }
+        let size = if is_block {
+            file.seek(SeekFrom::End(0))
+                .map_err(|e| err(path, "size", e))?
+        } else {
+            meta.len()
+        };
+        Ok(Device {
+            path: path.to_path_buf(),
+            file,
+            size,
+            is_block,
+        })
+    }
+
+    /// Opens for writing, creating or growing an image file (sparsely) to at least
+    /// `min_size` bytes. A block device must already be that large.
+    pub fn open_sized(path: &Path, min_size: u64) -> crate::Result<Device> {
+        let is_block = std::fs::metadata(path)
+            .map(|m| m.file_type().is_block_device())
+            .unwrap_or(false);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(!is_block)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| err(path, "cannot open", e))?;
+        let mut d = Self::from_file(path, file)?;
+        if d.size < min_size {
+            if d.is_block {
+                return Err(format!(
+                    "{}: block device has {} bytes, {min_size} needed",
+                    path.display(),
+                    d.size
+                ));
+            }
+            d.file
+                .set_len(min_size)
+                .map_err(|e| err(path, "cannot extend", e))?;
+            d.size = min_size;
+        }
+        Ok(d)
+    }
+
+    /// Reads `buf.len()` bytes (whole blocks) at `off`.
+    pub fn read_at(&self, off: u64, buf: &mut [u8]) -> crate::Result<()> {
+        debug_assert!(
+            off.is_multiple_of(BLOCK_SIZE as u64) && buf.len().is_multiple_of(BLOCK_SIZE)
+        );
+        self.file
+            .read_exact_at(buf, off)
+            .map_err(|e| err(&self.path, &format!("read at {off}"), e))
+    }
+
+    /// Reads `n` bytes at `off` into a new buffer.
+    pub fn read_vec(&self, off: u64, n: usize) -> crate::Result<Vec<u8>> {
+        let mut v = vec![0u8; n];
+        self.read_at(off, &mut v)?;
+        Ok(v)
+    }
+
+    /// Writes `buf` (whole blocks) at `off`.
+    pub fn write_at(&self, off: u64, buf: &[u8]) -> crate::Result<()> {
+        debug_assert!(
+            off.is_multiple_of(BLOCK_SIZE as u64) && buf.len().is_multiple_of(BLOCK_SIZE)
+        );
+        self.file
+            .write_all_at(buf, off)
+            .map_err(|e| err(&self.path, &format!("write at {off}"), e))
+    }
+
+    /// Flushes everything written to stable storage.
+    pub fn sync(&self) -> crate::Result<()> {
+        self.file.sync_all().map_err(|e| err(&self.path, "sync", e))
+    }
+}

@@ -1,0 +1,876 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Reads a volume from its member devices and checks every invariant of the format.
+//!
+//! `show` and `fsck` both load through here: `show` prints the summary and the number of
+//! findings, `fsck` prints every finding. Nothing here writes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::PathBuf;
+
+use bkcore::buckets::{BucketCounts, BucketState};
+use bkcore::format::{
+    alloc_table, decode_entry, decode_node, journal, newest_checkpoint, BtreePtr, Checkpoint,
+    ErrorKind, FormatError, Layout, Record, Superblock, BLOCK_SIZE,
+};
+use bkcore::uuid::Hyphenated;
+
+use crate::dev::Device;
+use crate::progress::Progress;
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// An invariant is violated: fsck fails.
+    Error,
+    /// Legal but worth knowing (degraded, torn, stale).
+    Warning,
+}
+
+/// One fsck finding. `class` is a stable short name of the invariant.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The invariant: superblock, volume, member, alloc_table, sb_region, checkpoint,
+    /// counts, journal, btree_node, btree_replicas, btree_bucket, btree_structure,
+    /// btree_keys, degraded, leak.
+    pub class: &'static str,
+    /// What and where.
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{sev}[{}]: {}", self.class, self.message)
+    }
+}
+
+/// A member device whose superblock decoded.
+pub struct Member {
+    /// The device.
+    pub dev: Device,
+    /// Its superblock.
+    pub sb: Superblock,
+    /// Its layout.
+    pub layout: Layout,
+    /// Bucket states from the alloc table (`None` where the block did not decode).
+    pub states: Vec<Option<BucketState>>,
+    /// Whether every alloc table block decoded.
+    pub alloc_ok: bool,
+    /// Per-state counts of the decoded states.
+    pub counts: BucketCounts,
+    /// Newest valid checkpoint of this member's two slots.
+    pub checkpoint: Option<Checkpoint>,
+    /// Valid journal entries of this volume, in region order.
+    pub journal: Vec<JournalEntry>,
+}
+
+/// A journal entry as found on one member.
+#[derive(Clone, Debug)]
+pub struct JournalEntry {
+    /// Sequence number.
+    pub seq: u64,
+    /// First block within the journal region.
+    pub block: u32,
+    /// The encoded entry (`len` bytes), to compare mirrors.
+    pub bytes: Vec<u8>,
+    /// Its records.
+    pub records: Vec<Record>,
+}
+
+/// Journal summary over all members.
+#[derive(Clone, Debug, Default)]
+pub struct JournalSummary {
+    /// Entries (distinct sequence numbers).
+    pub entries: u64,
+    /// Smallest and largest sequence number.
+    pub range: Option<(u64, u64)>,
+    /// Entries after the checkpoint (to replay).
+    pub pending_entries: u64,
+    /// Key inserts to replay.
+    pub pending_keys: u64,
+    /// Bucket state changes to replay.
+    pub pending_bucket_changes: u64,
+}
+
+/// Btree summary.
+#[derive(Clone, Debug, Default)]
+pub struct BtreeSummary {
+    /// Levels.
+    pub depth: u32,
+    /// Keys in leaves.
+    pub keys: u64,
+    /// Nodes reached.
+    pub nodes: u64,
+    /// Nodes with fewer replicas than `metadata_replicas`.
+    pub degraded_nodes: u64,
+}
+
+/// A loaded and checked volume.
+pub struct Volume {
+    /// Members by index (`None`: not given or unreadable).
+    pub members: Vec<Option<Member>>,
+    /// Devices whose superblock did not decode, or that belong elsewhere.
+    pub rejected: Vec<(PathBuf, String)>,
+    /// The superblock with the highest `seq` (options come from it).
+    pub sb: Superblock,
+    /// The newest valid checkpoint over all members.
+    pub checkpoint: Option<Checkpoint>,
+    /// The journal.
+    pub journal: JournalSummary,
+    /// The btree, if a checkpoint was found.
+    pub btree: Option<BtreeSummary>,
+    /// Everything found wrong.
+    pub findings: Vec<Finding>,
+}
+
+impl Volume {
+    /// Findings of `severity`.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+
+    fn error(&mut self, class: &'static str, message: String) {
+        self.findings.push(Finding {
+            severity: Severity::Error,
+            class,
+            message,
+        });
+    }
+
+    fn warn(&mut self, class: &'static str, message: String) {
+        self.findings.push(Finding {
+            severity: Severity::Warning,
+            class,
+            message,
+        });
+    }
+
+    /// The loaded members.
+    pub fn loaded(&self) -> impl Iterator<Item = (usize, &Member)> {
+        self.members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| m.as_ref().map(|m| (i, m)))
+    }
+}
+
+fn bucket_desc(dev: u8, bucket: u64) -> String {
+    format!("member {dev} bucket {bucket}")
+}
+
+/// Opens `paths` read-only and loads and checks the volume. Fails only when no device has
+/// a valid superblock (nothing to check against) or a device cannot be opened.
+pub fn load(paths: &[PathBuf]) -> crate::Result<Volume> {
+    let mut rejected = Vec::new();
+    let mut findings = Vec::new();
+    let mut found: Vec<(Device, Superblock)> = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        if paths[..i].contains(p) {
+            return Err(format!("{}: given twice", p.display()));
+        }
+        let dev = Device::open(p, false)?;
+        let mut blk = vec![0u8; BLOCK_SIZE];
+        let res = if dev.size < BLOCK_SIZE as u64 {
+            Err(format!("{} bytes, too small", dev.size))
+        } else {
+            dev.read_at(0, &mut blk)?;
+            Superblock::decode(&blk).map_err(|e| e.to_string())
+        };
+        match res {
+            Ok(sb) => found.push((dev, sb)),
+            Err(e) => {
+                findings.push(Finding {
+                    severity: Severity::Error,
+                    class: "superblock",
+                    message: format!("{}: {e}", p.display()),
+                });
+                rejected.push((p.clone(), e));
+            }
+        }
+    }
+    let Some(first) = found.first().map(|(_, sb)| *sb) else {
+        return Err(match rejected.first() {
+            Some((p, e)) => format!("{}: no valid superblock: {e}", p.display()),
+            None => "no devices given".into(),
+        });
+    };
+
+    let mut v = Volume {
+        members: (0..first.member_count).map(|_| None).collect(),
+        rejected,
+        sb: first,
+        checkpoint: None,
+        journal: JournalSummary::default(),
+        btree: None,
+        findings,
+    };
+
+    for (dev, sb) in found {
+        let path = dev.path.display().to_string();
+        if let Err(field) = first.same_volume(&sb) {
+            let what = if field == "volume_uuid" {
+                format!(
+                    "belongs to volume {}, not {}",
+                    Hyphenated(&sb.volume_uuid),
+                    Hyphenated(&first.volume_uuid)
+                )
+            } else {
+                format!("disagrees with the other members on {field}")
+            };
+            v.error("volume", format!("{path}: {what}"));
+            v.rejected.push((dev.path.clone(), what));
+            continue;
+        }
+        let i = sb.member_index as usize;
+        if let Some(other) = &v.members[i] {
+            let msg = format!(
+                "{path} and {} both claim member index {i}",
+                other.dev.path.display()
+            );
+            v.error("member", msg);
+            continue;
+        }
+        if dev.size < sb.bucket_count * sb.bucket_size as u64 {
+            v.error(
+                "superblock",
+                format!(
+                    "{path}: device has {} bytes, superblock says {} buckets of {}",
+                    dev.size, sb.bucket_count, sb.bucket_size
+                ),
+            );
+            continue;
+        }
+        let layout = sb.layout().expect("validated by decode");
+        v.members[i] = Some(Member {
+            dev,
+            sb,
+            layout,
+            states: Vec::new(),
+            alloc_ok: false,
+            counts: BucketCounts::new(),
+            checkpoint: None,
+            journal: Vec::new(),
+        });
+    }
+
+    check_members(&mut v);
+    for i in 0..v.members.len() {
+        load_alloc_table(&mut v, i)?;
+        load_checkpoints(&mut v, i)?;
+        load_journal(&mut v, i)?;
+    }
+    check_checkpoints(&mut v);
+    check_journal(&mut v);
+    check_btree(&mut v)?;
+    Ok(v)
+}
+
+fn check_members(v: &mut Volume) {
+    // Options come from the newest superblock.
+    let newest = v.loaded().map(|(_, m)| m.sb).max_by_key(|sb| sb.seq);
+    if let Some(sb) = newest {
+        v.sb = sb;
+    }
+    let mut msgs = Vec::new();
+    for (i, m) in v.loaded() {
+        if m.sb.seq < v.sb.seq {
+            msgs.push((
+                Severity::Warning,
+                format!(
+                    "member {i} superblock is older (seq {} < {}); options are taken from seq {}",
+                    m.sb.seq, v.sb.seq, v.sb.seq
+                ),
+            ));
+        } else if m.sb.options != v.sb.options {
+            msgs.push((
+                Severity::Error,
+                format!(
+                    "member {i} has the same superblock seq {} but different options",
+                    m.sb.seq
+                ),
+            ));
+        }
+    }
+    for i in 0..v.members.len() {
+        if v.members[i].is_none() {
+            msgs.push((
+                Severity::Error,
+                format!(
+                    "member {i} ({}) not given or unreadable",
+                    Hyphenated(&v.sb.members[i])
+                ),
+            ));
+        }
+    }
+    for (sev, msg) in msgs {
+        match sev {
+            Severity::Error => v.error("member", msg),
+            Severity::Warning => v.warn("member", msg),
+        }
+    }
+}
+
+fn load_alloc_table(v: &mut Volume, i: usize) -> crate::Result<()> {
+    let Some(m) = v.members[i].as_mut() else {
+        return Ok(());
+    };
+    let l = m.layout;
+    let region = m.dev.read_vec(
+        l.alloc_block_offset(0),
+        l.alloc_blocks as usize * BLOCK_SIZE,
+    )?;
+    let mut errors = Vec::new();
+    m.states = Vec::with_capacity(l.bucket_count as usize);
+    m.alloc_ok = true;
+    for (b, blk) in region.chunks(BLOCK_SIZE).enumerate() {
+        match alloc_table::decode_block(blk, &l, &m.sb.volume_uuid, i as u32, b as u32) {
+            Ok(ab) => m.states.extend(ab.iter().map(Some)),
+            Err(e) => {
+                m.alloc_ok = false;
+                m.states
+                    .extend((0..l.alloc_block_states(b as u32)).map(|_| None));
+                errors.push(format!("member {i} alloc table block {b}: {e}"));
+            }
+        }
+    }
+    m.counts = BucketCounts::new();
+    m.states.iter().flatten().for_each(|s| m.counts.add(*s));
+    // The metadata region is exactly the sb buckets.
+    let mut wrong = m.states.iter().enumerate().filter_map(|(b, s)| {
+        let s = (*s)?;
+        let in_sb = l.is_sb_bucket(b as u64);
+        (in_sb != (s == BucketState::Sb)).then_some((b, s))
+    });
+    let sb_msg = wrong.next().map(|(b, s)| {
+        let more = wrong.count();
+        let what = if l.is_sb_bucket(b as u64) {
+            format!(
+                "bucket {b} in the metadata region (buckets 0..{}) is {s}, not sb",
+                l.sb_buckets
+            )
+        } else {
+            format!("bucket {b} past the metadata region is marked sb")
+        };
+        let more = if more > 0 {
+            format!(" (and {more} more)")
+        } else {
+            String::new()
+        };
+        format!("member {i}: {what}{more}")
+    });
+    for e in errors {
+        v.error("alloc_table", e);
+    }
+    if let Some(msg) = sb_msg {
+        v.error("sb_region", msg);
+    }
+    Ok(())
+}
+
+fn load_checkpoints(v: &mut Volume, i: usize) -> crate::Result<()> {
+    let Some(m) = v.members[i].as_mut() else {
+        return Ok(());
+    };
+    let mut best = None;
+    let mut msgs = Vec::new();
+    for slot in 0..2 {
+        let blk = m
+            .dev
+            .read_vec(m.layout.checkpoint_offset(slot), BLOCK_SIZE)?;
+        match Checkpoint::decode(&blk, &m.sb.volume_uuid) {
+            Ok(cp) => {
+                if cp.slot() != slot {
+                    msgs.push((
+                        Severity::Error,
+                        format!(
+                            "member {i} slot {slot}: generation {} belongs in slot {}",
+                            cp.generation,
+                            cp.slot()
+                        ),
+                    ));
+                } else if cp.member_index != i as u32 {
+                    msgs.push((
+                        Severity::Error,
+                        format!(
+                            "member {i} slot {slot}: says it is on member {}",
+                            cp.member_index
+                        ),
+                    ));
+                } else {
+                    best = newest_checkpoint(best, Some(cp));
+                }
+            }
+            // Never written, or another volume's: not a finding.
+            Err(FormatError {
+                kind: ErrorKind::BadMagic | ErrorKind::WrongVolume,
+                ..
+            }) => {}
+            Err(e) => msgs.push((
+                Severity::Warning,
+                format!("member {i} slot {slot} is torn or corrupt: {e}"),
+            )),
+        }
+    }
+    m.checkpoint = best;
+    for (sev, msg) in msgs {
+        match sev {
+            Severity::Error => v.error("checkpoint", msg),
+            Severity::Warning => v.warn("checkpoint", msg),
+        }
+    }
+    Ok(())
+}
+
+fn load_journal(v: &mut Volume, i: usize) -> crate::Result<()> {
+    let Some(m) = v.members[i].as_mut() else {
+        return Ok(());
+    };
+    let l = m.layout;
+    let mut p = Progress::new(
+        format!("member {i}: reading journal"),
+        l.journal_blocks as u64,
+    );
+    let region = m
+        .dev
+        .read_vec(l.journal_offset, l.journal_blocks as usize * BLOCK_SIZE)?;
+    p.add(l.journal_blocks as u64);
+    let mut warnings = Vec::new();
+    let mut b = 0usize;
+    while b < l.journal_blocks as usize {
+        let at = &region[b * BLOCK_SIZE..];
+        let Ok(len) = journal::entry_len(at) else {
+            b += 1;
+            continue;
+        };
+        if len > at.len() {
+            warnings.push(format!(
+                "member {i} journal block {b}: entry of {len} bytes runs past the end of the journal"
+            ));
+            b += 1;
+            continue;
+        }
+        match decode_entry(at, &m.sb.volume_uuid) {
+            Ok(e) => {
+                m.journal.push(JournalEntry {
+                    seq: e.seq(),
+                    block: b as u32,
+                    bytes: at[..e.encoded_len()].to_vec(),
+                    records: e.records().collect(),
+                });
+                b += e.blocks();
+            }
+            Err(FormatError {
+                kind: ErrorKind::WrongVolume,
+                ..
+            }) => b += 1,
+            Err(e) => {
+                warnings.push(format!(
+                    "member {i} journal block {b}: torn or corrupt entry: {e}"
+                ));
+                b += 1;
+            }
+        }
+    }
+    for w in warnings {
+        v.warn("journal", w);
+    }
+    Ok(())
+}
+
+fn check_checkpoints(v: &mut Volume) {
+    let newest = v
+        .loaded()
+        .filter_map(|(_, m)| m.checkpoint)
+        .max_by_key(|c| c.generation);
+    let Some(cp) = newest else {
+        v.error("checkpoint", "no valid checkpoint on any member".into());
+        return;
+    };
+    v.checkpoint = Some(cp);
+    let mut msgs = Vec::new();
+    for (i, m) in v.loaded() {
+        let Some(mine) = m.checkpoint else {
+            msgs.push((
+                Severity::Error,
+                "checkpoint",
+                format!("member {i} has no valid checkpoint"),
+            ));
+            continue;
+        };
+        if mine.generation < cp.generation {
+            msgs.push((
+                Severity::Warning,
+                "checkpoint",
+                format!(
+                    "member {i} checkpoint is older (generation {} < {})",
+                    mine.generation, cp.generation
+                ),
+            ));
+            continue;
+        }
+        if (mine.journal_seq, mine.root_level, mine.root)
+            != (cp.journal_seq, cp.root_level, cp.root)
+        {
+            msgs.push((
+                Severity::Error,
+                "checkpoint",
+                format!(
+                    "member {i} checkpoint generation {} disagrees with another member's",
+                    mine.generation
+                ),
+            ));
+        }
+        if m.alloc_ok && mine.counts != m.counts {
+            let mut diffs = Vec::new();
+            for s in BucketState::ALL {
+                if mine.counts.get(s) != m.counts.get(s) {
+                    diffs.push(format!(
+                        "{s} {} (alloc table {})",
+                        mine.counts.get(s),
+                        m.counts.get(s)
+                    ));
+                }
+            }
+            msgs.push((
+                Severity::Error,
+                "counts",
+                format!(
+                    "member {i} checkpoint counts differ from its alloc table: {}",
+                    diffs.join(", ")
+                ),
+            ));
+        }
+    }
+    for (sev, class, msg) in msgs {
+        match sev {
+            Severity::Error => v.error(class, msg),
+            Severity::Warning => v.warn(class, msg),
+        }
+    }
+}
+
+fn check_journal(v: &mut Volume) {
+    let mut msgs: Vec<(Severity, String)> = Vec::new();
+    // seq -> (member, block, bytes) of the first copy seen.
+    let mut by_seq: BTreeMap<u64, (usize, &JournalEntry)> = BTreeMap::new();
+    for (i, m) in v.loaded() {
+        let mut seen = std::collections::HashSet::new();
+        for e in &m.journal {
+            if !seen.insert(e.seq) {
+                msgs.push((
+                    Severity::Error,
+                    format!("member {i}: journal sequence {} appears twice", e.seq),
+                ));
+                continue;
+            }
+            match by_seq.get(&e.seq) {
+                Some((j, other)) if other.block != e.block || other.bytes != e.bytes => {
+                    msgs.push((
+                        Severity::Error,
+                        format!("members {j} and {i} disagree on journal entry {}", e.seq),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    by_seq.insert(e.seq, (i, e));
+                }
+            }
+        }
+    }
+    for (i, m) in v.loaded() {
+        let have: std::collections::HashSet<u64> = m.journal.iter().map(|e| e.seq).collect();
+        let missing: Vec<u64> = by_seq
+            .keys()
+            .filter(|s| !have.contains(s))
+            .copied()
+            .collect();
+        if let (Some(a), Some(b)) = (missing.first(), missing.last()) {
+            msgs.push((
+                Severity::Warning,
+                format!(
+                    "member {i} lacks {} journal entries of the mirror (seq {a}..={b})",
+                    missing.len()
+                ),
+            ));
+        }
+    }
+    let seqs: Vec<u64> = by_seq.keys().copied().collect();
+    for w in seqs.windows(2) {
+        if w[1] != w[0] + 1 {
+            msgs.push((
+                Severity::Error,
+                format!("journal sequence gap: {} is followed by {}", w[0], w[1]),
+            ));
+        }
+    }
+    let covered = v.checkpoint.map_or(0, |c| c.journal_seq);
+    let mut s = JournalSummary {
+        entries: seqs.len() as u64,
+        range: seqs.first().zip(seqs.last()).map(|(a, b)| (*a, *b)),
+        ..Default::default()
+    };
+    if let Some(first_pending) = seqs.iter().find(|&&q| q > covered) {
+        if *first_pending != covered + 1 && v.checkpoint.is_some() {
+            msgs.push((
+                Severity::Error,
+                format!(
+                    "journal entries {}..{first_pending} after the checkpoint (journal_seq {covered}) are missing",
+                    covered + 1
+                ),
+            ));
+        }
+    }
+    for (seq, (i, e)) in &by_seq {
+        let pending = *seq > covered;
+        if pending {
+            s.pending_entries += 1;
+        }
+        for r in &e.records {
+            match *r {
+                Record::Insert { .. } => s.pending_keys += u64::from(pending),
+                Record::BucketState {
+                    member,
+                    bucket,
+                    state,
+                } => {
+                    s.pending_bucket_changes += u64::from(pending);
+                    let what = format!("journal entry {seq} (member {i}): bucket state record for member {member} bucket {bucket}");
+                    if member >= v.sb.member_count {
+                        msgs.push((Severity::Error, format!("{what}: no such member")));
+                    } else if let Some(m) = v.members[member as usize].as_ref() {
+                        if bucket >= m.layout.bucket_count {
+                            msgs.push((Severity::Error, format!("{what}: no such bucket")));
+                        } else if m.layout.is_sb_bucket(bucket) || state == BucketState::Sb {
+                            msgs.push((
+                                Severity::Error,
+                                format!("{what}: the metadata region never changes state"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    v.journal = s;
+    for (sev, msg) in msgs {
+        match sev {
+            Severity::Error => v.error("journal", msg),
+            Severity::Warning => v.warn("journal", msg),
+        }
+    }
+}
+
+struct Work {
+    ptr: BtreePtr,
+    level: u8,
+    min: u64,
+    max: u64,
+    parent: String,
+}
+
+fn check_btree(v: &mut Volume) -> crate::Result<()> {
+    let Some(cp) = v.checkpoint else {
+        return Ok(());
+    };
+    let replicas_wanted = v.sb.options.metadata_replicas() as usize;
+    let mut sum = BtreeSummary {
+        depth: cp.root_level as u32 + 1,
+        ..Default::default()
+    };
+    let mut msgs: Vec<(Severity, &'static str, String)> = Vec::new();
+    let mut referenced: HashMap<(u8, u64), String> = HashMap::new();
+    let mut stack = vec![Work {
+        ptr: cp.root,
+        level: cp.root_level,
+        min: 0,
+        max: u64::MAX,
+        parent: "the checkpoint".into(),
+    }];
+    while let Some(w) = stack.pop() {
+        let name = format!(
+            "level {} node [{}..={}] (from {})",
+            w.level, w.min, w.max, w.parent
+        );
+        let where_ = w
+            .ptr
+            .replicas()
+            .iter()
+            .map(|r| format!("{}:{}", r.dev, r.bucket))
+            .collect::<Vec<_>>()
+            .join(",");
+        let name = format!("{name} at {where_}");
+        if w.ptr.len() < replicas_wanted {
+            sum.degraded_nodes += 1;
+            msgs.push((
+                Severity::Warning,
+                "degraded",
+                format!(
+                    "{name}: written with {} replica(s), metadata_replicas is {replicas_wanted}",
+                    w.ptr.len()
+                ),
+            ));
+        }
+        if !w.ptr.has_distinct_devs() {
+            msgs.push((
+                Severity::Error,
+                "btree_replicas",
+                format!("{name}: two replicas on the same device"),
+            ));
+        }
+        let mut decoded: Vec<(Vec<u8>, usize)> = Vec::new();
+        let mut double = false;
+        for r in w.ptr.replicas() {
+            let at = bucket_desc(r.dev, r.bucket);
+            if let Some(prev) = referenced.insert((r.dev, r.bucket), name.clone()) {
+                msgs.push((
+                    Severity::Error,
+                    "btree_replicas",
+                    format!("{at} is referenced twice: by {prev} and by {name}"),
+                ));
+                double = true;
+                continue;
+            }
+            if r.dev as u32 >= v.sb.member_count {
+                msgs.push((
+                    Severity::Error,
+                    "btree_replicas",
+                    format!("{name}: replica on member {} which does not exist", r.dev),
+                ));
+                continue;
+            }
+            let Some(m) = v.members[r.dev as usize].as_ref() else {
+                continue; // missing member, already reported
+            };
+            let l = m.layout;
+            if r.bucket >= l.bucket_count || l.is_sb_bucket(r.bucket) {
+                msgs.push((
+                    Severity::Error,
+                    "btree_bucket",
+                    format!("{name}: {at} is not a data bucket"),
+                ));
+                continue;
+            }
+            match m.states.get(r.bucket as usize).copied().flatten() {
+                Some(BucketState::Btree) => {}
+                Some(s @ (BucketState::Free | BucketState::NeedDiscard)) => msgs.push((
+                    Severity::Error,
+                    "btree_bucket",
+                    format!("{at} is referenced by {name} but is {s}"),
+                )),
+                Some(s) => msgs.push((
+                    Severity::Error,
+                    "btree_bucket",
+                    format!("{at} is referenced by {name} but marked {s}, not btree"),
+                )),
+                None => {}
+            }
+            let buf = m
+                .dev
+                .read_vec(l.bucket_offset(r.bucket).unwrap(), l.node_size as usize)?;
+            match decode_node(&buf, &v.sb.volume_uuid, l.node_max_entries) {
+                Ok(n) => {
+                    let len = n.encoded_len();
+                    decoded.push((buf, len));
+                }
+                Err(e) => {
+                    let class = match e.kind {
+                        ErrorKind::Unordered { .. } | ErrorKind::OutsideRange(_) => "btree_keys",
+                        _ => "btree_node",
+                    };
+                    msgs.push((Severity::Error, class, format!("{name}: replica {at}: {e}")));
+                }
+            }
+        }
+        if double {
+            continue; // a cycle or shared subtree: do not walk it twice
+        }
+        let Some((buf, len)) = decoded.first() else {
+            continue;
+        };
+        if decoded
+            .iter()
+            .any(|(b, l)| l != len || b[..*l] != buf[..*len])
+        {
+            msgs.push((
+                Severity::Error,
+                "btree_replicas",
+                format!("{name}: replicas differ"),
+            ));
+        }
+        let n = decode_node(buf, &v.sb.volume_uuid, u32::MAX).expect("decoded above");
+        sum.nodes += 1;
+        let h = n.header();
+        if h.level != w.level {
+            msgs.push((
+                Severity::Error,
+                "btree_structure",
+                format!("{name}: node has level {}, expected {}", h.level, w.level),
+            ));
+            continue;
+        }
+        if (h.min_key, h.max_key) != (w.min, w.max) {
+            msgs.push((
+                Severity::Error,
+                "btree_structure",
+                format!(
+                    "{name}: node covers [{}..={}], its parent says [{}..={}]",
+                    h.min_key, h.max_key, w.min, w.max
+                ),
+            ));
+        }
+        if n.is_leaf() {
+            sum.keys += n.len() as u64;
+            continue;
+        }
+        for (i, (_, ptr)) in n.children().enumerate() {
+            let (min, max) = n.child_range(i).expect("interior");
+            stack.push(Work {
+                ptr,
+                level: w.level - 1,
+                min,
+                max,
+                parent: format!("level {} node at {where_}", w.level),
+            });
+        }
+    }
+    // Buckets marked btree that no node uses.
+    for (i, m) in v.loaded() {
+        let leaked: Vec<u64> = m
+            .states
+            .iter()
+            .enumerate()
+            .filter(|(b, s)| {
+                **s == Some(BucketState::Btree) && !referenced.contains_key(&(i as u8, *b as u64))
+            })
+            .map(|(b, _)| b as u64)
+            .collect();
+        if let Some(first) = leaked.first() {
+            msgs.push((
+                Severity::Warning,
+                "leak",
+                format!(
+                    "member {i}: {} bucket(s) marked btree but not in the btree (first: {first})",
+                    leaked.len()
+                ),
+            ));
+        }
+    }
+    v.btree = Some(sum);
+    for (sev, class, msg) in msgs {
+        match sev {
+            Severity::Error => v.error(class, msg),
+            Severity::Warning => v.warn(class, msg),
+        }
+    }
+    Ok(())
+}

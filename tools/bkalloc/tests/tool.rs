@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! format, show and scenario end to end, including the issue-1108 sample.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use bkalloc::build::{leaves_that_split, plan_tree};
+use bkalloc::cmd::scenario;
+use common::*;
+use serde_json::Value;
+
+fn json(paths: &[PathBuf]) -> Value {
+    let mut args = vec!["show", "--json"];
+    args.extend(paths.iter().map(|p| s(p)));
+    let (code, out) = run(&args);
+    assert_eq!(code, 0, "{out}");
+    serde_json::from_str(&out).expect("show --json parses")
+}
+
+#[test]
+fn format_two_images() {
+    let d = tempdir();
+    let a = d.path().join("a.img");
+    let b = d.path().join("b.img");
+    let (code, out) = run(&["format", "--size", "64M", s(&a), s(&b)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("metadata_replicas 2"), "{out}");
+    let (code, out) = run(&["fsck", s(&a), s(&b)]);
+    assert_eq!(code, 0, "{out}");
+    let j = json(&[a.clone(), b.clone()]);
+    assert_eq!(j["member_count"], 2);
+    assert_eq!(j["options"]["metadata_replicas"]["value"], 2);
+    assert_eq!(j["options"]["metadata_replicas"]["set"], true);
+    assert_eq!(j["options"]["alloc_wait_policy"]["value"], "wait");
+    assert_eq!(j["btree"]["depth"], 1);
+    assert_eq!(j["btree"]["keys"], 0);
+    assert_eq!(j["journal"]["entries"], 0);
+    for dev in j["devices"].as_array().unwrap() {
+        let buckets = dev["bucket_count"].as_u64().unwrap();
+        assert_eq!(buckets, 1024);
+        let c = &dev["buckets"];
+        let sb = c["sb"].as_u64().unwrap();
+        assert_eq!(c["btree"], 1, "the empty root leaf, on both devices");
+        assert_eq!(c["free"].as_u64().unwrap(), buckets - sb - 1);
+        assert_eq!(dev["btree_reserve"], 2);
+    }
+    // Images stay sparse: metadata only.
+    assert!(std::fs::metadata(&a).unwrap().blocks() * 512 < 2 << 20);
+}
+
+#[test]
+fn format_options_and_errors() {
+    let d = tempdir();
+    let a = d.path().join("a.img");
+    let (code, out) = run(&[
+        "format",
+        "--size",
+        "16M",
+        "--bucket-size",
+        "128k",
+        "--btree-reserve",
+        "5",
+        "--node-max-entries",
+        "8",
+        "--journal-blocks",
+        "32",
+        s(&a),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let j = json(std::slice::from_ref(&a));
+    assert_eq!(
+        j["options"]["metadata_replicas"]["value"], 1,
+        "one device: one replica"
+    );
+    let dev = &j["devices"][0];
+    assert_eq!(dev["bucket_size"], 131072);
+    assert_eq!(dev["btree_reserve"], 5);
+    assert_eq!(dev["node_max_entries"], 8);
+    assert_eq!(dev["node_size"], 4096);
+    assert_eq!(dev["journal_blocks"], 32);
+    // Refused: too many replicas, bad bucket size, missing image without --size.
+    assert_eq!(run(&["format", "--metadata-replicas", "2", s(&a)]).0, 2);
+    assert_eq!(run(&["format", "--bucket-size", "96k", s(&a)]).0, 2);
+    assert_eq!(run(&["format", s(&d.path().join("nope.img"))]).0, 2);
+    assert_eq!(run(&["format", "--data-replicas", "5", s(&a)]).0, 2);
+    // show on something that is not a volume.
+    let junk = d.path().join("junk.img");
+    std::fs::write(&junk, vec![1u8; 8192]).unwrap();
+    assert_eq!(run(&["show", s(&junk)]).0, 2);
+    assert_eq!(run(&["fsck", s(&junk)]).0, 2);
+}
+
+#[test]
+fn scenario_errors_are_explained() {
+    let bad = [
+        (SMALL.replace("keys = 20", "keys = 20\nfill = 0"), "fill"),
+        (
+            SMALL.replace(
+                "[[device]]\nfree = 20",
+                "[[device]]\nbuckets = 7\nfree = 20",
+            ),
+            "buckets = 7",
+        ),
+        (
+            SMALL.replace("[[device]]\nfree = 20", "[[device]]\nbtree = 1\nfree = 20"),
+            "btree = 1",
+        ),
+        (
+            SMALL.replace("metadata_replicas = 2", "metadata_replicas = 3"),
+            "3 replicas",
+        ),
+        (
+            SMALL.replace("metadata_replicas = 2", "nosuch = 3"),
+            "unknown option",
+        ),
+        (
+            SMALL.replace("[btree]", "[btree]\ncolour = 1"),
+            "unknown field",
+        ),
+    ];
+    for (text, want) in bad {
+        let e = scenario::parse(&text)
+            .and_then(|s| scenario::plan(&s))
+            .unwrap_err();
+        assert!(e.contains(want), "{want}: {e}");
+    }
+}
+
+#[test]
+fn issue_1108_sample() {
+    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../samples/issue-1108.toml");
+    let text = std::fs::read_to_string(&sample).unwrap();
+    let plan = scenario::plan(&scenario::parse(&text).unwrap()).unwrap();
+    let tree = plan_tree(plan.btree_keys, plan.fill_percent, plan.node_max_entries);
+    assert!(
+        leaves_that_split(&tree, plan.journal_keys, plan.node_max_entries) >= 1,
+        "replay must split"
+    );
+
+    let d = tempdir();
+    let p = [d.path().join("vde.img"), d.path().join("vdf.img")];
+    let (code, out) = run(&["scenario", s(&sample), s(&p[0]), s(&p[1])]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("replay splits 1 leaf node(s)"), "{out}");
+
+    let j = json(&p);
+    let dev = |i: usize, k: &str| j["devices"][i]["buckets"][k].as_u64().unwrap();
+    assert_eq!((dev(0, "free"), dev(0, "need_discard")), (1, 9416));
+    assert_eq!(j["devices"][0]["btree_reserve"], 2);
+    assert_eq!((dev(1, "free"), dev(1, "need_discard")), (5109, 41681));
+    assert_eq!(j["options"]["metadata_replicas"]["value"], 2);
+    assert_eq!(j["btree"]["depth"], 2);
+    assert_eq!(j["btree"]["keys"], 2728);
+    assert_eq!(j["journal"]["pending_keys"], 64);
+    assert_eq!(j["journal"]["first_seq"], 1001);
+    assert_eq!(j["checkpoint"]["journal_seq"], 1000);
+    assert_eq!(j["checkpoint"]["root"].as_array().unwrap().len(), 2);
+
+    let (code, out) = run(&["show", s(&p[0]), s(&p[1])]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("buckets: free 1, need_discard 9416, sb 17, btree 3, user 32"),
+        "{out}"
+    );
+    assert!(
+        out.contains("buckets: free 5109, need_discard 41681, sb 17, btree 3, user 128"),
+        "{out}"
+    );
+
+    let (code, out) = run(&["fsck", s(&p[0]), s(&p[1])]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 error(s), 0 warning(s)"), "{out}");
+
+    // need_discard buckets hold data in their first block only; the rest is sparse.
+    let l = layout(&p[0]);
+    let st = states(&p[0]);
+    let nd = st
+        .iter()
+        .position(|s| *s == bkcore::buckets::BucketState::NeedDiscard)
+        .unwrap() as u64;
+    let off = l.bucket_offset(nd).unwrap();
+    assert!(read(&p[0], off, 4096).iter().any(|&b| b != 0));
+    assert!(read(&p[0], off + 4096, 4096).iter().all(|&b| b == 0));
+    let used: u64 = p
+        .iter()
+        .map(|x| std::fs::metadata(x).unwrap().blocks() * 512)
+        .sum();
+    let apparent: u64 = p.iter().map(|x| std::fs::metadata(x).unwrap().len()).sum();
+    assert!(
+        used < 260 << 20,
+        "images must stay sparse: {used} bytes used"
+    );
+    assert!(apparent > 3 << 30);
+}
