@@ -8,9 +8,19 @@
 
 use kernel::prelude::*;
 
+#[allow(unused_attributes)]
+#[path = "core/lib.rs"]
+pub mod bkcore;
+mod fmt;
 mod glue;
+mod member;
+mod registry;
+mod volume;
 
-use glue::kobject::KobjectDir;
+use glue::kobject::{AttrFile, MODE_WO};
+use kernel::sync::Arc;
+use registry::Registry;
+use volume::ModuleDefaults;
 
 module! {
     type: BkAlloc,
@@ -30,27 +40,46 @@ module! {
     },
 }
 
-/// Module state: the `/sys/fs/bkalloc` directory.
+/// Module state: the registered volumes and `/sys/fs/bkalloc/register`.
 struct BkAlloc {
-    _sysfs_root: KobjectDir,
+    register: Option<AttrFile<Registry>>,
+    registry: Arc<Registry>,
 }
 
 impl kernel::Module for BkAlloc {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let sysfs_root = KobjectDir::new_in_fs(c"bkalloc")?;
+        let defaults = ModuleDefaults {
+            recovery_metadata_replicas: module_parameters::recovery_metadata_replicas.value(),
+            stuck_timeout_secs: module_parameters::stuck_timeout_secs.value(),
+        };
+        if defaults.recovery_metadata_replicas > 4 {
+            pr_err!(
+                "recovery_metadata_replicas={} is out of range (0 = off, 1..4)\n",
+                defaults.recovery_metadata_replicas
+            );
+            return Err(EINVAL);
+        }
+        let registry = Registry::new(defaults)?;
+        let register = registry
+            .root()
+            .add_file("register", MODE_WO, registry.clone(), 0)?;
         pr_info!(
             "loaded (recovery_metadata_replicas={}, stuck_timeout_secs={})\n",
-            module_parameters::recovery_metadata_replicas.value(),
-            module_parameters::stuck_timeout_secs.value()
+            defaults.recovery_metadata_replicas,
+            defaults.stuck_timeout_secs
         );
         Ok(BkAlloc {
-            _sysfs_root: sysfs_root,
+            register: Some(register),
+            registry,
         })
     }
 }
 
 impl Drop for BkAlloc {
     fn drop(&mut self) {
+        // No new registrations, then release every volume.
+        self.register.take();
+        self.registry.unregister_all();
         pr_info!("unloaded\n");
     }
 }

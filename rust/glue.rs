@@ -4,4 +4,6 @@
 //! yet. All of the module's `unsafe` lives under this module; nothing here
 //! knows about buckets.
 
+pub(crate) mod bdev;
+pub(crate) mod capability;
 pub(crate) mod kobject;

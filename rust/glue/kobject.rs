@@ -1,12 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A sysfs directory backed by a dynamically allocated kobject.
+//! sysfs directories and attribute files.
 //!
 //! The kernel crate has no kobject abstraction in 7.3, so this wraps
-//! `kobject_create_and_add()` / `kobject_put()`.
+//! `kobject_create_and_add()`, `sysfs_create_file_ns()` and friends. An
+//! attribute file dispatches `show`/`store` to an [`AttrOps`] implementation
+//! with an attribute id, so one Rust object serves a whole directory.
 
-use core::ptr::NonNull;
-use kernel::{bindings, prelude::*};
+use core::{fmt, ptr::NonNull};
+use kernel::{bindings, container_of, prelude::*, str::CString, sync::Arc, types::Opaque};
+
+/// Mode of a read-only attribute file.
+pub(crate) const MODE_RO: u16 = 0o444;
+/// Mode of a read-write attribute file (writes need root).
+pub(crate) const MODE_RW: u16 = 0o644;
+/// Mode of a write-only attribute file (root only).
+pub(crate) const MODE_WO: u16 = 0o200;
 
 /// A directory in sysfs, removed when the value is dropped.
 ///
@@ -35,6 +44,11 @@ impl KobjectDir {
         Self::create(name, parent)
     }
 
+    /// Creates the subdirectory `<self>/<name>`.
+    pub(crate) fn new_child(&self, name: &CStr) -> Result<Self> {
+        Self::create(name, self.kobj.as_ptr())
+    }
+
     fn create(name: &CStr, parent: *mut bindings::kobject) -> Result<Self> {
         // SAFETY: `name` is a valid NUL-terminated string that the kobject
         // core copies; `parent` is either null or a live kobject.
@@ -43,6 +57,57 @@ impl KobjectDir {
         let kobj = NonNull::new(kobj).ok_or(ENOMEM)?;
         Ok(Self { kobj })
     }
+
+    /// Creates the attribute file `<self>/<name>` whose reads and writes call
+    /// `ops` with `id`. The file is removed when the returned value drops.
+    pub(crate) fn add_file<T: AttrOps>(
+        &self,
+        name: &str,
+        mode: u16,
+        ops: Arc<T>,
+        id: usize,
+    ) -> Result<AttrFile<T>> {
+        // sysfs keeps using the name until the file is removed: own a copy.
+        let name = CString::try_from_fmt(fmt!("{name}"))?;
+        let mut kattr = bindings::kobj_attribute::default();
+        kattr.attr.name = name.as_char_ptr();
+        kattr.attr.mode = mode;
+        #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+        {
+            // A dynamically allocated attribute needs a static lock class key.
+            kattr.attr.key = kernel::static_lock_class!().as_ptr();
+        }
+        kattr.__bindgen_anon_1.show = Some(show_callback::<T>);
+        kattr.__bindgen_anon_2.store = Some(store_callback::<T>);
+        let node = KBox::new(
+            AttrNode {
+                kattr: Opaque::new(kattr),
+                ops,
+                id,
+                _name: name,
+            },
+            GFP_KERNEL,
+        )?;
+        // SAFETY: `self.kobj` is live by the type invariant; `node.kattr` has
+        // a stable heap address that outlives the file (`AttrFile::drop`
+        // removes the file before the node is freed).
+        let ret = unsafe {
+            bindings::sysfs_create_file_ns(
+                self.kobj.as_ptr(),
+                &raw mut (*node.kattr.get()).attr,
+                core::ptr::null(),
+            )
+        };
+        kernel::error::to_result(ret)?;
+        // SAFETY: `self.kobj` is live; the file keeps its own reference so it
+        // may outlive this directory handle.
+        unsafe { bindings::kobject_get(self.kobj.as_ptr()) };
+        // INVARIANT: the file was created and we took a kobject reference.
+        Ok(AttrFile {
+            kobj: self.kobj,
+            node,
+        })
+    }
 }
 
 impl Drop for KobjectDir {
@@ -50,5 +115,179 @@ impl Drop for KobjectDir {
         // SAFETY: By the type invariant we own one reference; dropping the
         // last one removes the directory and frees the kobject.
         unsafe { bindings::kobject_put(self.kobj.as_ptr()) };
+    }
+}
+
+/// Reads and writes of a directory's attribute files.
+pub(crate) trait AttrOps: Send + Sync + 'static {
+    /// Formats attribute `id` into `out`.
+    fn show(&self, id: usize, out: &mut ShowBuf<'_>) -> Result;
+
+    /// Applies a write of `input` to attribute `id` of `this`. An error
+    /// leaves the state unchanged and is returned to the writer.
+    fn store(this: &Arc<Self>, id: usize, input: &[u8], ctx: &StoreCtx) -> Result;
+}
+
+/// Memory behind one attribute file.
+#[repr(C)]
+struct AttrNode<T: AttrOps> {
+    kattr: Opaque<bindings::kobj_attribute>,
+    ops: Arc<T>,
+    id: usize,
+    /// Heap storage behind `kattr.attr.name`.
+    _name: CString,
+}
+
+/// An attribute file, removed from sysfs when dropped.
+///
+/// # Invariants
+///
+/// The file for `node.kattr` exists in the directory of `kobj`, on which
+/// this value owns one reference.
+pub(crate) struct AttrFile<T: AttrOps> {
+    kobj: NonNull<bindings::kobject>,
+    node: KBox<AttrNode<T>>,
+}
+
+// SAFETY: see `KobjectDir`; the node is only read by sysfs callbacks, and
+// `T: Send + Sync`.
+unsafe impl<T: AttrOps> Send for AttrFile<T> {}
+
+// SAFETY: see `KobjectDir`.
+unsafe impl<T: AttrOps> Sync for AttrFile<T> {}
+
+impl<T: AttrOps> Drop for AttrFile<T> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the file exists and `kobj` is live.
+        // `sysfs_remove_file_ns` waits for running callbacks to finish (unless
+        // a callback broke its active protection, see `StoreCtx`), so the node
+        // is unused once it returns.
+        unsafe {
+            bindings::sysfs_remove_file_ns(
+                self.kobj.as_ptr(),
+                &raw mut (*self.node.kattr.get()).attr,
+                core::ptr::null(),
+            );
+            bindings::kobject_put(self.kobj.as_ptr());
+        }
+    }
+}
+
+/// The page a `show` formats into.
+pub(crate) struct ShowBuf<'a> {
+    page: &'a mut [u8],
+    len: usize,
+}
+
+impl ShowBuf<'_> {
+    /// Bytes formatted so far.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl fmt::Write for ShowBuf<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+        // Keep the last byte: sysfs output is NUL terminated.
+        if end >= self.page.len() {
+            return Err(fmt::Error);
+        }
+        self.page[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Context of a `store` call.
+pub(crate) struct StoreCtx {
+    kobj: *mut bindings::kobject,
+    attr: *const bindings::attribute,
+}
+
+impl StoreCtx {
+    /// Lets this store remove its own file (and directory) without waiting
+    /// for itself: sysfs otherwise drains every running callback of a file
+    /// it removes. The protection comes back when the guard drops.
+    pub(crate) fn allow_self_removal(&self) -> ActiveBreak {
+        // SAFETY: `kobj` and `attr` are those of the running callback, which
+        // keeps them alive; the call takes its own references on both.
+        let kn = unsafe { bindings::sysfs_break_active_protection(self.kobj, self.attr) };
+        ActiveBreak { kn }
+    }
+}
+
+/// Guard of [`StoreCtx::allow_self_removal`].
+pub(crate) struct ActiveBreak {
+    kn: *mut bindings::kernfs_node,
+}
+
+impl Drop for ActiveBreak {
+    fn drop(&mut self) {
+        if !self.kn.is_null() {
+            // SAFETY: `kn` came from `sysfs_break_active_protection()` and is
+            // released exactly once here.
+            unsafe { bindings::sysfs_unbreak_active_protection(self.kn) };
+        }
+    }
+}
+
+/// Returns the operations and id of the attribute `kattr` belongs to.
+///
+/// # Safety
+///
+/// `kattr` must be the `kattr` field of a live `AttrNode<T>`.
+unsafe fn node_ops<T: AttrOps>(kattr: *mut bindings::kobj_attribute) -> (Arc<T>, usize) {
+    let kattr = kattr.cast::<Opaque<bindings::kobj_attribute>>();
+    // SAFETY: By the safety requirement `kattr` is inside an `AttrNode<T>`,
+    // and `Opaque<T>` has the layout of `T`.
+    let node = unsafe { &*container_of!(kattr, AttrNode<T>, kattr) };
+    // Clone the ops so the node may go away during the call (a store that
+    // removes its own file does exactly that).
+    (node.ops.clone(), node.id)
+}
+
+/// # Safety
+///
+/// Called by sysfs for a file created by [`KobjectDir::add_file`] with a
+/// page-sized `buf`.
+unsafe extern "C" fn show_callback<T: AttrOps>(
+    _kobj: *mut bindings::kobject,
+    kattr: *mut bindings::kobj_attribute,
+    buf: *mut u8,
+) -> isize {
+    // SAFETY: sysfs holds an active reference on the file, so its node is live.
+    let (ops, id) = unsafe { node_ops::<T>(kattr) };
+    // SAFETY: sysfs passes a zeroed buffer of `PAGE_SIZE` bytes.
+    let page = unsafe { core::slice::from_raw_parts_mut(buf, kernel::page::PAGE_SIZE) };
+    let mut out = ShowBuf { page, len: 0 };
+    match ops.show(id, &mut out) {
+        Ok(()) => out.len() as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// Called by sysfs for a file created by [`KobjectDir::add_file`] with
+/// `count` readable bytes at `buf`.
+unsafe extern "C" fn store_callback<T: AttrOps>(
+    kobj: *mut bindings::kobject,
+    kattr: *mut bindings::kobj_attribute,
+    buf: *const u8,
+    count: usize,
+) -> isize {
+    // SAFETY: sysfs holds an active reference on the file, so its node is live.
+    let (ops, id) = unsafe { node_ops::<T>(kattr) };
+    // SAFETY: sysfs passes `count` readable bytes that stay valid for the call.
+    let input = unsafe { core::slice::from_raw_parts(buf, count) };
+    let ctx = StoreCtx {
+        kobj,
+        // SAFETY: `kattr` is valid (see above); only its address is taken.
+        attr: unsafe { &raw const (*kattr).attr },
+    };
+    match T::store(&ops, id, input, &ctx) {
+        Ok(()) => count as isize,
+        Err(e) => e.to_errno() as isize,
     }
 }

@@ -54,3 +54,49 @@ load_module() {
 unload_module() {
 	rmmod bkalloc || fail "rmmod bkalloc"
 }
+
+BK=/sys/fs/bkalloc
+
+# write FILE VALUE: write VALUE to a sysfs FILE; on failure the shell's
+# "write error: <strerror>" is on stderr (for expect_fail).
+write() {
+	sh -c 'echo "$2" > "$1"' sh "$1" "$2"
+}
+
+# format_disks N...: format the disks with the tool, as one volume.
+format_disks() {
+	devs=
+	for i in "$@"; do devs="$devs $(disk "$i")"; done
+	# shellcheck disable=SC2086
+	bkalloc format $devs >/dev/null || fail "bkalloc format$devs"
+}
+
+# The uuid directory of the only registered volume.
+volume_dir() {
+	set -- $BK/*-*
+	[ $# = 1 ] && [ -d "$1" ] || fail "expected one registered volume, found: $*"
+	echo "$1"
+}
+
+# expect_no_volume: nothing registered.
+expect_no_volume() {
+	set -- $BK/*-*
+	[ ! -e "$1" ] || fail "a volume is registered: $*"
+}
+
+# usage_of DEVDIR NAME: one value of dev-<i>/usage.
+usage_of() {
+	sed -n "s/^$2 //p" "$1/usage"
+}
+
+# show_count DISK STATE: the tool's bucket count of STATE on a member.
+show_count() {
+	bkalloc show "$(disk "$1")" | sed -n "s/.*buckets: .*\\b$2 \\([0-9]*\\).*/\\1/p" | head -n1
+}
+
+# as_nobody CMD: run a shell command as an unprivileged user.
+as_nobody() {
+	grep -q '^nobody:' /etc/passwd 2>/dev/null ||
+		echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >>/etc/passwd
+	su -s /bin/sh nobody -c "$1"
+}
