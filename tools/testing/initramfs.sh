@@ -4,7 +4,7 @@
 # Pack the test VM's base initramfs:
 #   tools/testing/initramfs.sh FLAVOUR MODULE.ko TOOL
 # busybox (static), /init, the guest test library, bkalloc.ko and the static
-# bkalloc tool. Each boot appends a small archive with /test/run to it.
+# bkalloc tool, and samples/ (scenario files). Each boot appends a small archive with /test/run to it.
 # Prints the archive's path on stdout.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -16,13 +16,14 @@ tool=$3
 stage=$BKALLOC_CACHE/initramfs-$flavour
 out=$BKALLOC_CACHE/initramfs-$flavour.cpio.gz
 rm -rf "$stage"
-mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,lib/modules,test}
+mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,lib/modules,test,etc}
 cp "$(chroot_dir)/usr/bin/busybox" "$stage/bin/busybox"
 ln -s busybox "$stage/bin/sh"
 cp "$TESTING_DIR/guest/init" "$stage/init"
 cp "$TESTING_DIR/guest/lib.sh" "$stage/lib/bkalloc-test.sh"
 cp "$module" "$stage/lib/modules/bkalloc.ko"
 cp "$tool" "$stage/bin/bkalloc"
+cp -r "$TOP_DIR/samples" "$stage/samples"
 chmod 0755 "$stage/init" "$stage/bin/bkalloc"
 
 in_chroot /bin/sh -euc '

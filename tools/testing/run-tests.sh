@@ -83,7 +83,7 @@ for t in "${selected[@]}"; do
 	if [ $rc = 137 ]; then
 		reason="test watchdog expired"
 	elif [ $rc != 0 ]; then
-		reason=$(grep -E '^  guest: FAIL:|^vm: boot .*(hung|crash)' "$WORK/test.log" | tail -n1 | sed 's/^ *//')
+		reason=$(grep -E '^  guest: FAIL:|^FAIL:|^vm: boot .*(hung|crash)' "$WORK/test.log" | tail -n1 | sed 's/^ *//')
 		[ -n "$reason" ] || reason="exit status $rc"
 	fi
 	splat=$(cat "$WORK"/serial-*.log 2>/dev/null | grep -E -m1 "$splats")
