@@ -75,6 +75,8 @@ enum Command {
         #[arg(required = true)]
         devices: Vec<PathBuf>,
     },
+    /// Print the option table (names, values, defaults, where settable).
+    Options,
     /// Write the state a TOML scenario file describes (see samples/).
     Scenario {
         /// The scenario file.
@@ -110,6 +112,10 @@ fn main() -> ExitCode {
         .map(|()| true),
         Command::Show { json, devices } => cmd::show::run(&devices, json),
         Command::Fsck { devices } => cmd::fsck::run(&devices),
+        Command::Options => {
+            print!("{}", cmd::options::markdown());
+            Ok(true)
+        }
         Command::Scenario { file, devices } => cmd::scenario::run(&file, &devices).map(|()| true),
     };
     match res {

@@ -195,3 +195,24 @@ fn issue_1108_sample() {
     );
     assert!(apparent > 3 << 30);
 }
+
+/// The admin guide's options table is the option table, as `bkalloc options`
+/// prints it.
+#[test]
+fn admin_guide_options_table_matches_the_option_table() {
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../Documentation/admin-guide.md"
+    ))
+    .expect("read Documentation/admin-guide.md");
+    let begin = "<!-- options table: begin -->\n";
+    let start = guide.find(begin).expect("begin marker") + begin.len();
+    let end = guide
+        .find("<!-- options table: end -->")
+        .expect("end marker");
+    assert_eq!(
+        &guide[start..end],
+        bkalloc::cmd::options::markdown(),
+        "Documentation/admin-guide.md is stale: regenerate it with `bkalloc options`"
+    );
+}

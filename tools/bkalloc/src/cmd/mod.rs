@@ -4,5 +4,6 @@
 
 pub mod format;
 pub mod fsck;
+pub mod options;
 pub mod scenario;
 pub mod show;
