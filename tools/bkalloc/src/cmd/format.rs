@@ -12,24 +12,33 @@ use crate::build::{write_volume, DevicePlan, VolumePlan};
 use crate::dev::Device;
 use crate::size::human;
 
-/// What `format` was asked for.
-#[derive(Clone, Debug)]
+/// What `format` was asked for (also its command line).
+#[derive(Clone, Debug, clap::Args)]
 pub struct FormatArgs {
-    /// Bytes per bucket.
+    /// Bucket size (power of two, >= 64k).
+    #[arg(long, default_value = "64k", value_parser = crate::size::parse_size)]
     pub bucket_size: u64,
-    /// Per-device btree reserve.
+    /// Buckets per device kept for btree allocations.
+    #[arg(long, default_value_t = 2)]
     pub btree_reserve: u32,
-    /// `metadata_replicas` (default: 2, or 1 with a single device).
+    /// Copies of each btree node [default: 2, or 1 with one device].
+    #[arg(long)]
     pub metadata_replicas: Option<u32>,
-    /// `data_replicas`.
+    /// Copies of each user bucket.
+    #[arg(long, default_value_t = 1)]
     pub data_replicas: u32,
-    /// Btree node cap (default: what fits in a bucket).
+    /// Cap on btree node entries (small values make nodes split early, for tests)
+    /// [default: what fits in a bucket].
+    #[arg(long)]
     pub node_max_entries: Option<u32>,
-    /// Journal blocks (default: from the smallest device).
+    /// Journal size in 4 KiB blocks [default: ~1/128 of the smallest device, 64..=2048].
+    #[arg(long)]
     pub journal_blocks: Option<u32>,
-    /// Create or grow image files to this size.
+    /// Create image files, or grow them sparsely, to this size.
+    #[arg(long, value_parser = crate::size::parse_size)]
     pub size: Option<u64>,
-    /// The devices.
+    /// Block devices or image files, in member order.
+    #[arg(required = true)]
     pub devices: Vec<PathBuf>,
 }
 
