@@ -16,6 +16,7 @@ use crate::bkcore::{
     buckets::BucketState,
     options::{OptId, Options, When, NR_OPTS, OPTIONS},
     uuid::{Hyphenated, Uuid},
+    watermark::{self, Watermark},
 };
 use crate::fmt::Core;
 use crate::glue::{
@@ -381,10 +382,8 @@ impl Volume {
     fn show_usage(&self, i: usize, out: &mut ShowBuf<'_>) -> Result {
         let inner = self.inner.lock();
         let m = inner.members.get(i).ok_or(ENODEV)?;
-        let nbuckets = m.sb.bucket_count;
-        let reserve_btree = u64::from(m.sb.btree_reserve);
         writeln!(out, "bucket_size {}", m.sb.bucket_size)?;
-        writeln!(out, "buckets {}", nbuckets)?;
+        writeln!(out, "buckets {}", m.sb.bucket_count)?;
         writeln!(out, "free {}", m.count(BucketState::Free))?;
         writeln!(out, "open 0")?;
         for state in [
@@ -395,9 +394,10 @@ impl Volume {
         ] {
             writeln!(out, "{} {}", state.name(), m.count(state))?;
         }
-        writeln!(out, "reserve_normal {}", reserve_btree + nbuckets / 64)?;
-        writeln!(out, "reserve_btree {}", reserve_btree)?;
-        writeln!(out, "reserve_reclaim 0")?;
+        let reserves = watermark::reserves(m.sb.btree_reserve, m.sb.bucket_count);
+        for w in [Watermark::Normal, Watermark::Btree, Watermark::Reclaim] {
+            writeln!(out, "reserve_{} {}", w.name(), reserves[w.index()])?;
+        }
         Ok(())
     }
 }

@@ -20,5 +20,10 @@
 pub mod buckets;
 pub mod crc32c;
 pub mod format;
+pub mod latency;
 pub mod options;
+pub mod placement;
+pub mod request;
+pub mod stuck;
 pub mod uuid;
+pub mod watermark;
