@@ -16,6 +16,7 @@ mod glue;
 mod member;
 mod registry;
 mod volume;
+mod waitlist;
 
 use glue::kobject::{AttrFile, MODE_WO};
 use kernel::sync::Arc;

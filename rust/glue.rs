@@ -7,3 +7,4 @@
 pub(crate) mod bdev;
 pub(crate) mod capability;
 pub(crate) mod kobject;
+pub(crate) mod wake;

@@ -93,7 +93,9 @@ impl BlockDevice {
     fn check_range(&self, offset: u64, len: u64) -> Result<u64> {
         let lbs = u64::from(self.logical_block_size());
         let end = offset.checked_add(len).ok_or(EINVAL)?;
-        if offset % lbs != 0 || len % lbs != 0 || end > self.size() {
+        // `checked_rem`: no division-by-zero panic path in the kernel.
+        let aligned = |v: u64| v.checked_rem(lbs) == Some(0);
+        if !aligned(offset) || !aligned(len) || end > self.size() {
             return Err(EINVAL);
         }
         Ok(offset >> SECTOR_SHIFT)

@@ -30,7 +30,7 @@ if ! in_chroot /bin/sh -euc '
 	cat "$log" >&2
 	die "module build against the $flavour kernel failed"
 fi
-if grep -qE '^(warning|error)(\[|:)' "$log"; then
+if grep -qE '^(warning|error)(\[|:)|warning: objtool' "$log"; then
 	cat "$log" >&2
 	die "module build against the $flavour kernel has warnings"
 fi

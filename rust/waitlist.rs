@@ -1,0 +1,323 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Closure-style wait lists, the one place of bkalloc's wait/wake protocol.
+//!
+//! A [`WaitList`] lives inside the state it waits on and is only touched
+//! under that state's lock `L` (the allocator's mutex).
+//!
+//! 1. **Check, then park, under `L`.** A requester tries to get what it
+//!    needs; if it cannot, it [`park`](WaitList::park)s before dropping `L`:
+//!    its waiter is appended with a FIFO ticket, the mask of devices it could
+//!    use, and a fresh one-shot [`Wake`]. It drops `L` and sleeps on the
+//!    wake. A wake that lands between dropping `L` and sleeping is not lost:
+//!    the wake remembers it. So there is no lost wakeup between "checked,
+//!    found nothing" and "parked".
+//! 2. **Grants are FIFO.** When buckets become available on some devices,
+//!    the waker calls [`grant`](WaitList::grant) under `L`: it offers the
+//!    resources to parked waiters in ticket order, and a waiter is skipped
+//!    while an earlier waiter that is still waiting wants one of its devices.
+//!    A later waiter never overtakes an earlier one on a shared device, and
+//!    a newcomer parks first and is granted through the same pass, so it
+//!    cannot barge in either. A device wake only considers waiters whose
+//!    mask has that device; the others are not woken at all.
+//! 3. **Wake all.** [`wake_all`](WaitList::wake_all) (options changed,
+//!    unregister) and [`wake_one`](WaitList::wake_one) (abort of one id)
+//!    mark waiters woken with a reason and wake them. They keep their place
+//!    in the queue: each one takes `L`, looks at the reason (and, for
+//!    options, rebuilds its request), and either leaves or
+//!    [`repark`](WaitList::repark)s with a new wake in the same position.
+//! 4. **Leaving.** A waiter that times out, is killed, aborted, or granted
+//!    takes `L` and [`remove`](WaitList::remove)s itself; that wakes nobody.
+//!    Because it may have blocked later waiters, the caller then runs a
+//!    grant pass.
+//!
+//! Sleeps are killable and bounded by the caller's timeout; see
+//! [`Wake::sleep`].
+
+use crate::bkcore::stuck::WakeReason;
+use crate::glue::wake::Wake;
+use kernel::{prelude::*, sync::Arc};
+
+/// Where a waiter stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitState {
+    /// Waiting for a grant.
+    Parked,
+    /// Woken for this reason; has not looked yet.
+    Woken(WakeReason),
+    /// Its request was granted; it has not collected the grant yet.
+    Granted,
+}
+
+/// One blocked request.
+pub(crate) struct Waiter<T> {
+    /// Unique id (FIFO ticket), for `waiters` and `abort_waiting`.
+    pub(crate) id: u64,
+    /// Devices the request could use (bit per member index).
+    pub(crate) mask: u64,
+    /// The caller's request.
+    pub(crate) data: T,
+    /// Where it stands.
+    pub(crate) state: WaitState,
+    /// Times woken (grants and wakes).
+    pub(crate) woken: u32,
+    /// Why it was last woken.
+    pub(crate) last_wake: WakeReason,
+    wake: Arc<Wake>,
+}
+
+impl<T> Waiter<T> {
+    fn wake(&mut self, state: WaitState, reason: WakeReason) {
+        self.state = state;
+        self.woken = self.woken.saturating_add(1);
+        self.last_wake = reason;
+        self.wake.wake();
+    }
+}
+
+/// A FIFO list of blocked requests; see the module documentation.
+pub(crate) struct WaitList<T> {
+    next_id: u64,
+    waiters: KVec<Waiter<T>>,
+}
+
+impl<T> WaitList<T> {
+    /// An empty list.
+    pub(crate) fn new() -> Self {
+        Self {
+            next_id: 1,
+            waiters: KVec::new(),
+        }
+    }
+
+    /// Appends a waiter; returns its id and the wake to sleep on after the
+    /// lock is dropped.
+    pub(crate) fn park(&mut self, mask: u64, data: T) -> Result<(u64, Arc<Wake>)> {
+        let wake = Wake::new()?;
+        let id = self.next_id;
+        self.waiters.push(
+            Waiter {
+                id,
+                mask,
+                data,
+                state: WaitState::Parked,
+                woken: 0,
+                last_wake: WakeReason::None,
+                wake: wake.clone(),
+            },
+            GFP_KERNEL,
+        )?;
+        self.next_id += 1;
+        Ok((id, wake))
+    }
+
+    /// Parks a woken waiter again in its old place, with a new mask and a
+    /// new wake.
+    pub(crate) fn repark(&mut self, id: u64, mask: u64) -> Result<Arc<Wake>> {
+        let wake = Wake::new()?;
+        let w = self.get_mut(id).ok_or(ENOENT)?;
+        w.mask = mask;
+        w.state = WaitState::Parked;
+        w.wake = wake.clone();
+        Ok(wake)
+    }
+
+    /// Wakes every waiter that is not granted yet; returns how many.
+    pub(crate) fn wake_all(&mut self, reason: WakeReason) -> usize {
+        let mut n = 0;
+        for w in self.waiters.iter_mut() {
+            if w.state != WaitState::Granted {
+                w.wake(WaitState::Woken(reason), reason);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Wakes waiter `id` (if waiting) with `reason`.
+    pub(crate) fn wake_one(&mut self, id: u64, reason: WakeReason) -> bool {
+        match self.get_mut(id) {
+            Some(w) if w.state != WaitState::Granted => {
+                w.wake(WaitState::Woken(reason), reason);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Offers resources to parked waiters in FIFO order: `try_grant` is
+    /// called for each parked waiter whose mask meets `devs` and that no
+    /// earlier waiter still waiting blocks; when it returns true the waiter
+    /// is granted and woken with `reason`. Returns the number granted.
+    pub(crate) fn grant(
+        &mut self,
+        devs: u64,
+        reason: WakeReason,
+        mut try_grant: impl FnMut(&mut T) -> bool,
+    ) -> usize {
+        let mut blocked = 0u64;
+        let mut n = 0;
+        for w in self.waiters.iter_mut() {
+            match w.state {
+                WaitState::Granted => continue,
+                WaitState::Woken(_) => {
+                    // It will retry itself: keep its place.
+                    blocked |= w.mask;
+                    continue;
+                }
+                WaitState::Parked => {}
+            }
+            if w.mask & blocked == 0 && w.mask & devs != 0 && try_grant(&mut w.data) {
+                w.wake(WaitState::Granted, reason);
+                n += 1;
+            } else {
+                blocked |= w.mask;
+            }
+        }
+        n
+    }
+
+    /// Removes waiter `id` without waking anyone.
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Waiter<T>> {
+        let pos = self.waiters.iter().position(|w| w.id == id)?;
+        self.waiters.remove(pos).ok()
+    }
+
+    /// Waiter `id`.
+    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut Waiter<T>> {
+        self.waiters.iter_mut().find(|w| w.id == id)
+    }
+
+    /// The waiters, in FIFO order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Waiter<T>> {
+        self.waiters.iter()
+    }
+
+    /// Number of waiters.
+    pub(crate) fn len(&self) -> usize {
+        self.waiters.len()
+    }
+}
+
+#[kunit_tests(bkalloc_waitlist)]
+mod tests {
+    use super::*;
+    use crate::glue::wake::Slept;
+    use kernel::{new_mutex, workqueue};
+
+    #[test]
+    fn fifo_order_on_a_shared_device() -> Result {
+        let mut l = WaitList::new();
+        let (a, _) = l.park(0b1, 1u32)?;
+        let (b, _) = l.park(0b1, 2u32)?;
+        let (c, _) = l.park(0b1, 3u32)?;
+        // Room for exactly one grant per pass: the earliest wins each time.
+        let mut order = KVec::new();
+        for _ in 0..3 {
+            let mut budget = 1;
+            let mut got = 0;
+            l.grant(0b1, WakeReason::BucketsFreed, |d| {
+                if budget == 0 {
+                    return false;
+                }
+                budget -= 1;
+                got = *d;
+                true
+            });
+            order.push(got, GFP_KERNEL)?;
+            let id = l
+                .iter()
+                .find(|w| w.state == WaitState::Granted)
+                .map(|w| w.id);
+            l.remove(id.ok_or(EINVAL)?);
+        }
+        assert_eq!(&order[..], &[1, 2, 3]);
+        assert!(a < b && b < c);
+        Ok(())
+    }
+
+    #[test]
+    fn no_overtaking_while_an_earlier_waiter_blocks() -> Result {
+        let mut l = WaitList::new();
+        // The first needs devices 0 and 1 and cannot be served; the second
+        // only needs device 1 but must not overtake it; the third uses
+        // device 2 only and goes ahead.
+        l.park(0b011, 0u32)?;
+        l.park(0b010, 1u32)?;
+        let (third, _) = l.park(0b100, 2u32)?;
+        let n = l.grant(0b111, WakeReason::BucketsFreed, |d| *d != 0);
+        assert_eq!(n, 1);
+        let granted = l.iter().filter(|w| w.state == WaitState::Granted).count();
+        assert_eq!(granted, 1);
+        assert_eq!(l.get_mut(third).map(|w| w.state), Some(WaitState::Granted));
+        Ok(())
+    }
+
+    #[test]
+    fn device_wake_is_targeted() -> Result {
+        let mut l = WaitList::new();
+        let (on0, _) = l.park(0b01, ())?;
+        let (on1, _) = l.park(0b10, ())?;
+        assert_eq!(l.grant(0b10, WakeReason::Discard, |()| true), 1);
+        let w0 = l.get_mut(on0).ok_or(EINVAL)?;
+        assert_eq!((w0.state, w0.woken), (WaitState::Parked, 0));
+        let w1 = l.get_mut(on1).ok_or(EINVAL)?;
+        assert_eq!(
+            (w1.state, w1.last_wake),
+            (WaitState::Granted, WakeReason::Discard)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn removal_wakes_nobody() -> Result {
+        let mut l = WaitList::new();
+        let (a, _) = l.park(0b1, ())?;
+        let (b, wake_b) = l.park(0b1, ())?;
+        assert!(l.remove(a).is_some());
+        assert_eq!(l.len(), 1);
+        let w = l.get_mut(b).ok_or(EINVAL)?;
+        assert_eq!((w.state, w.woken), (WaitState::Parked, 0));
+        assert_eq!(wake_b.sleep(Some(10)), Slept::TimedOut);
+        Ok(())
+    }
+
+    #[test]
+    fn timeout_and_wake_all() -> Result {
+        let mut l = WaitList::new();
+        let (a, wake) = l.park(0b1, ())?;
+        assert_eq!(wake.sleep(Some(20)), Slept::TimedOut);
+        assert_eq!(l.wake_all(WakeReason::Options), 1);
+        assert_eq!(wake.sleep(Some(20)), Slept::Woken);
+        let w = l.get_mut(a).ok_or(EINVAL)?;
+        assert_eq!(w.state, WaitState::Woken(WakeReason::Options));
+        // Reparked, it keeps its place and sleeps again.
+        let wake = l.repark(a, 0b1)?;
+        assert_eq!(wake.sleep(Some(10)), Slept::TimedOut);
+        assert!(l.wake_one(a, WakeReason::Abort));
+        assert_eq!(wake.sleep(Some(10)), Slept::Woken);
+        Ok(())
+    }
+
+    #[test]
+    fn wake_racing_park() -> Result {
+        let list = Arc::pin_init(new_mutex!(WaitList::<()>::new()), GFP_KERNEL)?;
+        for _ in 0..500 {
+            let wake = {
+                let mut l = list.lock();
+                let (_, wake) = l.park(0b1, ())?;
+                // The waker may run before we sleep: the wake must not be lost.
+                let waker = list.clone();
+                workqueue::system().try_spawn(GFP_KERNEL, move || {
+                    waker.lock().wake_all(WakeReason::BucketsFreed);
+                })?;
+                wake
+            };
+            assert_eq!(wake.sleep(Some(5000)), Slept::Woken);
+            let mut l = list.lock();
+            let id = l.iter().next().map(|w| w.id).ok_or(EINVAL)?;
+            l.remove(id);
+        }
+        Ok(())
+    }
+}
