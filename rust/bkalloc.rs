@@ -8,9 +8,11 @@
 
 use kernel::prelude::*;
 
+mod allocator;
 #[allow(unused_attributes)]
 #[path = "core/lib.rs"]
 pub mod bkcore;
+mod ctl;
 mod fmt;
 mod glue;
 mod member;
@@ -18,7 +20,9 @@ mod registry;
 mod volume;
 mod waitlist;
 
+use ctl::Ctl;
 use glue::kobject::{AttrFile, MODE_WO};
+use glue::miscdev::CtlDevice;
 use kernel::sync::Arc;
 use registry::Registry;
 use volume::ModuleDefaults;
@@ -41,8 +45,10 @@ module! {
     },
 }
 
-/// Module state: the registered volumes and `/sys/fs/bkalloc/register`.
+/// Module state: the registered volumes, `/sys/fs/bkalloc/register` and
+/// `/dev/bkalloc`.
 struct BkAlloc {
+    ctl: Option<Pin<KBox<CtlDevice<Ctl>>>>,
     register: Option<AttrFile<Registry>>,
     registry: Arc<Registry>,
 }
@@ -64,12 +70,17 @@ impl kernel::Module for BkAlloc {
         let register = registry
             .root()
             .add_file("register", MODE_WO, registry.clone(), 0)?;
+        let ctl = KBox::pin_init(
+            CtlDevice::register(c"bkalloc", Ctl::new(registry.clone())?),
+            GFP_KERNEL,
+        )?;
         pr_info!(
             "loaded (recovery_metadata_replicas={}, stuck_timeout_secs={})\n",
             defaults.recovery_metadata_replicas,
             defaults.stuck_timeout_secs
         );
         Ok(BkAlloc {
+            ctl: Some(ctl),
             register: Some(register),
             registry,
         })
@@ -78,7 +89,8 @@ impl kernel::Module for BkAlloc {
 
 impl Drop for BkAlloc {
     fn drop(&mut self) {
-        // No new registrations, then release every volume.
+        // No new registrations or ioctls, then release every volume.
+        self.ctl.take();
         self.register.take();
         self.registry.unregister_all();
         pr_info!("unloaded\n");

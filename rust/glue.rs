@@ -7,4 +7,5 @@
 pub(crate) mod bdev;
 pub(crate) mod capability;
 pub(crate) mod kobject;
+pub(crate) mod miscdev;
 pub(crate) mod wake;

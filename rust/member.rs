@@ -5,8 +5,9 @@
 
 use crate::bkcore::{
     buckets::{BucketCounts, BucketState},
-    format::{self, layout::Layout, superblock::Superblock, BLOCK_SIZE},
+    format::{self, alloc_table, layout::Layout, superblock::Superblock, Checkpoint, BLOCK_SIZE},
     options::Options,
+    placement::DevSnapshot,
 };
 use crate::fmt::Core;
 use crate::glue::bdev::BlockDevice;
@@ -22,11 +23,22 @@ pub(crate) struct Member {
     pub(crate) sb: Superblock,
     /// Its regions, from the superblock.
     pub(crate) layout: Layout,
-    /// Persistent state of each bucket (`BucketState::to_u8`).
+    /// Persistent state of each bucket (`BucketState::to_u8`), plus the
+    /// in-memory [`OPEN`] pin on free buckets handed out but not committed.
     pub(crate) states: KVVec<u8>,
-    /// Buckets per state.
+    /// Buckets per persistent state (open buckets count as free).
     pub(crate) counts: BucketCounts,
+    /// Open buckets.
+    pub(crate) open: u64,
+    /// Where the next search for a free bucket starts.
+    cursor: usize,
+    /// The newest valid checkpoint (read at register, written at flush).
+    checkpoint: Option<Checkpoint>,
 }
+
+/// In-memory pin on a free bucket: handed out, not yet committed. Never on
+/// disk (persistent states are 1..=5).
+const OPEN: u8 = 0x80;
 
 /// A zeroed 4 KiB block buffer.
 fn block_buf() -> Result<KVec<u8>> {
@@ -90,6 +102,9 @@ impl Member {
             layout,
             states: KVVec::new(),
             counts: BucketCounts::new(),
+            open: 0,
+            cursor: 0,
+            checkpoint: None,
         })
     }
 
@@ -144,9 +159,171 @@ impl Member {
         Ok(())
     }
 
+    /// Reads both checkpoint slots and keeps the newest valid one.
+    pub(crate) fn load_checkpoint(&mut self) -> Result {
+        let mut found = [None, None];
+        let mut buf = block_buf()?;
+        for (slot, cp) in found.iter_mut().enumerate() {
+            self.dev
+                .read(self.layout.checkpoint_offset(slot), &mut buf)?;
+            *cp = Checkpoint::decode(&buf, &self.sb.volume_uuid).ok();
+        }
+        let [a, b] = found;
+        let Some(cp) = format::newest_checkpoint(a, b) else {
+            pr_err!("{}: no valid checkpoint in either slot\n", &*self.path);
+            return Err(EINVAL);
+        };
+        if cp.member_index != self.sb.member_index {
+            pr_err!(
+                "{}: checkpoint field member_index is {}, superblock says {}\n",
+                &*self.path,
+                cp.member_index,
+                self.sb.member_index
+            );
+            return Err(EINVAL);
+        }
+        self.checkpoint = Some(cp);
+        Ok(())
+    }
+
+    /// Writes a checkpoint with the current bucket counts to the slot the
+    /// older one is in, then flushes. Alloc table blocks are already durable
+    /// (see `set_state`), so the new checkpoint never runs ahead of them.
+    pub(crate) fn write_checkpoint(&mut self) -> Result {
+        let mut cp = self.checkpoint.ok_or(EINVAL)?;
+        cp.generation += 1;
+        cp.counts = self.counts;
+        let mut buf = block_buf()?;
+        cp.encode(&mut buf, &self.sb.volume_uuid).map_err(|e| {
+            pr_err!(
+                "{}: encoding the checkpoint failed: {}\n",
+                &*self.path,
+                Core(e)
+            );
+            EINVAL
+        })?;
+        self.dev
+            .write(self.layout.checkpoint_offset(cp.slot()), &buf)?;
+        self.dev.flush()?;
+        self.checkpoint = Some(cp);
+        Ok(())
+    }
+
     /// Buckets in `state`.
     pub(crate) fn count(&self, state: BucketState) -> u64 {
         self.counts.get(state)
+    }
+
+    /// What placement needs to know about this member.
+    pub(crate) fn snapshot(&self) -> DevSnapshot {
+        DevSnapshot {
+            index: self.sb.member_index,
+            nbuckets: self.sb.bucket_count,
+            free: self.count(BucketState::Free),
+            open: self.open,
+            need_discard: self.count(BucketState::NeedDiscard),
+            btree_reserve: self.sb.btree_reserve,
+            online: true,
+        }
+    }
+
+    /// Pins a free bucket for an allocation; `None` if there is none.
+    pub(crate) fn open_bucket(&mut self) -> Option<u64> {
+        let free = BucketState::Free.to_u8();
+        let n = self.states.len();
+        for k in 0..n {
+            let i = (self.cursor + k) % n;
+            if self.states[i] == free {
+                self.states[i] = free | OPEN;
+                self.open += 1;
+                self.cursor = i + 1;
+                return Some(i as u64);
+            }
+        }
+        None
+    }
+
+    /// Unpins an open bucket that will not be used; it stays free.
+    pub(crate) fn release_open(&mut self, bucket: u64) {
+        if let Some(s) = self.states.get_mut(bucket as usize) {
+            if *s & OPEN != 0 {
+                *s &= !OPEN;
+                self.open -= 1;
+            }
+        }
+    }
+
+    /// Commits an open bucket to `to` (btree or user), durably.
+    pub(crate) fn commit_open(&mut self, bucket: u64, to: BucketState) -> Result {
+        let free = BucketState::Free.to_u8();
+        if self.states.get(bucket as usize) != Some(&(free | OPEN)) {
+            return Err(EINVAL);
+        }
+        self.release_open(bucket);
+        self.set_state(bucket, BucketState::Free, to)
+    }
+
+    /// Frees a btree or user bucket: it becomes need_discard (never free
+    /// directly), durably.
+    pub(crate) fn free_bucket(&mut self, bucket: u64) -> Result {
+        let from = self
+            .states
+            .get(bucket as usize)
+            .and_then(|&s| BucketState::from_u8(s))
+            .ok_or(EINVAL)?;
+        if !from.can_become(BucketState::NeedDiscard) {
+            return Err(EINVAL);
+        }
+        self.set_state(bucket, from, BucketState::NeedDiscard)
+    }
+
+    /// The one path of persistent bucket state changes: memory, counts,
+    /// then the alloc table block on disk (written and flushed). A failed
+    /// write undoes the change in memory.
+    fn set_state(&mut self, bucket: u64, from: BucketState, to: BucketState) -> Result {
+        if !from.can_become(to) {
+            return Err(EINVAL);
+        }
+        let i = bucket as usize;
+        self.states[i] = to.to_u8();
+        self.counts.transfer(from, to);
+        let block = (i / alloc_table::STATES_PER_BLOCK) as u32;
+        if let Err(e) = self.write_alloc_block(block) {
+            self.states[i] = from.to_u8();
+            self.counts.transfer(to, from);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn write_alloc_block(&self, block: u32) -> Result {
+        let per = alloc_table::STATES_PER_BLOCK;
+        let first = block as usize * per;
+        let last = self.states.len().min(first + per);
+        let states = self.states.get(first..last).ok_or(EINVAL)?;
+        let mut buf = block_buf()?;
+        alloc_table::encode_block(
+            &mut buf,
+            &self.layout,
+            &self.sb.volume_uuid,
+            self.sb.member_index,
+            block,
+            states
+                .iter()
+                .map(|&s| BucketState::from_u8(s & !OPEN).unwrap_or(BucketState::Free)),
+        )
+        .map_err(|e| {
+            pr_err!(
+                "{}: encoding alloc table block {}: {}\n",
+                &*self.path,
+                block,
+                Core(e)
+            );
+            EINVAL
+        })?;
+        let offset = format::layout::ALLOC_OFFSET + u64::from(block) * BLOCK_SIZE as u64;
+        self.dev.write(offset, &buf)?;
+        self.dev.flush()
     }
 
     /// Writes this member's superblock with `options` and sequence `seq`,

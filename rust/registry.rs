@@ -2,7 +2,7 @@
 
 //! The registered volumes and `/sys/fs/bkalloc/register`.
 
-use crate::bkcore::uuid::Hyphenated;
+use crate::bkcore::uuid::{Hyphenated, Uuid};
 use crate::fmt::Core;
 use crate::glue::{
     capability,
@@ -62,6 +62,16 @@ impl Registry {
         }
         pr_info!("volume {} registered\n", Core(Hyphenated(volume.uuid())));
         Ok(())
+    }
+
+    /// The registered volume with `uuid`.
+    pub(crate) fn find(&self, uuid: &Uuid) -> Result<Arc<Volume>> {
+        self.volumes
+            .lock()
+            .iter()
+            .find(|v| v.uuid() == uuid)
+            .cloned()
+            .ok_or(ENOENT)
     }
 
     /// Removes `volume` from the registry and tears it down.

@@ -12,6 +12,7 @@
 //! member's superblock, bumps `opts_gen` and calls
 //! [`Volume::options_changed`].
 
+use crate::allocator::Allocator;
 use crate::bkcore::{
     buckets::BucketState,
     options::{OptId, Options, When, NR_OPTS, OPTIONS},
@@ -26,7 +27,12 @@ use crate::glue::{
 use crate::member::Member;
 use crate::registry::Registry;
 use core::{fmt::Write, ptr::NonNull};
-use kernel::{new_mutex, prelude::*, str::CString, sync::Arc, sync::Mutex};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    str::CString,
+    sync::{lock::mutex::MutexBackend, lock::Guard, Arc, Mutex},
+};
 
 /// What a register string asks for.
 pub(crate) struct RegisterArgs<'a> {
@@ -75,14 +81,18 @@ pub(crate) struct ModuleDefaults {
     pub(crate) stuck_timeout_secs: u32,
 }
 
-struct Inner {
+/// A volume's mutable state, under its lock.
+pub(crate) struct Inner {
     /// Empty once the volume is torn down.
-    members: KVec<Member>,
+    pub(crate) members: KVec<Member>,
     /// The options as stored in the superblocks.
     disk_options: Options,
     /// The options in effect.
-    options: Options,
-    opts_gen: u64,
+    pub(crate) options: Options,
+    /// +1 on every accepted option write.
+    pub(crate) opts_gen: u64,
+    /// Requests, waiters, counters.
+    pub(crate) alloc: Allocator,
 }
 
 /// A registered volume.
@@ -113,6 +123,10 @@ enum Attr {
     OptsGen,
     Replay,
     Unregister,
+    Waiters,
+    AbortWaiting,
+    AllocStuck,
+    Counters,
     Usage(usize),
     Device(usize),
 }
@@ -124,6 +138,10 @@ impl Attr {
             Attr::OptsGen => 0x100,
             Attr::Replay => 0x101,
             Attr::Unregister => 0x102,
+            Attr::Waiters => 0x103,
+            Attr::AbortWaiting => 0x104,
+            Attr::AllocStuck => 0x105,
+            Attr::Counters => 0x106,
             Attr::Usage(i) => 0x1000 + i,
             Attr::Device(i) => 0x2000 + i,
         }
@@ -134,6 +152,10 @@ impl Attr {
             0x100 => Attr::OptsGen,
             0x101 => Attr::Replay,
             0x102 => Attr::Unregister,
+            0x103 => Attr::Waiters,
+            0x104 => Attr::AbortWaiting,
+            0x105 => Attr::AllocStuck,
+            0x106 => Attr::Counters,
             0x1000..0x2000 => Attr::Usage(id - 0x1000),
             0x2000..0x3000 => Attr::Device(id - 0x2000),
             _ => Attr::Option(OptId::from_index(id)?),
@@ -179,6 +201,7 @@ impl Volume {
         let nr_members = first.member_count;
         let mut members = members;
         for m in members.iter_mut() {
+            m.load_checkpoint()?;
             m.load_alloc_table()?;
         }
         Arc::pin_init(
@@ -191,6 +214,7 @@ impl Volume {
                     disk_options,
                     options,
                     opts_gen: 0,
+                    alloc: Allocator::new(),
                 }),
                 sysfs <- new_mutex!(None),
                 _holder: holder,
@@ -290,6 +314,16 @@ impl Volume {
             file(&dir, "unregister", MODE_WO, Attr::Unregister)?,
             GFP_KERNEL,
         )?;
+        files.push(file(&dir, "waiters", MODE_RO, Attr::Waiters)?, GFP_KERNEL)?;
+        files.push(
+            file(&dir, "abort_waiting", MODE_WO, Attr::AbortWaiting)?,
+            GFP_KERNEL,
+        )?;
+        files.push(
+            file(&dir, "alloc_stuck", MODE_RO, Attr::AllocStuck)?,
+            GFP_KERNEL,
+        )?;
+        files.push(file(&dir, "counters", MODE_RO, Attr::Counters)?, GFP_KERNEL)?;
         let opts = dir.new_child(c"options")?;
         for desc in OPTIONS.iter() {
             let mode = if desc.settable.intersects(When::RUNTIME) {
@@ -325,23 +359,44 @@ impl Volume {
         // `inner`: drop the files with no lock held.
         let sysfs = self.sysfs.lock().take();
         drop(sysfs);
-        let members = core::mem::take(&mut self.inner.lock().members);
+        let mut members = core::mem::take(&mut self.inner.lock().members);
+        // Waiters see no members and fail with ENODEV.
+        self.wake_waiters_for_teardown();
+        for m in members.iter_mut() {
+            if let Err(e) = m.write_checkpoint() {
+                pr_err!(
+                    "{}: writing the checkpoint failed (error {})\n",
+                    &*m.path,
+                    e.to_errno()
+                );
+            }
+        }
         if !members.is_empty() {
             pr_info!("volume {} unregistered\n", Core(Hyphenated(&self.uuid)));
         }
         drop(members);
     }
 
-    /// Called after every accepted option write with the new generation.
-    /// Blocked requests will be woken from here so they rebuild themselves
-    /// from the current options.
+    /// Called after every accepted option write with the new generation:
+    /// every blocked request wakes and rebuilds itself from the options.
     fn options_changed(&self, gen: u64, id: OptId) {
         pr_info!(
             "volume {}: {} changed, opts_gen {}\n",
-            Core(Hyphenated(&self.uuid)),
+            self.name(),
             id.desc().name,
             gen
         );
+        self.wake_waiters_for_options();
+    }
+
+    /// The volume's state, locked.
+    pub(crate) fn lock_inner(&self) -> Guard<'_, Inner, MutexBackend> {
+        self.inner.lock()
+    }
+
+    /// The volume's uuid, for messages.
+    pub(crate) fn name(&self) -> Core<Hyphenated<'_>> {
+        Core(Hyphenated(&self.uuid))
     }
 
     /// Validates, applies and persists a runtime write of option `id`.
@@ -417,7 +472,10 @@ impl AttrOps for Volume {
                 let m = inner.members.get(i).ok_or(ENODEV)?;
                 writeln!(out, "{}", m.path.to_str().map_err(|_| EINVAL)?)?;
             }
-            Attr::Unregister => return Err(EINVAL),
+            Attr::Waiters => self.show_waiters(out)?,
+            Attr::AllocStuck => self.show_stuck(out)?,
+            Attr::Counters => self.show_counters(out)?,
+            Attr::Unregister | Attr::AbortWaiting => return Err(EINVAL),
         }
         Ok(())
     }
@@ -426,6 +484,7 @@ impl AttrOps for Volume {
         let input = core::str::from_utf8(input).map_err(|_| EINVAL)?;
         match Attr::from_id(id).ok_or(EINVAL)? {
             Attr::Option(o) => this.store_option(o, input),
+            Attr::AbortWaiting => this.abort_waiting(input.trim()),
             Attr::Unregister => {
                 if input.trim() != "1" {
                     return Err(EINVAL);

@@ -19,6 +19,7 @@
 
 pub mod buckets;
 pub mod crc32c;
+pub mod ctl_abi;
 pub mod format;
 pub mod latency;
 pub mod options;

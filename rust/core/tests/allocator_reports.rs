@@ -520,3 +520,65 @@ proptest! {
         prop_assert!((0..NR_BUCKETS).any(|i| bucket_upper(i) == ub));
     }
 }
+
+mod ctl_abi_roundtrip {
+    use bkcore::ctl_abi::*;
+
+    #[test]
+    fn every_structure_round_trips() {
+        let mut a = AllocArgs {
+            uuid: [7; 16],
+            kind: 1,
+            replicas: 2,
+            watermark: FROM_OPTIONS,
+            deadline_secs: 9,
+            n: 2,
+            ..Default::default()
+        };
+        a.buckets[1] = BucketRef {
+            dev: 1,
+            pad: 0,
+            bucket: 1 << 40,
+        };
+        let mut buf = vec![0u8; AllocArgs::SIZE];
+        a.encode(&mut buf);
+        assert_eq!(AllocArgs::decode(&buf), Some(a));
+        assert_eq!(AllocArgs::decode(&buf[..AllocArgs::SIZE - 1]), None);
+
+        let f = FreeArgs {
+            uuid: [1; 16],
+            n: 1,
+            pad: 0,
+            buckets: a.buckets,
+        };
+        let mut buf = vec![0u8; FreeArgs::SIZE];
+        f.encode(&mut buf);
+        assert_eq!(FreeArgs::decode(&buf), Some(f));
+
+        let mut s = StatusArgs {
+            uuid: [2; 16],
+            opts_gen: 5,
+            waiters: 3,
+            members: 2,
+            ..Default::default()
+        };
+        s.devs[1] = DevStatus {
+            free: 1,
+            open: 2,
+            need_discard: 3,
+            btree: 4,
+            user: 5,
+        };
+        let mut buf = vec![0u8; StatusArgs::SIZE];
+        s.encode(&mut buf);
+        assert_eq!(StatusArgs::decode(&buf), Some(s));
+    }
+
+    #[test]
+    fn ioctl_numbers_follow_linux_iowr() {
+        // _IOWR('B', 1, 104) as the kernel's macros compute it.
+        assert_eq!(IOC_ALLOC, 0xc000_0000 | (104 << 16) | (0x42 << 8) | 1);
+        assert_ne!(IOC_ALLOC, IOC_FREE);
+        assert_ne!(IOC_FREE, IOC_STATUS);
+    }
+}

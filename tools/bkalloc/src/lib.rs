@@ -12,6 +12,7 @@
 
 pub mod build;
 pub mod cmd;
+pub mod ctl;
 pub mod dev;
 pub mod progress;
 pub mod size;

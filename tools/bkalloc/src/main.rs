@@ -22,9 +22,8 @@ struct Cli {
     cmd: Command,
 }
 
-// Commands on member devices. Commands that drive a registered volume through
-// /dev/bkalloc (alloc, free, insert, get, flush, status) get their own variants here,
-// implemented in a `ctl` module beside `cmd`.
+// Commands on member devices, then commands that drive a registered volume
+// through /dev/bkalloc (module `ctl`).
 #[derive(Subcommand)]
 enum Command {
     /// Create a new volume on the devices (destroys what is there).
@@ -46,6 +45,37 @@ enum Command {
     },
     /// Print the option table (names, values, defaults, where settable).
     Options,
+    /// Allocate one bucket on each of N distinct devices (blocks like any request).
+    Alloc {
+        /// The volume's uuid.
+        volume: String,
+        /// btree or user.
+        #[arg(long, default_value = "user")]
+        kind: String,
+        /// Distinct devices [default: data_replicas or metadata_replicas, rebuilt when
+        /// the option changes].
+        #[arg(long)]
+        replicas: Option<u32>,
+        /// normal, btree or reclaim [default: the kind's].
+        #[arg(long)]
+        watermark: Option<String>,
+        /// Seconds before alloc_wait_policy applies [default: alloc_deadline].
+        #[arg(long)]
+        deadline: Option<u32>,
+    },
+    /// Free buckets given as dev:bucket (they become need_discard).
+    Free {
+        /// The volume's uuid.
+        volume: String,
+        /// dev:bucket words, as alloc prints them.
+        #[arg(required = true)]
+        buckets: Vec<String>,
+    },
+    /// The volume's counts through /dev/bkalloc.
+    Status {
+        /// The volume's uuid.
+        volume: String,
+    },
     /// Write the state a TOML scenario file describes (see samples/).
     Scenario {
         /// The scenario file.
@@ -62,6 +92,16 @@ fn main() -> ExitCode {
         Command::Format(args) => cmd::format::run(&args).map(|()| true),
         Command::Show { json, devices } => cmd::show::run(&devices, json),
         Command::Fsck { devices } => cmd::fsck::run(&devices),
+        Command::Alloc {
+            volume,
+            kind,
+            replicas,
+            watermark,
+            deadline,
+        } => bkalloc::ctl::alloc(&volume, &kind, replicas, watermark.as_deref(), deadline)
+            .map(|()| true),
+        Command::Free { volume, buckets } => bkalloc::ctl::free(&volume, &buckets).map(|()| true),
+        Command::Status { volume } => bkalloc::ctl::status(&volume).map(|()| true),
         Command::Options => {
             print!("{}", cmd::options::markdown());
             Ok(true)

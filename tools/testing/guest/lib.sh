@@ -100,3 +100,59 @@ as_nobody() {
 		echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >>/etc/passwd
 	su -s /bin/sh nobody -c "$1"
 }
+
+# wait_until SECS WHAT CMD...: poll CMD every 0.1 s until it succeeds; fail
+# naming WHAT after SECS seconds. Every wait in a guest test is bounded.
+wait_until() {
+	_secs=$1 _what=$2
+	shift 2
+	_i=0
+	while ! "$@" >/dev/null 2>&1; do
+		_i=$((_i + 1))
+		[ $_i -lt $((_secs * 10)) ] || fail "timed out after ${_secs}s waiting for: $_what"
+		sleep 0.1
+	done
+}
+
+# counter VOLDIR NAME: one value of the volume's counters file.
+counter() {
+	sed -n "s/^$2 //p" "$1/counters"
+}
+
+# nwaiters VOLDIR: lines in the volume's waiters file.
+nwaiters() {
+	wc -l <"$1/waiters" | tr -d ' '
+}
+
+# wait_waiters VOLDIR N: wait (10 s at most) until N requests are blocked.
+wait_waiters() {
+	wait_until 10 "$2 waiter(s) in $1/waiters" sh -c "[ \$(wc -l <$1/waiters) = $2 ]"
+}
+
+# A small #1108-like state: device 0 has 1 free bucket (btree reserve 2)
+# and 300 need_discard; device 1 has 200 free. 64 MiB disks.
+starved_scenario() {
+	cat >/tmp/starved.toml <<'EOF_TOML'
+bucket_size = "64k"
+[options]
+metadata_replicas = 2
+data_replicas = 1
+[btree]
+keys = 0
+fill = 50
+[journal]
+keys = 0
+checkpoint_seq = 0
+[[device]]
+free = 1
+need_discard = 300
+user = 8
+btree_reserve = 2
+[[device]]
+free = 200
+need_discard = 100
+user = 8
+btree_reserve = 2
+EOF_TOML
+	bkalloc scenario /tmp/starved.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
+}

@@ -1,0 +1,533 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The allocator: requests for buckets on distinct devices, the volume's
+//! wait list, restart on a newer `opts_gen`, stuck reports, deadline
+//! policies, aborts.
+//!
+//! A request is built from the volume's options and remembers the
+//! generation it was built from. If placement says it can never be
+//! satisfied it fails at once with `ENOSPC`. Otherwise it parks on the wait
+//! list (see `waitlist.rs` for the protocol) and is granted in FIFO order
+//! when buckets become free. Every wake makes it compare `opts_gen` and, on a
+//! change, rebuild itself from the current options before trying again.
+//! After `allocator_stuck_timeout` it prints a stuck report; at
+//! `alloc_deadline` its `alloc_wait_policy` applies; `abort_waiting` fails it
+//! with `ECANCELED` and a fatal signal with `EINTR`.
+
+use crate::bkcore::{
+    buckets::BucketState,
+    latency::Histogram,
+    options::WaitPolicy,
+    placement::{self, Choice, DevSnapshot, Kind, Verdict},
+    request::{self, Overrides, RequestSpec},
+    stuck::{DiscardState, InfeasibleMsg, StuckReport, WaiterLine, WakeReason},
+};
+use crate::fmt::Core;
+use crate::glue::{kobject::ShowBuf, wake::Slept};
+use crate::member::Member;
+use crate::volume::{Inner, Volume};
+use crate::waitlist::WaitState;
+use core::fmt::Write;
+use kernel::{
+    prelude::*,
+    time::{Instant, Monotonic},
+};
+
+/// Buckets granted to a request: one per chosen device.
+pub(crate) type Grant = KVec<(u32, u64)>;
+
+/// The request behind a waiter.
+pub(crate) struct Pending {
+    spec: RequestSpec,
+    start: Instant<Monotonic>,
+    granted: Option<Grant>,
+}
+
+/// Event counters, shown in `counters`.
+#[derive(Default)]
+pub(crate) struct Counters {
+    allocs: u64,
+    waits: u64,
+    wakeups: u64,
+    restarts: u64,
+    timeouts: u64,
+    aborts: u64,
+    degraded: u64,
+    infeasible: u64,
+    interrupted: u64,
+    stuck_reports: u64,
+    frees: u64,
+}
+
+/// Allocator state of a volume, under the volume's lock.
+pub(crate) struct Allocator {
+    pub(crate) waiters: crate::waitlist::WaitList<Pending>,
+    counters: Counters,
+    restart_latency: Histogram,
+    /// When options last woke the waiters (start of restart latency).
+    options_woke_at: Option<Instant<Monotonic>>,
+    /// When the last stuck report was printed (at most one per interval).
+    last_stuck: Option<Instant<Monotonic>>,
+    /// The last stuck report, for `alloc_stuck`.
+    stuck_text: KVec<u8>,
+}
+
+impl Allocator {
+    /// A new allocator with no waiters.
+    pub(crate) fn new() -> Self {
+        Self {
+            waiters: crate::waitlist::WaitList::new(),
+            counters: Counters::default(),
+            restart_latency: Histogram::new(),
+            options_woke_at: None,
+            last_stuck: None,
+            stuck_text: KVec::new(),
+        }
+    }
+}
+
+fn snapshots(members: &[Member]) -> Result<KVec<DevSnapshot>> {
+    let mut devs = KVec::with_capacity(members.len(), GFP_KERNEL)?;
+    for m in members {
+        devs.push(m.snapshot(), GFP_KERNEL)?;
+    }
+    Ok(devs)
+}
+
+fn ms_since(t: Instant<Monotonic>) -> u64 {
+    t.elapsed().as_millis().max(0) as u64
+}
+
+/// Opens one bucket on each chosen device, all or nothing.
+fn open_buckets(members: &mut [Member], choice: &Choice) -> Result<Grant> {
+    let mut grant = KVec::with_capacity(choice.len(), GFP_KERNEL)?;
+    for &dev in choice.devs() {
+        let bucket = members.get_mut(dev as usize).and_then(|m| m.open_bucket());
+        match bucket {
+            Some(b) => grant.push((dev, b), GFP_KERNEL)?,
+            None => {
+                release(members, &grant);
+                return Err(ENOSPC);
+            }
+        }
+    }
+    Ok(grant)
+}
+
+fn release(members: &mut [Member], grant: &Grant) {
+    for &(dev, b) in grant.iter() {
+        if let Some(m) = members.get_mut(dev as usize) {
+            m.release_open(b);
+        }
+    }
+}
+
+/// Tries to satisfy `spec` now: `Ok(Some)` with open buckets, `Ok(None)`
+/// when blocked, `Err(ENOSPC)` when infeasible.
+fn try_take(members: &mut [Member], spec: &RequestSpec) -> Result<Option<Grant>> {
+    let devs = snapshots(members)?;
+    match placement::choose(&devs, &spec.request()) {
+        Verdict::Ok(choice) => Ok(Some(open_buckets(members, &choice)?)),
+        Verdict::Blocked { .. } => Ok(None),
+        Verdict::Infeasible { .. } => Err(ENOSPC),
+    }
+}
+
+/// The grant pass: offers free buckets to parked waiters in FIFO order.
+fn grant_pass(inner: &mut Inner, devs_mask: u64, reason: WakeReason) {
+    let Inner { members, alloc, .. } = inner;
+    let n = alloc.waiters.grant(devs_mask, reason, |p: &mut Pending| {
+        match try_take(members, &p.spec) {
+            Ok(Some(grant)) => {
+                p.granted = Some(grant);
+                true
+            }
+            _ => false,
+        }
+    });
+    alloc.counters.wakeups += n as u64;
+}
+
+/// Commits granted open buckets to `kind`'s state, durably; on failure
+/// the rest are released and the error returned.
+fn commit(members: &mut [Member], grant: &Grant, kind: Kind) -> Result {
+    let to = match kind {
+        Kind::Btree => BucketState::Btree,
+        Kind::User => BucketState::User,
+    };
+    let mut res = Ok(());
+    for &(dev, b) in grant.iter() {
+        let Some(m) = members.get_mut(dev as usize) else {
+            continue;
+        };
+        if res.is_ok() {
+            res = m.commit_open(b, to);
+        }
+        if res.is_err() {
+            m.release_open(b);
+        }
+    }
+    res
+}
+
+/// Milliseconds until `at_secs` after `start`, if that is set.
+fn until(start: Instant<Monotonic>, at_secs: u32) -> Option<u64> {
+    (at_secs > 0).then(|| (u64::from(at_secs) * 1000).saturating_sub(ms_since(start)))
+}
+
+impl Volume {
+    /// Allocates one bucket on each of `replicas` distinct devices (from the
+    /// options unless overridden) for `kind`. Blocks while the volume cannot
+    /// serve it; see the module documentation for how the wait ends.
+    pub(crate) fn allocate(&self, kind: Kind, overrides: Overrides) -> Result<Grant> {
+        let mut inner = self.lock_inner();
+        if inner.members.is_empty() {
+            return Err(ENODEV);
+        }
+        let spec = request::build_with(kind, &inner.options, inner.opts_gen, overrides)
+            .map_err(|_| EINVAL)?;
+        let start = Instant::<Monotonic>::now();
+        // Fast path: nobody waits, so taking now overtakes nobody.
+        if inner.alloc.waiters.len() == 0 {
+            match try_take(&mut inner.members, &spec) {
+                Ok(Some(grant)) => {
+                    commit(&mut inner.members, &grant, kind)?;
+                    inner.alloc.counters.allocs += 1;
+                    return Ok(grant);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(self.infeasible(&mut inner, &spec, e)),
+            }
+        } else if let Err(e) = Self::check_feasible(&inner, &spec) {
+            return Err(self.infeasible(&mut inner, &spec, e));
+        }
+        let mask = Self::wait_mask(&inner, &spec)?;
+        let (id, mut wake) = inner.alloc.waiters.park(
+            mask,
+            Pending {
+                spec,
+                start,
+                granted: None,
+            },
+        )?;
+        inner.alloc.counters.waits += 1;
+        // Our own place in the FIFO may be servable right away.
+        grant_pass(&mut inner, u64::MAX, WakeReason::BucketsFreed);
+        let mut next_stuck: Option<u64> = None;
+        loop {
+            let gen = inner.opts_gen;
+            let gone = inner.members.is_empty();
+            let w = inner.alloc.waiters.get_mut(id).ok_or(EINVAL)?;
+            let (state, stale) = (w.state, w.data.spec.is_stale(gen));
+            let (spec, start) = (w.data.spec, w.data.start);
+            match state {
+                WaitState::Granted => {
+                    let grant = w.data.granted.take().unwrap_or_default();
+                    inner.alloc.waiters.remove(id);
+                    commit(&mut inner.members, &grant, spec.kind)?;
+                    inner.alloc.counters.allocs += 1;
+                    return Ok(grant);
+                }
+                WaitState::Woken(WakeReason::Abort) => {
+                    inner.alloc.counters.aborts += 1;
+                    return Err(self.leave(&mut inner, id, ECANCELED));
+                }
+                WaitState::Woken(_) if gone => {
+                    return Err(self.leave(&mut inner, id, ENODEV));
+                }
+                WaitState::Woken(_) => {
+                    let spec = if stale {
+                        self.restart(&mut inner, id)?
+                    } else {
+                        spec
+                    };
+                    if let Err(e) = Self::check_feasible(&inner, &spec) {
+                        let e = self.leave(&mut inner, id, e);
+                        return Err(self.infeasible(&mut inner, &spec, e));
+                    }
+                    let mask = Self::wait_mask(&inner, &spec)?;
+                    wake = inner.alloc.waiters.repark(id, mask)?;
+                    grant_pass(&mut inner, u64::MAX, WakeReason::Options);
+                    continue;
+                }
+                WaitState::Parked => {}
+            }
+            let stuck_in = match next_stuck {
+                Some(t) => Some(t.saturating_sub(ms_since(start))),
+                None => until(start, spec.stuck_timeout_secs),
+            };
+            let deadline_in = match spec.policy {
+                WaitPolicy::Wait => None,
+                _ => until(start, spec.deadline_secs),
+            };
+            let timeout = match (stuck_in, deadline_in) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            drop(inner);
+            let slept = wake.sleep(timeout.map(|t| t.min(u64::from(u32::MAX)) as u32));
+            inner = self.lock_inner();
+            match slept {
+                Slept::Woken => continue,
+                Slept::Killed => {
+                    inner.alloc.counters.interrupted += 1;
+                    return Err(self.leave(&mut inner, id, EINTR));
+                }
+                Slept::TimedOut => {}
+            }
+            let age = ms_since(start);
+            if spec.stuck_timeout_secs > 0 && age >= u64::from(spec.stuck_timeout_secs) * 1000 {
+                self.stuck_report(&mut inner, id)?;
+                next_stuck = Some(age + u64::from(spec.stuck_timeout_secs) * 1000);
+            }
+            if spec.deadline_secs > 0 && age >= u64::from(spec.deadline_secs) * 1000 {
+                match spec.policy {
+                    WaitPolicy::Wait => {}
+                    WaitPolicy::Fail => {
+                        inner.alloc.counters.timeouts += 1;
+                        pr_warn!(
+                            "volume {}: waiter {} failed at its deadline ({} s, policy fail)\n",
+                            self.name(),
+                            id,
+                            spec.deadline_secs
+                        );
+                        return Err(self.leave(&mut inner, id, ENOSPC));
+                    }
+                    WaitPolicy::Degrade => {
+                        if let Some(grant) = self.degrade(&mut inner, id, &spec)? {
+                            return Ok(grant);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Leaves the wait list; later waiters may now be servable.
+    fn leave(&self, inner: &mut Inner, id: u64, err: Error) -> Error {
+        inner.alloc.waiters.remove(id);
+        grant_pass(inner, u64::MAX, WakeReason::Device);
+        err
+    }
+
+    fn check_feasible(inner: &Inner, spec: &RequestSpec) -> Result {
+        let devs = snapshots(&inner.members)?;
+        match placement::choose(&devs, &spec.request()) {
+            Verdict::Infeasible { .. } => Err(ENOSPC),
+            _ => Ok(()),
+        }
+    }
+
+    fn wait_mask(inner: &Inner, spec: &RequestSpec) -> Result<u64> {
+        let devs = snapshots(&inner.members)?;
+        Ok(placement::could_serve_mask(&devs, &spec.request()))
+    }
+
+    fn infeasible(&self, inner: &mut Inner, spec: &RequestSpec, err: Error) -> Error {
+        inner.alloc.counters.infeasible += 1;
+        if let Ok(devs) = snapshots(&inner.members) {
+            pr_err!(
+                "volume {}: {}\n",
+                self.name(),
+                Core(InfeasibleMsg { spec, devs: &devs })
+            );
+        }
+        err
+    }
+
+    /// Rebuilds waiter `id`'s request from the current options.
+    fn restart(&self, inner: &mut Inner, id: u64) -> Result<RequestSpec> {
+        let (options, gen) = (inner.options, inner.opts_gen);
+        let woke_at = inner.alloc.options_woke_at;
+        let w = inner.alloc.waiters.get_mut(id).ok_or(EINVAL)?;
+        w.data.spec = w.data.spec.rebuild(&options, gen);
+        let spec = w.data.spec;
+        let (replicas, watermark) = (spec.replicas, spec.watermark);
+        inner.alloc.counters.restarts += 1;
+        if let Some(t) = woke_at {
+            let ns = t.elapsed().as_nanos().max(0) as u64;
+            inner.alloc.restart_latency.record(ns);
+        }
+        pr_info!(
+            "volume {}: waiter {} restarted with opts_gen {}: replicas {}, watermark {}\n",
+            self.name(),
+            id,
+            gen,
+            replicas,
+            Core(watermark)
+        );
+        Ok(spec)
+    }
+
+    /// At the deadline with policy `degrade`: proceed with the devices that
+    /// can serve now, if any.
+    fn degrade(&self, inner: &mut Inner, id: u64, spec: &RequestSpec) -> Result<Option<Grant>> {
+        let devs = snapshots(&inner.members)?;
+        let Some(choice) = placement::degrade(&devs, &spec.request()) else {
+            return Ok(None);
+        };
+        let grant = open_buckets(&mut inner.members, &choice)?;
+        inner.alloc.waiters.remove(id);
+        commit(&mut inner.members, &grant, spec.kind)?;
+        inner.alloc.counters.degraded += 1;
+        inner.alloc.counters.allocs += 1;
+        pr_warn!(
+            "volume {}: waiter {} degraded at its deadline: {} of {} replicas\n",
+            self.name(),
+            id,
+            grant.len(),
+            spec.replicas
+        );
+        grant_pass(inner, u64::MAX, WakeReason::Device);
+        Ok(Some(grant))
+    }
+
+    /// Prints a stuck report for waiter `id` (at most one per interval per
+    /// volume) and keeps it for `alloc_stuck`.
+    fn stuck_report(&self, inner: &mut Inner, id: u64) -> Result {
+        let Some(w) = inner.alloc.waiters.get_mut(id) else {
+            return Ok(());
+        };
+        let (spec, start) = (w.data.spec, w.data.start);
+        if let Some(last) = inner.alloc.last_stuck {
+            if ms_since(last) < u64::from(spec.stuck_timeout_secs) * 1000 {
+                return Ok(());
+            }
+        }
+        let devs = snapshots(&inner.members)?;
+        let report = StuckReport {
+            id,
+            spec: &spec,
+            age_ms: ms_since(start),
+            devs: &devs,
+            discard: DiscardState {
+                enabled: inner.options.discard(),
+                replay_priority: inner.options.replay_discard_priority(),
+                in_flight: 0,
+                discarded: 0,
+            },
+            waiters: inner.alloc.waiters.len() as u64,
+        };
+        let mut text = KVec::new();
+        let mut out = VecWriter(&mut text);
+        let _ = report.write_to(&mut out);
+        for line in text.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+            if let Ok(line) = core::str::from_utf8(line) {
+                pr_warn!("volume {}: {}\n", self.name(), line);
+            }
+        }
+        inner.alloc.stuck_text = text;
+        inner.alloc.last_stuck = Some(Instant::now());
+        inner.alloc.counters.stuck_reports += 1;
+        Ok(())
+    }
+
+    /// Wakes every waiter after an option write, so each rebuilds itself.
+    pub(crate) fn wake_waiters_for_options(&self) {
+        let mut inner = self.lock_inner();
+        inner.alloc.options_woke_at = Some(Instant::now());
+        inner.alloc.waiters.wake_all(WakeReason::Options);
+    }
+
+    /// Wakes every waiter because the volume goes away; they fail.
+    pub(crate) fn wake_waiters_for_teardown(&self) {
+        self.lock_inner().alloc.waiters.wake_all(WakeReason::Device);
+    }
+
+    /// `abort_waiting`: "all" or a waiter id.
+    pub(crate) fn abort_waiting(&self, what: &str) -> Result {
+        let mut inner = self.lock_inner();
+        if what == "all" {
+            inner.alloc.waiters.wake_all(WakeReason::Abort);
+            return Ok(());
+        }
+        let id: u64 = what.parse().map_err(|_| EINVAL)?;
+        if inner.alloc.waiters.wake_one(id, WakeReason::Abort) {
+            Ok(())
+        } else {
+            Err(ENOENT)
+        }
+    }
+
+    /// Frees buckets: they become need_discard (never free directly), so
+    /// they wake nobody until discarded.
+    pub(crate) fn free_buckets(&self, buckets: &[(u32, u64)]) -> Result {
+        let mut inner = self.lock_inner();
+        for &(dev, b) in buckets {
+            let m = inner.members.get_mut(dev as usize).ok_or(EINVAL)?;
+            m.free_bucket(b)?;
+            inner.alloc.counters.frees += 1;
+        }
+        let mut mask = 0;
+        for &(dev, _) in buckets {
+            mask |= placement::dev_bit(dev);
+        }
+        grant_pass(&mut inner, mask, WakeReason::BucketsFreed);
+        Ok(())
+    }
+
+    /// `waiters`: one line per blocked request.
+    pub(crate) fn show_waiters(&self, out: &mut ShowBuf<'_>) -> Result {
+        let inner = self.lock_inner();
+        for w in inner.alloc.waiters.iter() {
+            let line = WaiterLine {
+                id: w.id,
+                age_ms: ms_since(w.data.start),
+                watermark: w.data.spec.watermark,
+                replicas: w.data.spec.replicas,
+                devs: w.mask,
+                opts_gen: w.data.spec.opts_gen,
+                woken: u64::from(w.woken),
+                last_wake: w.last_wake,
+            };
+            writeln!(out, "{line}")?;
+        }
+        Ok(())
+    }
+
+    /// `alloc_stuck`: the last stuck report.
+    pub(crate) fn show_stuck(&self, out: &mut ShowBuf<'_>) -> Result {
+        let inner = self.lock_inner();
+        let text = core::str::from_utf8(&inner.alloc.stuck_text).map_err(|_| EINVAL)?;
+        out.write_str(text)?;
+        Ok(())
+    }
+
+    /// `counters`: "name value" lines.
+    pub(crate) fn show_counters(&self, out: &mut ShowBuf<'_>) -> Result {
+        let inner = self.lock_inner();
+        let a = &inner.alloc;
+        let c = &a.counters;
+        for (name, v) in [
+            ("allocs", c.allocs),
+            ("frees", c.frees),
+            ("waits", c.waits),
+            ("wakeups", c.wakeups),
+            ("restarts", c.restarts),
+            ("timeouts", c.timeouts),
+            ("aborts", c.aborts),
+            ("degraded", c.degraded),
+            ("infeasible", c.infeasible),
+            ("interrupted", c.interrupted),
+            ("stuck_reports", c.stuck_reports),
+            ("waiters", a.waiters.len() as u64),
+            ("restart_latency_count", a.restart_latency.count()),
+            ("restart_latency_ns_p50", a.restart_latency.percentile(500)),
+            ("restart_latency_ns_p99", a.restart_latency.percentile(990)),
+        ] {
+            writeln!(out, "{name} {v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `core::fmt::Write` into a `KVec<u8>`.
+struct VecWriter<'a>(&'a mut KVec<u8>);
+
+impl Write for VecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0
+            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+            .map_err(|_| core::fmt::Error)
+    }
+}

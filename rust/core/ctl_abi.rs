@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `/dev/bkalloc` ioctl ABI, shared by the module and the tool.
+//!
+//! Every argument is one `#[repr(C)]` structure of fixed size, read and
+//! written as little-endian bytes through [`Encode`] and [`Decode`] so that
+//! neither side needs `unsafe` to move it across the user boundary. The
+//! structures name a volume by its uuid.
+
+use super::format::MAX_MEMBERS;
+use super::placement::MAX_REPLICAS;
+use super::uuid::Uuid;
+
+/// The ioctl type byte (`'B'`).
+pub const IOCTL_TYPE: u32 = b'B' as u32;
+
+/// Linux's `_IOWR(type, nr, size)`: read and write, `size` bytes.
+pub const fn iowr(nr: u32, size: usize) -> u32 {
+    // dir (read | write) << 30 | size << 16 | type << 8 | nr
+    (3 << 30) | ((size as u32 & 0x3fff) << 16) | (IOCTL_TYPE << 8) | nr
+}
+
+/// `BKALLOC_IOC_ALLOC`: allocate buckets (blocks like any request).
+pub const IOC_ALLOC: u32 = iowr(1, AllocArgs::SIZE);
+/// `BKALLOC_IOC_FREE`: free buckets (they become need_discard).
+pub const IOC_FREE: u32 = iowr(2, FreeArgs::SIZE);
+/// `BKALLOC_IOC_STATUS`: the volume's counts.
+pub const IOC_STATUS: u32 = iowr(3, StatusArgs::SIZE);
+
+/// "Take it from the options" in [`AllocArgs`] fields.
+pub const FROM_OPTIONS: u32 = u32::MAX;
+
+/// Fixed-size little-endian encoding.
+pub trait Encode {
+    /// Encoded size in bytes.
+    const SIZE: usize;
+    /// Writes `Self::SIZE` bytes to `out` (which must be that long).
+    fn encode(&self, out: &mut [u8]);
+}
+
+/// Fixed-size little-endian decoding.
+pub trait Decode: Sized {
+    /// Reads `Self` from `Self::SIZE` bytes; `None` if `buf` is too short.
+    fn decode(buf: &[u8]) -> Option<Self>;
+}
+
+fn get_u32(b: &[u8], off: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
+}
+
+fn get_u64(b: &[u8], off: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
+}
+
+fn put(b: &mut [u8], off: usize, v: &[u8]) {
+    if let Some(d) = b.get_mut(off..off + v.len()) {
+        d.copy_from_slice(v);
+    }
+}
+
+/// A bucket of a member device.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BucketRef {
+    /// Member index.
+    pub dev: u32,
+    /// Zero.
+    pub pad: u32,
+    /// Bucket number on that member.
+    pub bucket: u64,
+}
+
+const BUCKET_REF_SIZE: usize = 16;
+
+fn put_refs(out: &mut [u8], off: usize, refs: &[BucketRef; MAX_REPLICAS]) {
+    for (i, r) in refs.iter().enumerate() {
+        let o = off + i * BUCKET_REF_SIZE;
+        put(out, o, &r.dev.to_le_bytes());
+        put(out, o + 4, &0u32.to_le_bytes());
+        put(out, o + 8, &r.bucket.to_le_bytes());
+    }
+}
+
+fn get_refs(b: &[u8], off: usize) -> Option<[BucketRef; MAX_REPLICAS]> {
+    let mut refs = [BucketRef::default(); MAX_REPLICAS];
+    for (i, r) in refs.iter_mut().enumerate() {
+        let o = off + i * BUCKET_REF_SIZE;
+        r.dev = get_u32(b, o)?;
+        r.bucket = get_u64(b, o + 8)?;
+    }
+    Some(refs)
+}
+
+fn get_uuid(b: &[u8]) -> Option<Uuid> {
+    b.get(..16)?.try_into().ok()
+}
+
+/// `IOC_ALLOC`: in: volume, kind, replicas, watermark, deadline; out: the
+/// buckets, one per device.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AllocArgs {
+    /// The volume.
+    pub uuid: Uuid,
+    /// 0 = btree, 1 = user.
+    pub kind: u32,
+    /// Distinct devices, or [`FROM_OPTIONS`] (then an options change
+    /// rebuilds it).
+    pub replicas: u32,
+    /// 0 normal, 1 btree, 2 reclaim, or [`FROM_OPTIONS`] (the kind's).
+    pub watermark: u32,
+    /// Seconds (0 = none), or [`FROM_OPTIONS`] (`alloc_deadline`).
+    pub deadline_secs: u32,
+    /// Out: buckets granted.
+    pub n: u32,
+    /// Zero.
+    pub pad: u32,
+    /// Out: the buckets.
+    pub buckets: [BucketRef; MAX_REPLICAS],
+}
+
+impl Encode for AllocArgs {
+    const SIZE: usize = 40 + MAX_REPLICAS * BUCKET_REF_SIZE;
+    fn encode(&self, out: &mut [u8]) {
+        put(out, 0, &self.uuid);
+        put(out, 16, &self.kind.to_le_bytes());
+        put(out, 20, &self.replicas.to_le_bytes());
+        put(out, 24, &self.watermark.to_le_bytes());
+        put(out, 28, &self.deadline_secs.to_le_bytes());
+        put(out, 32, &self.n.to_le_bytes());
+        put(out, 36, &0u32.to_le_bytes());
+        put_refs(out, 40, &self.buckets);
+    }
+}
+
+impl Decode for AllocArgs {
+    fn decode(b: &[u8]) -> Option<Self> {
+        Some(Self {
+            uuid: get_uuid(b)?,
+            kind: get_u32(b, 16)?,
+            replicas: get_u32(b, 20)?,
+            watermark: get_u32(b, 24)?,
+            deadline_secs: get_u32(b, 28)?,
+            n: get_u32(b, 32)?,
+            pad: 0,
+            buckets: get_refs(b, 40)?,
+        })
+    }
+}
+
+/// `IOC_FREE`: the buckets to free.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FreeArgs {
+    /// The volume.
+    pub uuid: Uuid,
+    /// Buckets used in `buckets`.
+    pub n: u32,
+    /// Zero.
+    pub pad: u32,
+    /// The buckets.
+    pub buckets: [BucketRef; MAX_REPLICAS],
+}
+
+impl Encode for FreeArgs {
+    const SIZE: usize = 24 + MAX_REPLICAS * BUCKET_REF_SIZE;
+    fn encode(&self, out: &mut [u8]) {
+        put(out, 0, &self.uuid);
+        put(out, 16, &self.n.to_le_bytes());
+        put(out, 20, &0u32.to_le_bytes());
+        put_refs(out, 24, &self.buckets);
+    }
+}
+
+impl Decode for FreeArgs {
+    fn decode(b: &[u8]) -> Option<Self> {
+        Some(Self {
+            uuid: get_uuid(b)?,
+            n: get_u32(b, 16)?,
+            pad: 0,
+            buckets: get_refs(b, 24)?,
+        })
+    }
+}
+
+/// Per-member counts in [`StatusArgs`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DevStatus {
+    /// Free buckets (open ones included).
+    pub free: u64,
+    /// Open buckets.
+    pub open: u64,
+    /// Buckets waiting for a discard.
+    pub need_discard: u64,
+    /// Btree buckets.
+    pub btree: u64,
+    /// User buckets.
+    pub user: u64,
+}
+
+const DEV_STATUS_SIZE: usize = 40;
+
+/// `IOC_STATUS`: in: the volume; out: its counts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusArgs {
+    /// The volume.
+    pub uuid: Uuid,
+    /// Options generation.
+    pub opts_gen: u64,
+    /// Blocked requests.
+    pub waiters: u32,
+    /// Members (entries used in `devs`).
+    pub members: u32,
+    /// Per member.
+    pub devs: [DevStatus; MAX_MEMBERS],
+}
+
+impl Default for StatusArgs {
+    fn default() -> Self {
+        Self {
+            uuid: [0; 16],
+            opts_gen: 0,
+            waiters: 0,
+            members: 0,
+            devs: [DevStatus::default(); MAX_MEMBERS],
+        }
+    }
+}
+
+impl Encode for StatusArgs {
+    const SIZE: usize = 32 + MAX_MEMBERS * DEV_STATUS_SIZE;
+    fn encode(&self, out: &mut [u8]) {
+        put(out, 0, &self.uuid);
+        put(out, 16, &self.opts_gen.to_le_bytes());
+        put(out, 24, &self.waiters.to_le_bytes());
+        put(out, 28, &self.members.to_le_bytes());
+        for (i, d) in self.devs.iter().enumerate() {
+            let o = 32 + i * DEV_STATUS_SIZE;
+            for (j, v) in [d.free, d.open, d.need_discard, d.btree, d.user]
+                .iter()
+                .enumerate()
+            {
+                put(out, o + 8 * j, &v.to_le_bytes());
+            }
+        }
+    }
+}
+
+impl Decode for StatusArgs {
+    fn decode(b: &[u8]) -> Option<Self> {
+        let mut s = Self {
+            uuid: get_uuid(b)?,
+            opts_gen: get_u64(b, 16)?,
+            waiters: get_u32(b, 24)?,
+            members: get_u32(b, 28)?,
+            ..Self::default()
+        };
+        for (i, d) in s.devs.iter_mut().enumerate() {
+            let o = 32 + i * DEV_STATUS_SIZE;
+            d.free = get_u64(b, o)?;
+            d.open = get_u64(b, o + 8)?;
+            d.need_discard = get_u64(b, o + 16)?;
+            d.btree = get_u64(b, o + 24)?;
+            d.user = get_u64(b, o + 32)?;
+        }
+        Some(s)
+    }
+}
+
+// The encodings are the `#[repr(C)]` layouts, byte for byte.
+const _: () = assert!(AllocArgs::SIZE == core::mem::size_of::<AllocArgs>());
+const _: () = assert!(FreeArgs::SIZE == core::mem::size_of::<FreeArgs>());
+const _: () = assert!(StatusArgs::SIZE == core::mem::size_of::<StatusArgs>());
+const _: () = assert!(StatusArgs::SIZE < 0x3fff);

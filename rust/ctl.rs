@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/dev/bkalloc`: allocate, free and status ioctls on a volume named by its
+//! uuid. The argument structures are `bkcore::ctl_abi`, shared with the tool.
+
+use crate::bkcore::{
+    buckets::BucketState,
+    ctl_abi::{
+        AllocArgs, BucketRef, Decode, DevStatus, Encode, FreeArgs, StatusArgs, FROM_OPTIONS,
+        IOC_ALLOC, IOC_FREE, IOC_STATUS,
+    },
+    placement::{Kind, MAX_REPLICAS},
+    request::Overrides,
+    watermark::Watermark,
+};
+use crate::glue::miscdev::IoctlHandler;
+use crate::registry::Registry;
+use kernel::{
+    prelude::*,
+    sync::Arc,
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// The control device's handler.
+pub(crate) struct Ctl {
+    registry: Arc<Registry>,
+}
+
+impl Ctl {
+    /// A handler serving `registry`'s volumes.
+    pub(crate) fn new(registry: Arc<Registry>) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self { registry }, GFP_KERNEL)?)
+    }
+}
+
+/// Runs `f` on the structure at user address `arg` and copies the result
+/// back.
+fn in_out<T: Encode + Decode>(arg: usize, f: impl FnOnce(&mut T) -> Result) -> Result<isize> {
+    let (mut reader, mut writer) = UserSlice::new(UserPtr::from_addr(arg), T::SIZE).reader_writer();
+    let mut buf = KVec::with_capacity(T::SIZE, GFP_KERNEL)?;
+    buf.resize(T::SIZE, 0, GFP_KERNEL)?;
+    reader.read_slice(&mut buf)?;
+    let mut args = T::decode(&buf).ok_or(EINVAL)?;
+    f(&mut args)?;
+    args.encode(&mut buf);
+    writer.write_slice(&buf)?;
+    Ok(0)
+}
+
+fn option_or(v: u32) -> Option<u32> {
+    (v != FROM_OPTIONS).then_some(v)
+}
+
+impl IoctlHandler for Ctl {
+    fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            IOC_ALLOC => in_out(arg, |a: &mut AllocArgs| {
+                let volume = self.registry.find(&a.uuid)?;
+                let kind = Kind::from_u32(a.kind).ok_or(EINVAL)?;
+                let watermark = match option_or(a.watermark) {
+                    Some(w) => Some(Watermark::from_u32(w).ok_or(EINVAL)?),
+                    None => None,
+                };
+                let overrides = Overrides {
+                    replicas: option_or(a.replicas),
+                    watermark,
+                    deadline_secs: option_or(a.deadline_secs),
+                    ..Overrides::NONE
+                };
+                let grant = volume.allocate(kind, overrides)?;
+                a.n = grant.len() as u32;
+                for (slot, &(dev, bucket)) in a.buckets.iter_mut().zip(grant.iter()) {
+                    *slot = BucketRef {
+                        dev,
+                        pad: 0,
+                        bucket,
+                    };
+                }
+                Ok(())
+            }),
+            IOC_FREE => in_out(arg, |f: &mut FreeArgs| {
+                let volume = self.registry.find(&f.uuid)?;
+                let n = (f.n as usize).min(MAX_REPLICAS);
+                let mut buckets = KVec::with_capacity(n, GFP_KERNEL)?;
+                for r in f.buckets.iter().take(n) {
+                    buckets.push((r.dev, r.bucket), GFP_KERNEL)?;
+                }
+                volume.free_buckets(&buckets)
+            }),
+            IOC_STATUS => in_out(arg, |s: &mut StatusArgs| {
+                let volume = self.registry.find(&s.uuid)?;
+                let inner = volume.lock_inner();
+                s.opts_gen = inner.opts_gen;
+                s.waiters = inner.alloc.waiters.len() as u32;
+                s.members = inner.members.len() as u32;
+                for (d, m) in s.devs.iter_mut().zip(inner.members.iter()) {
+                    *d = DevStatus {
+                        free: m.count(BucketState::Free),
+                        open: m.open,
+                        need_discard: m.count(BucketState::NeedDiscard),
+                        btree: m.count(BucketState::Btree),
+                        user: m.count(BucketState::User),
+                    };
+                }
+                Ok(())
+            }),
+            _ => Err(ENOTTY),
+        }
+    }
+}

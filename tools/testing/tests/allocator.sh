@@ -1,0 +1,224 @@
+# SPDX-License-Identifier: GPL-2.0
+# The allocator through /dev/bkalloc: replicas on distinct devices,
+# feasibility, blocking, restart on an options write, abort, kill, stuck
+# reports, deadline policies, and concurrent use.
+
+test_alloc_basic() {
+	disks 2 256M
+	vm_guest <<'EOF_GUEST'
+format_disks 0 1
+load_module
+write $BK/register "$(disk 0) $(disk 1)" || fail "register"
+v=$(volume_dir)
+u=${v##*/}
+[ -c /dev/bkalloc ] || fail "/dev/bkalloc missing"
+step "data_replicas=1: one user bucket"
+one=$(bkalloc alloc $u) || fail "alloc"
+expect_eq "$(echo $one | wc -w)" 1 "buckets for data_replicas=1"
+step "two replicas land on distinct devices"
+two=$(bkalloc alloc $u --replicas 2) || fail "alloc --replicas 2"
+set -- $two
+[ "${1%%:*}" != "${2%%:*}" ] || fail "two replicas on one device: $two"
+expect_eq "$(usage_of $v/dev-0 user)" "$(echo "$one $two" | tr ' ' '\n' | grep -c '^0:')" "dev-0 user count"
+step "freed buckets become need_discard, never free"
+free0=$(usage_of $v/dev-0 free)
+bkalloc free $u $two || fail "free"
+expect_eq "$(usage_of $v/dev-0 need_discard)" 1 "dev-0 need_discard"
+expect_eq "$(usage_of $v/dev-0 free)" "$free0" "dev-0 free after free"
+expect_fail "Invalid argument" bkalloc free $u $two
+step "more replicas than devices fails at once"
+dmesg -c >/dev/null
+expect_fail "No space left on device" bkalloc alloc $u --replicas 3
+dmesg | grep -q 'needs 3 buckets on 3 distinct devices' || fail "no infeasible message: $(dmesg | tail -n 2)"
+expect_eq "$(counter $v infeasible)" 1 "infeasible counter"
+expect_eq "$(counter $v allocs)" 2 "allocs counter"
+expect_eq "$(counter $v waits)" 0 "waits counter"
+bkalloc status $u | grep -q '^dev-1 free' || fail "status"
+expect_fail "No such file or directory" bkalloc alloc 00000000-0000-0000-0000-000000000001
+write $v/unregister 1
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after allocs and frees"
+EOF_GUEST
+}
+
+test_alloc_block_restart_abort_kill() {
+	disks 2 64M
+	vm_guest --timeout 180 <<'EOF_GUEST'
+starved_scenario
+load_module
+write $BK/register "$(disk 0) $(disk 1)" || fail "register"
+v=$(volume_dir)
+u=${v##*/}
+
+step "a btree request needing both devices blocks and shows in waiters"
+bkalloc alloc $u --kind btree >/tmp/a1 2>&1 &
+pid=$!
+wait_waiters $v 1
+line=$(cat $v/waiters)
+echo "INFO: $line"
+case $line in
+*"watermark=btree replicas=2 devs=0,1 gen=0 woken=0 last_wake=none"*) ;;
+*) fail "waiters line: $line" ;;
+esac
+kill -0 $pid || fail "alloc ended while it should block: $(cat /tmp/a1)"
+
+step "freeing a bucket on the starved device does not wake it (need_discard)"
+# The scenario puts dev 0's user buckets right after its sb and btree buckets.
+ub=$(($(usage_of $v/dev-0 sb) + $(usage_of $v/dev-0 btree)))
+nd0=$(usage_of $v/dev-0 need_discard)
+bkalloc free $u 0:$ub || fail "free user bucket 0:$ub"
+expect_eq "$(usage_of $v/dev-0 need_discard)" $((nd0 + 1)) "dev-0 need_discard after the free"
+sleep 1
+case $(cat $v/waiters) in *"woken=0 "*) ;; *) fail "woken by a free: $(cat $v/waiters)" ;; esac
+kill -0 $pid || fail "alloc ended after a free"
+
+step "an options write wakes it; it restarts with replicas 1 and gets a bucket"
+t0=$(date +%s)
+write $v/options/metadata_replicas 1
+wait_until 10 "the alloc to finish" sh -c "! kill -0 $pid"
+wait $pid || fail "alloc failed after the restart: $(cat /tmp/a1)"
+grep -qE '^1:[0-9]+$' /tmp/a1 || fail "restarted alloc did not get one bucket on dev 1: $(cat /tmp/a1)"
+expect_eq "$(nwaiters $v)" 0 "waiters after the restart"
+expect_eq "$(counter $v restarts)" 1 "restarts"
+[ "$(counter $v restart_latency_count)" = 1 ] || fail "no restart latency recorded"
+echo "INFO: restart latency p50=$(counter $v restart_latency_ns_p50) ns p99=$(counter $v restart_latency_ns_p99) ns"
+dmesg | grep -q "restarted with opts_gen 1: replicas 1, watermark btree" || fail "no restart message"
+
+step "abort_waiting all fails it with ECANCELED"
+write $v/options/metadata_replicas 2
+bkalloc alloc $u --kind btree >/tmp/a2 2>&1 &
+pid=$!
+wait_waiters $v 1
+write $v/abort_waiting all
+wait_until 10 "the aborted alloc to end" sh -c "! kill -0 $pid"
+wait $pid && fail "aborted alloc succeeded"
+grep -q "Operation canceled" /tmp/a2 || fail "aborted alloc: $(cat /tmp/a2)"
+expect_eq "$(counter $v aborts)" 1 "aborts"
+
+step "abort_waiting by id"
+bkalloc alloc $u --kind btree >/tmp/a3 2>&1 &
+pid=$!
+wait_waiters $v 1
+id=$(sed -n 's/^id=\([0-9]*\) .*/\1/p' $v/waiters)
+expect_fail "No such file or directory" write $v/abort_waiting 99999
+expect_fail "Invalid argument" write $v/abort_waiting nonsense
+kill -0 $pid || fail "bad abort_waiting writes ended the waiter"
+write $v/abort_waiting $id
+wait_until 10 "the aborted alloc to end" sh -c "! kill -0 $pid"
+grep -q "Operation canceled" /tmp/a3 || fail "aborted alloc: $(cat /tmp/a3)"
+
+step "kill -9 ends a waiter"
+bkalloc alloc $u --kind btree >/tmp/a4 2>&1 &
+pid=$!
+wait_waiters $v 1
+kill -9 $pid
+wait_until 10 "the killed alloc to end" sh -c "! kill -0 $pid"
+wait_waiters $v 0
+expect_eq "$(counter $v interrupted)" 1 "interrupted"
+
+step "unregister fails a waiter"
+bkalloc alloc $u --kind btree >/tmp/a5 2>&1 &
+pid=$!
+wait_waiters $v 1
+write $v/unregister 1 || fail "unregister with a waiter"
+wait_until 10 "the alloc to end" sh -c "! kill -0 $pid"
+grep -q "No such device" /tmp/a5 || fail "alloc after unregister: $(cat /tmp/a5)"
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+EOF_GUEST
+}
+
+test_alloc_stuck_report_and_deadline_policies() {
+	disks 2 64M
+	vm_guest --timeout 180 <<'EOF_GUEST'
+starved_scenario
+load_module
+write $BK/register "$(disk 0) $(disk 1) allocator_stuck_timeout=2,discard=0" || fail "register"
+v=$(volume_dir)
+u=${v##*/}
+
+step "a stuck report after allocator_stuck_timeout names the starved device"
+dmesg -c >/dev/null
+bkalloc alloc $u --kind btree >/tmp/a1 2>&1 &
+pid=$!
+wait_until 10 "a stuck report" grep -q needs $v/alloc_stuck
+cat $v/alloc_stuck | sed 's/^/INFO: /'
+for want in "needs 2 buckets on 2 distinct devices at watermark btree" \
+	"dev0: free=1 open=0 need_discard=300 reserve=2 usable=0 status=below_reserve" \
+	"hint: dev0 has 300 need_discard buckets: enable discard (options/discard=1)"; do
+	grep -qF "$want" $v/alloc_stuck || fail "alloc_stuck lacks '$want'"
+	dmesg | grep -qF "$want" || fail "kernel log lacks '$want'"
+done
+[ "$(counter $v stuck_reports)" -ge 1 ] || fail "stuck_reports counter"
+write $v/abort_waiting all
+wait $pid
+
+step "alloc_wait_policy=fail: ENOSPC at the deadline"
+write $v/options/alloc_wait_policy fail
+t0=$(date +%s)
+expect_fail "No space left on device" bkalloc alloc $u --kind btree --deadline 2
+t=$(( $(date +%s) - t0 ))
+[ $t -ge 2 ] && [ $t -le 6 ] || fail "failed after ${t}s, deadline 2s"
+expect_eq "$(counter $v timeouts)" 1 "timeouts"
+
+step "alloc_wait_policy=degrade: fewer replicas at the deadline"
+write $v/options/alloc_wait_policy degrade
+out=$(bkalloc alloc $u --kind btree --deadline 2) || fail "degraded alloc failed"
+echo "$out" | grep -qE '^1:[0-9]+$' || fail "degraded alloc: '$out'"
+expect_eq "$(counter $v degraded)" 1 "degraded"
+dmesg | grep -q "degraded at its deadline: 1 of 2 replicas" || fail "no degrade message"
+
+step "policy wait keeps waiting past the deadline"
+write $v/options/alloc_wait_policy wait
+bkalloc alloc $u --kind btree --deadline 1 >/tmp/a2 2>&1 &
+pid=$!
+sleep 3
+kill -0 $pid || fail "policy wait gave up: $(cat /tmp/a2)"
+write $v/abort_waiting all
+wait $pid && fail "aborted alloc succeeded"
+write $v/unregister 1
+EOF_GUEST
+}
+
+test_alloc_concurrent_with_option_flips() {
+	disks 2 256M
+	vm_guest --timeout 240 <<'EOF_GUEST'
+format_disks 0 1
+load_module
+write $BK/register "$(disk 0) $(disk 1)" || fail "register"
+v=$(volume_dir)
+u=${v##*/}
+user0=$(( $(usage_of $v/dev-0 user) + $(usage_of $v/dev-1 user) ))
+step "4 workers allocate and free while data_replicas flips"
+for w in 1 2 3 4; do
+	(
+		n=0 freed=0
+		for i in $(seq 1 40); do
+			b=$(bkalloc alloc $u) || { echo "ERR $w $i"; continue; }
+			n=$((n + $(echo $b | wc -w)))
+			if [ $((i % 2)) = 0 ]; then
+				bkalloc free $u $b && freed=$((freed + $(echo $b | wc -w)))
+			fi
+		done
+		echo "$n $freed" >/tmp/w$w
+	) &
+done
+(for i in $(seq 1 30); do write $v/options/data_replicas $((i % 2 + 1)); sleep 0.1; done) &
+flipper=$!
+wait_until 200 "every worker to finish" sh -c 'ls /tmp/w1 /tmp/w2 /tmp/w3 /tmp/w4'
+wait
+got=0 freed=0
+for w in 1 2 3 4; do
+	read -r n f </tmp/w$w
+	got=$((got + n)) freed=$((freed + f))
+done
+echo "INFO: buckets allocated $got, freed $freed, opts_gen $(cat $v/opts_gen)"
+expect_eq "$(counter $v allocs)" 160 "allocs counter"
+expect_eq "$(nwaiters $v)" 0 "waiters left"
+user=$(( $(usage_of $v/dev-0 user) + $(usage_of $v/dev-1 user) ))
+nd=$(( $(usage_of $v/dev-0 need_discard) + $(usage_of $v/dev-1 need_discard) ))
+expect_eq "$user" $((user0 + got - freed)) "user buckets"
+expect_eq "$nd" "$freed" "need_discard buckets"
+expect_eq "$(cat $v/opts_gen)" 30 "opts_gen after 30 writes"
+write $v/unregister 1
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after concurrent use"
+EOF_GUEST
+}
