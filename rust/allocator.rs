@@ -16,11 +16,13 @@
 
 use crate::bkcore::{
     buckets::BucketState,
+    format::MAX_MEMBERS,
     latency::Histogram,
     options::WaitPolicy,
     placement::{self, Choice, DevSnapshot, Kind, Verdict},
     request::{self, Overrides, RequestSpec},
     stuck::{DiscardState, InfeasibleMsg, StuckReport, WaiterLine, WakeReason},
+    watermark::Watermark,
 };
 use crate::fmt::Core;
 use crate::glue::{kobject::ShowBuf, wake::Slept};
@@ -57,6 +59,10 @@ pub(crate) struct Counters {
     interrupted: u64,
     stuck_reports: u64,
     frees: u64,
+    discards_issued: u64,
+    discard_buckets: u64,
+    starved_discard_buckets: u64,
+    discard_buckets_dev: [u64; MAX_MEMBERS],
 }
 
 /// Allocator state of a volume, under the volume's lock.
@@ -73,6 +79,31 @@ pub(crate) struct Allocator {
 }
 
 impl Allocator {
+    /// The devices blocked requests could use, and the highest watermark
+    /// among them (`None` if nobody waits).
+    pub(crate) fn waiting(&self) -> (u64, Option<Watermark>) {
+        let mut mask = 0;
+        let mut w: Option<Watermark> = None;
+        for waiter in self.waiters.iter() {
+            mask |= waiter.mask;
+            w = w.max(Some(waiter.data.spec.watermark));
+        }
+        (mask, w)
+    }
+
+    /// Counts a finished discard batch.
+    pub(crate) fn note_discard(&mut self, dev: u32, runs: u64, buckets: u64, starved: bool) {
+        let c = &mut self.counters;
+        c.discards_issued += runs;
+        c.discard_buckets += buckets;
+        if starved {
+            c.starved_discard_buckets += buckets;
+        }
+        if let Some(d) = c.discard_buckets_dev.get_mut(dev as usize) {
+            *d += buckets;
+        }
+    }
+
     /// A new allocator with no waiters.
     pub(crate) fn new() -> Self {
         Self {
@@ -86,7 +117,8 @@ impl Allocator {
     }
 }
 
-fn snapshots(members: &[Member]) -> Result<KVec<DevSnapshot>> {
+/// What placement sees of every member.
+pub(crate) fn snapshots(members: &[Member]) -> Result<KVec<DevSnapshot>> {
     let mut devs = KVec::with_capacity(members.len(), GFP_KERNEL)?;
     for m in members {
         devs.push(m.snapshot(), GFP_KERNEL)?;
@@ -134,7 +166,7 @@ fn try_take(members: &mut [Member], spec: &RequestSpec) -> Result<Option<Grant>>
 }
 
 /// The grant pass: offers free buckets to parked waiters in FIFO order.
-fn grant_pass(inner: &mut Inner, devs_mask: u64, reason: WakeReason) {
+pub(crate) fn grant_pass(inner: &mut Inner, devs_mask: u64, reason: WakeReason) {
     let Inner { members, alloc, .. } = inner;
     let n = alloc.waiters.grant(devs_mask, reason, |p: &mut Pending| {
         match try_take(members, &p.spec) {
@@ -211,6 +243,8 @@ impl Volume {
             },
         )?;
         inner.alloc.counters.waits += 1;
+        // A blocked request may make a device starved: let discards look.
+        self.discarder().kick();
         // Our own place in the FIFO may be servable right away.
         grant_pass(&mut inner, u64::MAX, WakeReason::BucketsFreed);
         let mut next_stuck: Option<u64> = None;
@@ -404,7 +438,7 @@ impl Volume {
                 enabled: inner.options.discard(),
                 replay_priority: inner.options.replay_discard_priority(),
                 in_flight: 0,
-                discarded: 0,
+                discarded: inner.alloc.counters.discard_buckets,
             },
             waiters: inner.alloc.waiters.len() as u64,
         };
@@ -463,6 +497,7 @@ impl Volume {
             mask |= placement::dev_bit(dev);
         }
         grant_pass(&mut inner, mask, WakeReason::BucketsFreed);
+        self.discarder().kick();
         Ok(())
     }
 
@@ -510,12 +545,23 @@ impl Volume {
             ("infeasible", c.infeasible),
             ("interrupted", c.interrupted),
             ("stuck_reports", c.stuck_reports),
+            ("discards_issued", c.discards_issued),
+            ("discard_buckets", c.discard_buckets),
+            ("starved_discard_buckets", c.starved_discard_buckets),
             ("waiters", a.waiters.len() as u64),
             ("restart_latency_count", a.restart_latency.count()),
             ("restart_latency_ns_p50", a.restart_latency.percentile(500)),
             ("restart_latency_ns_p99", a.restart_latency.percentile(990)),
         ] {
             writeln!(out, "{name} {v}")?;
+        }
+        for (i, v) in c
+            .discard_buckets_dev
+            .iter()
+            .take(inner.members.len())
+            .enumerate()
+        {
+            writeln!(out, "discard_buckets_dev{i} {v}")?;
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ mod allocator;
 #[path = "core/lib.rs"]
 pub mod bkcore;
 mod ctl;
+mod discard;
 mod fmt;
 mod glue;
 mod member;

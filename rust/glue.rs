@@ -7,5 +7,6 @@
 pub(crate) mod bdev;
 pub(crate) mod capability;
 pub(crate) mod kobject;
+pub(crate) mod kthread;
 pub(crate) mod miscdev;
 pub(crate) mod wake;

@@ -11,14 +11,15 @@ use crate::bkcore::{
 };
 use crate::fmt::Core;
 use crate::glue::bdev::BlockDevice;
-use kernel::{alloc::KVVec, prelude::*, str::CString};
+use kernel::{alloc::KVVec, prelude::*, str::CString, sync::Arc};
 
 /// One member device of a volume.
 pub(crate) struct Member {
     /// The path it was registered by.
     pub(crate) path: CString,
-    /// The device, held exclusively.
-    pub(crate) dev: BlockDevice,
+    /// The device, held exclusively (shared with the discard thread while
+    /// it discards).
+    pub(crate) dev: Arc<BlockDevice>,
     /// Its superblock as last read or written.
     pub(crate) sb: Superblock,
     /// Its regions, from the superblock.
@@ -39,6 +40,9 @@ pub(crate) struct Member {
 /// In-memory pin on a free bucket: handed out, not yet committed. Never on
 /// disk (persistent states are 1..=5).
 const OPEN: u8 = 0x80;
+
+/// In-memory mark on a need_discard bucket whose discard is in flight.
+const DISCARDING: u8 = 0x40;
 
 /// A zeroed 4 KiB block buffer.
 fn block_buf() -> Result<KVec<u8>> {
@@ -97,7 +101,7 @@ impl Member {
         }
         Ok(Self {
             path,
-            dev,
+            dev: Arc::new(dev, GFP_KERNEL)?,
             sb,
             layout,
             states: KVVec::new(),
@@ -277,23 +281,76 @@ impl Member {
         self.set_state(bucket, from, BucketState::NeedDiscard)
     }
 
-    /// The one path of persistent bucket state changes: memory, counts,
-    /// then the alloc table block on disk (written and flushed). A failed
-    /// write undoes the change in memory.
-    fn set_state(&mut self, bucket: u64, from: BucketState, to: BucketState) -> Result {
+    /// Marks up to `max` need_discard buckets as being discarded and
+    /// returns them in ascending order.
+    pub(crate) fn take_need_discard(&mut self, max: u64) -> Result<KVec<u64>> {
+        let nd = BucketState::NeedDiscard.to_u8();
+        let mut out = KVec::new();
+        for (i, s) in self.states.iter_mut().enumerate() {
+            if out.len() as u64 >= max {
+                break;
+            }
+            if *s == nd {
+                *s = nd | DISCARDING;
+                out.push(i as u64, GFP_KERNEL)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends discards: on success the buckets become free (durably), on
+    /// failure they stay need_discard.
+    pub(crate) fn end_discard(&mut self, buckets: &[u64], discarded: bool) -> Result {
+        for &b in buckets {
+            if let Some(s) = self.states.get_mut(b as usize) {
+                *s &= !DISCARDING;
+            }
+        }
+        if !discarded {
+            return Ok(());
+        }
+        self.set_states(buckets, BucketState::NeedDiscard, BucketState::Free)
+    }
+
+    /// The one path of persistent bucket state changes: memory and counts,
+    /// then each touched alloc table block written once and one flush. A
+    /// failed write undoes the change in memory.
+    fn set_states(&mut self, buckets: &[u64], from: BucketState, to: BucketState) -> Result {
         if !from.can_become(to) {
             return Err(EINVAL);
         }
-        let i = bucket as usize;
-        self.states[i] = to.to_u8();
-        self.counts.transfer(from, to);
-        let block = (i / alloc_table::STATES_PER_BLOCK) as u32;
-        if let Err(e) = self.write_alloc_block(block) {
-            self.states[i] = from.to_u8();
-            self.counts.transfer(to, from);
-            return Err(e);
+        for &b in buckets {
+            if self.states.get(b as usize) != Some(&from.to_u8()) {
+                return Err(EINVAL);
+            }
         }
-        Ok(())
+        for &b in buckets {
+            self.states[b as usize] = to.to_u8();
+            self.counts.transfer(from, to);
+        }
+        let per = alloc_table::STATES_PER_BLOCK as u64;
+        let mut res = Ok(());
+        let mut last = None;
+        for &b in buckets {
+            let block = (b / per) as u32;
+            if last != Some(block) {
+                last = Some(block);
+                res = res.and(self.write_alloc_block(block));
+            }
+        }
+        res = res.and(self.dev.flush());
+        if res.is_err() {
+            for &b in buckets {
+                self.states[b as usize] = from.to_u8();
+                self.counts.transfer(to, from);
+            }
+        }
+        res
+    }
+
+    /// One bucket through the persistent path (see [`Member::set_states`]).
+    fn set_state(&mut self, bucket: u64, from: BucketState, to: BucketState) -> Result {
+        self.set_states(&[bucket], from, to)
     }
 
     fn write_alloc_block(&self, block: u32) -> Result {
@@ -308,9 +365,9 @@ impl Member {
             &self.sb.volume_uuid,
             self.sb.member_index,
             block,
-            states
-                .iter()
-                .map(|&s| BucketState::from_u8(s & !OPEN).unwrap_or(BucketState::Free)),
+            states.iter().map(|&s| {
+                BucketState::from_u8(s & !(OPEN | DISCARDING)).unwrap_or(BucketState::Free)
+            }),
         )
         .map_err(|e| {
             pr_err!(
@@ -322,8 +379,7 @@ impl Member {
             EINVAL
         })?;
         let offset = format::layout::ALLOC_OFFSET + u64::from(block) * BLOCK_SIZE as u64;
-        self.dev.write(offset, &buf)?;
-        self.dev.flush()
+        self.dev.write(offset, &buf)
     }
 
     /// Writes this member's superblock with `options` and sequence `seq`,

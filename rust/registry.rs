@@ -56,7 +56,10 @@ impl Registry {
             }
             volumes.push(volume.clone(), GFP_KERNEL)?;
         }
-        if let Err(e) = volume.add_sysfs(&self.root) {
+        if let Err(e) = volume
+            .add_sysfs(&self.root)
+            .and_then(|()| volume.start_discard())
+        {
             let _ = self.unregister(&volume);
             return Err(e);
         }

@@ -19,7 +19,9 @@ use crate::bkcore::{
     uuid::{Hyphenated, Uuid},
     watermark::{self, Watermark},
 };
+use crate::discard::{DiscardThread, Discarder};
 use crate::fmt::Core;
+use crate::glue::kthread::Kthread;
 use crate::glue::{
     bdev::BlockDevice,
     kobject::{AttrFile, AttrOps, KobjectDir, ShowBuf, StoreCtx, MODE_RO, MODE_RW, MODE_WO},
@@ -105,6 +107,9 @@ pub(crate) struct Volume {
     inner: Mutex<Inner>,
     #[pin]
     sysfs: Mutex<Option<VolumeSysfs>>,
+    discarder: Arc<Discarder>,
+    #[pin]
+    discard_thread: Mutex<Option<Kthread<DiscardThread>>>,
     /// Exclusive-open holder of the member devices; outlives them (`inner`
     /// drops first).
     _holder: KBox<u8>,
@@ -217,6 +222,8 @@ impl Volume {
                     alloc: Allocator::new(),
                 }),
                 sysfs <- new_mutex!(None),
+                discarder: Discarder::new()?,
+                discard_thread <- new_mutex!(None),
                 _holder: holder,
             }),
             GFP_KERNEL,
@@ -352,9 +359,29 @@ impl Volume {
         Ok(())
     }
 
-    /// Removes the sysfs directory and releases the member devices. Safe to
-    /// call more than once.
+    /// Starts the volume's discard thread.
+    pub(crate) fn start_discard(self: &Arc<Self>) -> Result {
+        // Task names hold 15 characters: "bkdiscard/" and the uuid's start.
+        let u = &self.uuid;
+        let name = CString::try_from_fmt(fmt!("bkdiscard/{:02x}{:02x}", u[0], u[1]))?;
+        let thread = Kthread::spawn(&name, DiscardThread::new(self.clone())?)?;
+        *self.discard_thread.lock() = Some(thread);
+        Ok(())
+    }
+
+    /// The discard thread's wake-up.
+    pub(crate) fn discarder(&self) -> &Discarder {
+        &self.discarder
+    }
+
+    /// Removes the sysfs directory, stops the discard thread and releases
+    /// the member devices. Safe to call more than once.
     pub(crate) fn teardown(&self) {
+        // Stopping waits for a batch in flight; take it out of the mutex so
+        // a kick meanwhile does not wait on us.
+        let thread = self.discard_thread.lock().take();
+        self.discarder.kick();
+        drop(thread);
         // Removing a file waits for its running callbacks, which may take
         // `inner`: drop the files with no lock held.
         let sysfs = self.sysfs.lock().take();
@@ -387,6 +414,7 @@ impl Volume {
             gen
         );
         self.wake_waiters_for_options();
+        self.discarder.kick();
     }
 
     /// The volume's state, locked.

@@ -20,6 +20,7 @@
 pub mod buckets;
 pub mod crc32c;
 pub mod ctl_abi;
+pub mod discard_order;
 pub mod format;
 pub mod latency;
 pub mod options;

@@ -4,7 +4,7 @@
 //!
 //! The kernel crate has a block-mq driver API but nothing for using another
 //! driver's block device, so this wraps `bdev_file_open_by_path()`,
-//! `bdev_rw_virt()` and `blkdev_issue_flush()`.
+//! `bdev_rw_virt()`, `blkdev_issue_flush()` and `blkdev_issue_discard()`.
 //! I/O goes straight to the device (no page cache), in whole logical blocks.
 
 use core::ptr::NonNull;
@@ -131,6 +131,20 @@ impl BlockDevice {
             buf.len(),
             bindings::req_op_REQ_OP_WRITE,
         )
+    }
+
+    /// Discards `len` bytes at byte `offset` (both in whole logical blocks).
+    pub(crate) fn discard(&self, offset: u64, len: u64) -> Result {
+        let sector = self.check_range(offset, len)?;
+        // SAFETY: `bdev` is open; the range was checked against its size.
+        to_result(unsafe {
+            bindings::blkdev_issue_discard(
+                self.bdev.as_ptr(),
+                sector,
+                len >> SECTOR_SHIFT,
+                bindings::GFP_KERNEL,
+            )
+        })
     }
 
     /// Flushes the device's volatile write cache.

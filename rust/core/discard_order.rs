@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Which device the discard thread serves next, and how much.
+//!
+//! With replay priority on and requests blocked, the most starved device
+//! comes first: among the devices blocked requests could use, the one
+//! furthest below what the waiting watermark needs, in small batches so
+//! its waiters proceed as soon as possible. Otherwise the device with the
+//! most need_discard buckets goes first, in large batches.
+
+use super::placement::DevSnapshot;
+use super::watermark::{self, Watermark};
+
+/// Buckets per batch for a starved device (beyond its deficit).
+pub const STARVED_SLACK: u64 = 8;
+/// Largest batch for a starved device.
+pub const STARVED_MAX: u64 = 64;
+/// Batch size when nobody starves.
+pub const BULK: u64 = 1024;
+
+/// What to discard next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pick {
+    /// Member index.
+    pub dev: u32,
+    /// At most this many buckets.
+    pub max_buckets: u64,
+    /// Chosen because blocked requests starve on it.
+    pub starved: bool,
+}
+
+/// How far `d` is from serving one bucket at `w`: 0 if it can serve now.
+pub fn deficit(d: &DevSnapshot, w: Watermark) -> u64 {
+    let need = watermark::reserve(w, d.btree_reserve, d.nbuckets) + 1;
+    need.saturating_sub(d.free.saturating_sub(d.open))
+}
+
+/// Picks the next device to discard on. `waiting` is the mask of devices
+/// blocked requests could use and `w` the highest watermark among them
+/// (`None`: nobody waits). `None` when no device has need_discard buckets.
+pub fn pick(
+    devs: &[DevSnapshot],
+    waiting: u64,
+    w: Option<Watermark>,
+    priority: bool,
+) -> Option<Pick> {
+    let candidates = || devs.iter().filter(|d| d.online && d.need_discard > 0);
+    if let (true, Some(w)) = (priority, w) {
+        let starved = candidates()
+            .filter(|d| d.index < 64 && waiting & (1 << d.index) != 0)
+            .map(|d| (deficit(d, w), d))
+            .filter(|&(def, _)| def > 0)
+            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.index.cmp(&a.1.index)));
+        if let Some((def, d)) = starved {
+            return Some(Pick {
+                dev: d.index,
+                max_buckets: (def + STARVED_SLACK).min(STARVED_MAX),
+                starved: true,
+            });
+        }
+    }
+    candidates()
+        .max_by(|a, b| {
+            a.need_discard
+                .cmp(&b.need_discard)
+                .then(b.index.cmp(&a.index))
+        })
+        .map(|d| Pick {
+            dev: d.index,
+            max_buckets: BULK,
+            starved: false,
+        })
+}

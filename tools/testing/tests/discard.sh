@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: GPL-2.0
+# The discard thread: real discards (holes in the backing files), need_discard
+# buckets become free, the starved device first, and waiters unstuck.
+
+test_discard_punches_holes_and_frees_buckets() {
+	disks 2 64M
+	vm_guest <<'EOF_GUEST'
+starved_scenario
+EOF_GUEST
+	local before0 before1 after0 after1
+	before0=$(allocated_bytes "$(disk_image 0)")
+	before1=$(allocated_bytes "$(disk_image 1)")
+	vm_guest <<'EOF_GUEST'
+load_module
+write $BK/register "$(disk 0) $(disk 1)" || fail "register"
+v=$(volume_dir)
+free0=$(usage_of $v/dev-0 free)
+wait_until 30 "every need_discard bucket discarded" sh -c \
+	"[ \$(sed -n 's/^need_discard //p' $v/dev-0/usage) = 0 ] && [ \$(sed -n 's/^need_discard //p' $v/dev-1/usage) = 0 ]"
+expect_eq "$(usage_of $v/dev-0 free)" $((free0 + 300)) "dev-0 free after discards"
+expect_eq "$(counter $v discard_buckets)" 400 "discard_buckets"
+expect_eq "$(counter $v discard_buckets_dev0)" 300 "discard_buckets_dev0"
+echo "INFO: discards_issued $(counter $v discards_issued) for 400 buckets"
+[ "$(counter $v discards_issued)" -lt 400 ] || fail "contiguous buckets were not merged into one discard"
+write $v/unregister 1
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after discards"
+EOF_GUEST
+	after0=$(allocated_bytes "$(disk_image 0)")
+	after1=$(allocated_bytes "$(disk_image 1)")
+	echo "INFO: disk0 allocated $before0 -> $after0 bytes, disk1 $before1 -> $after1 bytes"
+	# 300 and 100 discarded buckets each held one 4 KiB data block.
+	[ $((before0 - after0)) -ge $((300 * 4096 * 9 / 10)) ] || { echo "FAIL: disk0 allocation dropped by $((before0 - after0)) bytes only"; return 1; }
+	[ $((before1 - after1)) -ge $((100 * 4096 * 9 / 10)) ] || { echo "FAIL: disk1 allocation dropped by $((before1 - after1)) bytes only"; return 1; }
+}
+
+test_discard_unsticks_a_starved_waiter() {
+	disks 2 64M
+	vm_guest --timeout 180 <<'EOF_GUEST'
+starved_scenario
+load_module
+step "discard=0: a request needing the starved device blocks"
+write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register"
+v=$(volume_dir)
+u=${v##*/}
+bkalloc alloc $u --kind btree >/tmp/a1 2>&1 &
+pid=$!
+wait_waiters $v 1
+sleep 2
+kill -0 $pid || fail "alloc ended with discard=0: $(cat /tmp/a1)"
+expect_eq "$(counter $v discard_buckets)" 0 "discards with discard=0"
+step "discard=1: the starved device is discarded first and the waiter proceeds"
+dmesg -c >/dev/null
+write $v/options/discard 1
+wait_until 20 "the alloc to finish" sh -c "! kill -0 $pid"
+wait $pid || fail "alloc failed: $(cat /tmp/a1)"
+set -- $(cat /tmp/a1)
+[ $# = 2 ] && [ "${1%%:*}" != "${2%%:*}" ] || fail "not two replicas on distinct devices: $(cat /tmp/a1)"
+dmesg | grep -q "on starved dev0" || fail "dev0 was not served as starved: $(dmesg | grep bkalloc | tail -n 3)"
+[ "$(counter $v starved_discard_buckets)" -ge 1 ] || fail "starved_discard_buckets"
+write $v/unregister 1
+
+step "defaults: a blocked request completes with no user action"
+write $BK/register "$(disk 0) $(disk 1)" || fail "register"
+bkalloc alloc $u --kind btree --replicas 2 >/dev/null || fail "alloc with discards on"
+write "$(volume_dir)/unregister" 1
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+EOF_GUEST
+}
