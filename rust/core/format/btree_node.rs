@@ -197,28 +197,35 @@ pub struct NodeWriter<'a> {
     last: Option<u64>,
 }
 
+/// What encoder and decoder both require of a header: a level in range
+/// and `min_key <= max_key`.
+fn check_header(f: &Fields<'_>, hdr: &NodeHeader) -> Result<(), FormatError> {
+    f.range(
+        "level",
+        off::LEVEL,
+        u64::from(hdr.level),
+        0,
+        u64::from(MAX_LEVEL),
+    )?;
+    if hdr.min_key > hdr.max_key {
+        return Err(f.err(
+            "max_key",
+            off::MAX_KEY,
+            ErrorKind::Unordered {
+                prev: hdr.min_key,
+                key: hdr.max_key,
+            },
+        ));
+    }
+    Ok(())
+}
+
 impl<'a> NodeWriter<'a> {
     /// Starts a node in `buf` (normally `node_size` bytes) holding at most `max_entries`.
     pub fn new(buf: &'a mut [u8], hdr: NodeHeader, max_entries: u32) -> Result<Self, FormatError> {
         need_mut(buf, S, NODE_HEADER_SIZE)?;
         let f = Fields::new(&[], S);
-        f.range(
-            "level",
-            off::LEVEL,
-            u64::from(hdr.level),
-            0,
-            u64::from(MAX_LEVEL),
-        )?;
-        if hdr.min_key > hdr.max_key {
-            return Err(f.err(
-                "max_key",
-                off::MAX_KEY,
-                ErrorKind::Unordered {
-                    prev: hdr.min_key,
-                    key: hdr.max_key,
-                },
-            ));
-        }
+        check_header(&f, &hdr)?;
         let room = (buf.len() - NODE_HEADER_SIZE) / entry_size(hdr.level);
         let cap = (max_entries as usize).min(room) as u32;
         Ok(Self {
@@ -383,29 +390,13 @@ pub fn decode_node<'a>(
     }
     f.zero("reserved", off::RESERVED, off::ENTRIES - off::RESERVED)?;
     let level = f.u8("level", off::LEVEL)?;
-    f.range(
-        "level",
-        off::LEVEL,
-        u64::from(level),
-        0,
-        u64::from(MAX_LEVEL),
-    )?;
     let hdr = NodeHeader {
         level,
         seq: f.u64("seq", off::SEQ)?,
         min_key: f.u64("min_key", off::MIN_KEY)?,
         max_key: f.u64("max_key", off::MAX_KEY)?,
     };
-    if hdr.min_key > hdr.max_key {
-        return Err(f.err(
-            "max_key",
-            off::MAX_KEY,
-            ErrorKind::Unordered {
-                prev: hdr.min_key,
-                key: hdr.max_key,
-            },
-        ));
-    }
+    check_header(&f, &hdr)?;
     let nr = f.u32("nr_entries", off::NR_ENTRIES)?;
     let min_nr = if level > 0 { 1 } else { 0 };
     f.range(
