@@ -4,7 +4,7 @@
 # Build bkalloc.ko against a test kernel, inside the build environment:
 #   tools/testing/module.sh [--clippy] min|debug
 # The module is built out of tree with its objects in
-# $BKALLOC_CACHE/module-<flavour> (MO=), so the source tree stays clean and
+# $BKALLOC_CACHE/module-<flavour>-<tree> (MO=), so the source tree stays clean and
 # both flavours can coexist. With --clippy, any rustc or clippy warning fails
 # the build. Prints the path of bkalloc.ko on stdout.
 set -euo pipefail
@@ -18,7 +18,10 @@ fi
 flavour=${1:-min}
 
 kdir=$("$TESTING_DIR/kernel.sh" "$flavour")
-mo=$BKALLOC_CACHE/module-$flavour
+# One output directory per kernel and source tree: objects built from another
+# checkout can be newer than this tree's sources and would look up to date.
+tree=$(echo "$TOP_DIR" | sha256sum | cut -c1-8)
+mo=$BKALLOC_CACHE/module-$flavour-$tree
 mkdir -p "$mo"
 
 log=$mo/build.log
@@ -26,7 +29,7 @@ if ! in_chroot /bin/sh -euc '
 	kdir=$1; mo=$2; clippy=$3
 	# W=1 would also check the kernel headers; the module itself is what we lint.
 	make -C "$kdir" M=/src MO="$mo" LLVM=-21 CLIPPY="$clippy" modules
-' sh "/cache/${kdir#"$BKALLOC_CACHE"/}" "/cache/module-$flavour" "$clippy" >"$log" 2>&1; then
+' sh "/cache/${kdir#"$BKALLOC_CACHE"/}" "/cache/${mo#"$BKALLOC_CACHE"/}" "$clippy" >"$log" 2>&1; then
 	cat "$log" >&2
 	die "module build against the $flavour kernel failed"
 fi
