@@ -468,7 +468,7 @@ impl Volume {
         writeln!(out, "bucket_size {}", m.sb.bucket_size)?;
         writeln!(out, "buckets {}", m.sb.bucket_count)?;
         writeln!(out, "free {}", m.count(BucketState::Free))?;
-        writeln!(out, "open 0")?;
+        writeln!(out, "open {}", m.open)?;
         for state in [
             BucketState::NeedDiscard,
             BucketState::Sb,
