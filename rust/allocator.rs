@@ -202,6 +202,14 @@ fn commit(members: &mut [Member], grant: &Grant, kind: Kind) -> Result {
     res
 }
 
+/// Commits a grant and counts the allocation: every successful request
+/// ends here.
+fn hand_over(inner: &mut Inner, grant: Grant, kind: Kind) -> Result<Grant> {
+    commit(&mut inner.members, &grant, kind)?;
+    inner.alloc.counters.allocs += 1;
+    Ok(grant)
+}
+
 /// Milliseconds until `at_secs` after `start`, if that is set.
 fn until(start: Instant<Monotonic>, at_secs: u32) -> Option<u64> {
     (at_secs > 0).then(|| (u64::from(at_secs) * 1000).saturating_sub(ms_since(start)))
@@ -222,11 +230,7 @@ impl Volume {
         // Fast path: nobody waits, so taking now overtakes nobody.
         if inner.alloc.waiters.len() == 0 {
             match try_take(&mut inner.members, &spec) {
-                Ok(Some(grant)) => {
-                    commit(&mut inner.members, &grant, kind)?;
-                    inner.alloc.counters.allocs += 1;
-                    return Ok(grant);
-                }
+                Ok(Some(grant)) => return hand_over(&mut inner, grant, kind),
                 Ok(None) => {}
                 Err(e) => return Err(self.infeasible(&mut inner, &spec, e)),
             }
@@ -258,9 +262,7 @@ impl Volume {
                 WaitState::Granted => {
                     let grant = w.data.granted.take().unwrap_or_default();
                     inner.alloc.waiters.remove(id);
-                    commit(&mut inner.members, &grant, spec.kind)?;
-                    inner.alloc.counters.allocs += 1;
-                    return Ok(grant);
+                    return hand_over(&mut inner, grant, spec.kind);
                 }
                 WaitState::Woken(WakeReason::Abort) => {
                     inner.alloc.counters.aborts += 1;
@@ -402,9 +404,8 @@ impl Volume {
         };
         let grant = open_buckets(&mut inner.members, &choice)?;
         inner.alloc.waiters.remove(id);
-        commit(&mut inner.members, &grant, spec.kind)?;
+        let grant = hand_over(inner, grant, spec.kind)?;
         inner.alloc.counters.degraded += 1;
-        inner.alloc.counters.allocs += 1;
         pr_warn!(
             "volume {}: waiter {} degraded at its deadline: {} of {} replicas\n",
             self.name(),

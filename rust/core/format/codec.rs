@@ -48,11 +48,24 @@ impl<'a> Fields<'a> {
         field: &'static str,
         off: usize,
     ) -> Result<[u8; N], FormatError> {
-        off.checked_add(N)
+        self.slice(field, off, N)?.try_into().map_err(|_| {
+            self.err(
+                field,
+                off,
+                ErrorKind::TooShort {
+                    need: off.saturating_add(N),
+                    have: self.buf.len(),
+                },
+            )
+        })
+    }
+
+    /// `len` bytes at `off`, or a `TooShort` error naming `field`.
+    fn slice(&self, field: &'static str, off: usize, len: usize) -> Result<&[u8], FormatError> {
+        off.checked_add(len)
             .and_then(|end| self.buf.get(off..end))
-            .and_then(|s| s.try_into().ok())
             .ok_or_else(|| {
-                let need = off.saturating_add(N);
+                let need = off.saturating_add(len);
                 self.err(
                     field,
                     off,
@@ -83,20 +96,7 @@ impl<'a> Fields<'a> {
         off: usize,
         len: usize,
     ) -> Result<(), FormatError> {
-        let s = off
-            .checked_add(len)
-            .and_then(|end| self.buf.get(off..end))
-            .ok_or_else(|| {
-                let need = off.saturating_add(len);
-                self.err(
-                    field,
-                    off,
-                    ErrorKind::TooShort {
-                        need,
-                        have: self.buf.len(),
-                    },
-                )
-            })?;
+        let s = self.slice(field, off, len)?;
         match s.iter().position(|&b| b != 0) {
             Some(i) => Err(self.err(field, off.saturating_add(i), ErrorKind::NotZero)),
             None => Ok(()),
