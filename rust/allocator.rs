@@ -180,7 +180,7 @@ pub(crate) fn grant_pass(inner: &mut Inner, devs_mask: u64, reason: WakeReason) 
     alloc.counters.wakeups += n as u64;
 }
 
-/// Commits granted open buckets to `kind`'s state, durably; on failure
+/// Commits granted open buckets to `kind`'s state in memory; on failure
 /// the rest are released and the error returned.
 fn commit(members: &mut [Member], grant: &Grant, kind: Kind) -> Result {
     let to = match kind {
@@ -221,7 +221,7 @@ impl Volume {
     /// serve it; see the module documentation for how the wait ends.
     pub(crate) fn allocate(&self, kind: Kind, overrides: Overrides) -> Result<Grant> {
         let mut inner = self.lock_inner();
-        if inner.members.is_empty() {
+        if inner.members.is_empty() || inner.closing {
             return Err(ENODEV);
         }
         let spec = request::build_with(kind, &inner.options, inner.opts_gen, overrides)
@@ -254,7 +254,7 @@ impl Volume {
         let mut next_stuck: Option<u64> = None;
         loop {
             let gen = inner.opts_gen;
-            let gone = inner.members.is_empty();
+            let gone = inner.members.is_empty() || inner.closing;
             let w = inner.alloc.waiters.get_mut(id).ok_or(EINVAL)?;
             let (state, stale) = (w.state, w.data.spec.is_stale(gen));
             let (spec, start) = (w.data.spec, w.data.start);
@@ -336,6 +336,22 @@ impl Volume {
                     }
                 }
             }
+        }
+    }
+
+    /// One try, no waiting, and allowed while the volume is closing: for
+    /// checkpoints, which free space rather than wait for it. `Ok(None)`
+    /// when the devices cannot serve it now.
+    pub(crate) fn allocate_now(&self, kind: Kind, overrides: Overrides) -> Result<Option<Grant>> {
+        let mut inner = self.lock_inner();
+        if inner.members.is_empty() {
+            return Err(ENODEV);
+        }
+        let spec = request::build_with(kind, &inner.options, inner.opts_gen, overrides)
+            .map_err(|_| EINVAL)?;
+        match try_take(&mut inner.members, &spec)? {
+            Some(grant) => hand_over(&mut inner, grant, kind).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -531,6 +547,25 @@ impl Volume {
 
     /// `counters`: "name value" lines.
     pub(crate) fn show_counters(&self, out: &mut ShowBuf<'_>) -> Result {
+        // Lock order: the tree and the journal are read before `inner`.
+        let (keys, nodes, generation) = {
+            let t = self.tree.lock();
+            let g = t.checkpoint.map_or(0, |c| c.generation);
+            (t.len(), t.nodes.len() as u64, g)
+        };
+        let (jseq, pending) = {
+            let j = self.journal.lock();
+            (j.last_seq(), j.pending() as u64)
+        };
+        for (name, v) in [
+            ("btree_keys", keys),
+            ("btree_nodes", nodes),
+            ("checkpoint_generation", generation),
+            ("journal_seq", jseq),
+            ("journal_pending_entries", pending),
+        ] {
+            writeln!(out, "{name} {v}")?;
+        }
         let inner = self.lock_inner();
         let a = &inner.alloc;
         let c = &a.counters;

@@ -12,12 +12,17 @@ mod allocator;
 #[allow(unused_attributes)]
 #[path = "core/lib.rs"]
 pub mod bkcore;
+mod btree;
+mod checkpoint;
 mod ctl;
 mod discard;
 mod fmt;
 mod glue;
+mod insert;
+mod journal;
 mod member;
 mod registry;
+mod replay;
 mod volume;
 mod waitlist;
 

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `/dev/bkalloc`: allocate, free and status ioctls on a volume named by its
-//! uuid. The argument structures are `bkcore::ctl_abi`, shared with the tool.
+//! `/dev/bkalloc`: allocate, free, insert, get, flush and status ioctls on
+//! a volume named by its uuid. The argument structures are `bkcore::ctl_abi`, shared with the tool.
 
 use crate::bkcore::{
     buckets::BucketState,
     ctl_abi::{
-        AllocArgs, BucketRef, Decode, DevStatus, Encode, FreeArgs, StatusArgs, FROM_OPTIONS,
-        IOC_ALLOC, IOC_FREE, IOC_STATUS,
+        AllocArgs, BucketRef, Decode, DevStatus, Encode, FlushArgs, FreeArgs, GetArgs, InsertArgs,
+        StatusArgs, FROM_OPTIONS, IOC_ALLOC, IOC_FLUSH, IOC_FREE, IOC_GET, IOC_INSERT, IOC_STATUS,
     },
     placement::{Kind, MAX_REPLICAS},
     request::Overrides,
@@ -67,7 +67,7 @@ impl IoctlHandler for Ctl {
                     deadline_secs: option_or(a.deadline_secs),
                     ..Overrides::NONE
                 };
-                let grant = volume.allocate(kind, overrides)?;
+                let grant = volume.alloc_for_user(kind, overrides)?;
                 a.n = grant.len() as u32;
                 for (slot, &(dev, bucket)) in a.buckets.iter_mut().zip(grant.iter()) {
                     *slot = BucketRef {
@@ -85,7 +85,7 @@ impl IoctlHandler for Ctl {
                 for r in f.buckets.iter().take(n) {
                     buckets.push((r.dev, r.bucket), GFP_KERNEL)?;
                 }
-                volume.free_buckets(&buckets)
+                volume.free_for_user(&buckets)
             }),
             IOC_STATUS => in_out(arg, |s: &mut StatusArgs| {
                 let volume = self.registry.find(&s.uuid)?;
@@ -102,6 +102,23 @@ impl IoctlHandler for Ctl {
                         user: m.count(BucketState::User),
                     };
                 }
+                Ok(())
+            }),
+            IOC_INSERT => in_out(arg, |a: &mut InsertArgs| {
+                let volume = self.registry.find(&a.uuid)?;
+                a.seq = volume.insert(a.key, a.value)?;
+                Ok(())
+            }),
+            IOC_GET => in_out(arg, |a: &mut GetArgs| {
+                let volume = self.registry.find(&a.uuid)?;
+                let value = volume.get(a.key)?;
+                a.found = u32::from(value.is_some());
+                a.value = value.unwrap_or_default();
+                Ok(())
+            }),
+            IOC_FLUSH => in_out(arg, |a: &mut FlushArgs| {
+                let volume = self.registry.find(&a.uuid)?;
+                (a.generation, a.journal_seq) = volume.flush()?;
                 Ok(())
             }),
             _ => Err(ENOTTY),

@@ -190,13 +190,15 @@ impl Member {
         Ok(())
     }
 
-    /// Writes a checkpoint with the current bucket counts to the slot the
-    /// older one is in, then flushes. Alloc table blocks are already durable
-    /// (see `set_state`), so the new checkpoint never runs ahead of them.
-    pub(crate) fn write_checkpoint(&mut self) -> Result {
-        let mut cp = self.checkpoint.ok_or(EINVAL)?;
-        cp.generation += 1;
-        cp.counts = self.counts;
+    /// The newest valid checkpoint of this member, read at register.
+    pub(crate) fn checkpoint(&self) -> Option<Checkpoint> {
+        self.checkpoint
+    }
+
+    /// Writes `cp` (with this member's index) to the slot its generation
+    /// names. The caller flushes.
+    pub(crate) fn write_checkpoint(&mut self, mut cp: Checkpoint) -> Result {
+        cp.member_index = self.sb.member_index;
         let mut buf = block_buf()?;
         cp.encode(&mut buf, &self.sb.volume_uuid).map_err(|e| {
             pr_err!(
@@ -208,7 +210,6 @@ impl Member {
         })?;
         self.dev
             .write(self.layout.checkpoint_offset(cp.slot()), &buf)?;
-        self.dev.flush()?;
         self.checkpoint = Some(cp);
         Ok(())
     }
@@ -257,7 +258,7 @@ impl Member {
         }
     }
 
-    /// Commits an open bucket to `to` (btree or user), durably.
+    /// Commits an open bucket to `to` (btree or user), in memory.
     pub(crate) fn commit_open(&mut self, bucket: u64, to: BucketState) -> Result {
         let free = BucketState::Free.to_u8();
         if self.states.get(bucket as usize) != Some(&(free | OPEN)) {
@@ -268,7 +269,7 @@ impl Member {
     }
 
     /// Frees a btree or user bucket: it becomes need_discard (never free
-    /// directly), durably.
+    /// directly), in memory.
     pub(crate) fn free_bucket(&mut self, bucket: u64) -> Result {
         let from = self
             .states
@@ -298,8 +299,9 @@ impl Member {
         Ok(out)
     }
 
-    /// Ends discards: on success the buckets become free (durably), on
-    /// failure they stay need_discard.
+    /// Ends discards: on success the buckets become free (in memory: the
+    /// next checkpoint writes it; a crash before costs a repeated discard,
+    /// never data), on failure they stay need_discard.
     pub(crate) fn end_discard(&mut self, buckets: &[u64], discarded: bool) -> Result {
         for &b in buckets {
             if let Some(s) = self.states.get_mut(b as usize) {
@@ -312,9 +314,9 @@ impl Member {
         self.set_states(buckets, BucketState::NeedDiscard, BucketState::Free)
     }
 
-    /// The one path of persistent bucket state changes: memory and counts,
-    /// then each touched alloc table block written once and one flush. A
-    /// failed write undoes the change in memory.
+    /// The one path of bucket state changes: memory and counts. They
+    /// become durable through the journal (the caller appends a record) or
+    /// the next checkpoint, which writes the whole alloc table.
     fn set_states(&mut self, buckets: &[u64], from: BucketState, to: BucketState) -> Result {
         if !from.can_become(to) {
             return Err(EINVAL);
@@ -328,58 +330,96 @@ impl Member {
             self.states[b as usize] = to.to_u8();
             self.counts.transfer(from, to);
         }
-        let per = alloc_table::STATES_PER_BLOCK as u64;
-        let mut res = Ok(());
-        let mut last = None;
-        for &b in buckets {
-            let block = (b / per) as u32;
-            if last != Some(block) {
-                last = Some(block);
-                res = res.and(self.write_alloc_block(block));
+        Ok(())
+    }
+
+    /// Sets `bucket` to `to` whatever its state (journal replay, where
+    /// states are absolute, and the register-time reconcile). The metadata
+    /// region never changes state.
+    pub(crate) fn force_state(&mut self, bucket: u64, to: BucketState) -> Result {
+        if self.layout.is_sb_bucket(bucket) || to == BucketState::Sb {
+            return Err(EINVAL);
+        }
+        let s = self.states.get_mut(bucket as usize).ok_or(EINVAL)?;
+        let from = BucketState::from_u8(*s & !(OPEN | DISCARDING)).ok_or(EINVAL)?;
+        if *s & (OPEN | DISCARDING) != 0 {
+            return Err(EBUSY);
+        }
+        if from != to {
+            *s = to.to_u8();
+            self.counts.transfer(from, to);
+        }
+        Ok(())
+    }
+
+    /// The persistent state of `bucket` (in-memory pins masked).
+    pub(crate) fn state(&self, bucket: u64) -> Option<BucketState> {
+        let s = *self.states.get(bucket as usize)?;
+        BucketState::from_u8(s & !(OPEN | DISCARDING))
+    }
+
+    /// Buckets whose persistent state is `state`, in ascending order.
+    pub(crate) fn buckets_in(&self, state: BucketState) -> Result<KVec<u64>> {
+        let mut out = KVec::new();
+        for (i, &s) in self.states.iter().enumerate() {
+            if s == state.to_u8() {
+                out.push(i as u64, GFP_KERNEL)?;
             }
         }
-        res = res.and(self.dev.flush());
-        if res.is_err() {
-            for &b in buckets {
-                self.states[b as usize] = from.to_u8();
-                self.counts.transfer(to, from);
-            }
+        Ok(out)
+    }
+
+    /// Writes the whole alloc table as it will be once `retired` (btree
+    /// buckets of replaced nodes) are need_discard; returns the counts of
+    /// what was written. The caller flushes.
+    pub(crate) fn write_alloc_table(&self, retired: &[u64]) -> Result<BucketCounts> {
+        let mut counts = self.counts;
+        for _ in retired {
+            counts.transfer(BucketState::Btree, BucketState::NeedDiscard);
         }
-        res
+        let per = alloc_table::STATES_PER_BLOCK;
+        let mut buf = block_buf()?;
+        for block in 0..self.layout.alloc_blocks {
+            let first = block as usize * per;
+            let last = self.states.len().min(first + per);
+            let states = self.states.get(first..last).ok_or(EINVAL)?;
+            alloc_table::encode_block(
+                &mut buf,
+                &self.layout,
+                &self.sb.volume_uuid,
+                self.sb.member_index,
+                block,
+                states.iter().enumerate().map(|(i, &s)| {
+                    if retired.contains(&((first + i) as u64)) {
+                        return BucketState::NeedDiscard;
+                    }
+                    BucketState::from_u8(s & !(OPEN | DISCARDING)).unwrap_or(BucketState::Free)
+                }),
+            )
+            .map_err(|e| {
+                pr_err!(
+                    "{}: encoding alloc table block {}: {}\n",
+                    &*self.path,
+                    block,
+                    Core(e)
+                );
+                EINVAL
+            })?;
+            self.dev
+                .write(self.layout.alloc_block_offset(block), &buf)?;
+        }
+        Ok(counts)
+    }
+
+    /// Moves retired btree buckets to need_discard once the checkpoint
+    /// that no longer references them is durable.
+    pub(crate) fn retire(&mut self, retired: &[u64]) -> Result {
+        self.set_states(retired, BucketState::Btree, BucketState::NeedDiscard)
     }
 
     /// One bucket through the persistent path (see [`Member::set_states`]).
     fn set_state(&mut self, bucket: u64, from: BucketState, to: BucketState) -> Result {
         self.set_states(&[bucket], from, to)
-    }
-
-    fn write_alloc_block(&self, block: u32) -> Result {
-        let per = alloc_table::STATES_PER_BLOCK;
-        let first = block as usize * per;
-        let last = self.states.len().min(first + per);
-        let states = self.states.get(first..last).ok_or(EINVAL)?;
-        let mut buf = block_buf()?;
-        alloc_table::encode_block(
-            &mut buf,
-            &self.layout,
-            &self.sb.volume_uuid,
-            self.sb.member_index,
-            block,
-            states.iter().map(|&s| {
-                BucketState::from_u8(s & !(OPEN | DISCARDING)).unwrap_or(BucketState::Free)
-            }),
-        )
-        .map_err(|e| {
-            pr_err!(
-                "{}: encoding alloc table block {}: {}\n",
-                &*self.path,
-                block,
-                Core(e)
-            );
-            EINVAL
-        })?;
-        let offset = format::layout::ALLOC_OFFSET + u64::from(block) * BLOCK_SIZE as u64;
-        self.dev.write(offset, &buf)
     }
 
     /// Writes this member's superblock with `options` and sequence `seq`,

@@ -56,10 +56,10 @@ impl Registry {
             }
             volumes.push(volume.clone(), GFP_KERNEL)?;
         }
-        if let Err(e) = volume
-            .add_sysfs(&self.root)
-            .and_then(|()| volume.start_discard())
-        {
+        // The directory exists before replay, so `replay`, `waiters` and
+        // `abort_waiting` can be used while it runs.
+        if let Err(e) = volume.add_sysfs(&self.root).and_then(|()| volume.recover()) {
+            // Nothing was written; the devices are released.
             let _ = self.unregister(&volume);
             return Err(e);
         }

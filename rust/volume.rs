@@ -19,6 +19,7 @@ use crate::bkcore::{
     uuid::{Hyphenated, Uuid},
     watermark::{self, Watermark},
 };
+use crate::btree::Tree;
 use crate::discard::{DiscardThread, Discarder};
 use crate::fmt::Core;
 use crate::glue::kthread::Kthread;
@@ -26,8 +27,10 @@ use crate::glue::{
     bdev::BlockDevice,
     kobject::{AttrFile, AttrOps, KobjectDir, ShowBuf, StoreCtx, MODE_RO, MODE_RW, MODE_WO},
 };
+use crate::journal::Journal;
 use crate::member::Member;
 use crate::registry::Registry;
+use crate::replay::{Phase, ReplayStatus};
 use core::{fmt::Write, ptr::NonNull};
 use kernel::{
     new_mutex,
@@ -95,6 +98,10 @@ pub(crate) struct Inner {
     pub(crate) opts_gen: u64,
     /// Requests, waiters, counters.
     pub(crate) alloc: Allocator,
+    /// Set first thing by teardown: requests fail with ENODEV, ioctls too.
+    pub(crate) closing: bool,
+    /// Register-time recovery, shown in `replay`.
+    pub(crate) replay: ReplayStatus,
 }
 
 /// A registered volume.
@@ -105,6 +112,16 @@ pub(crate) struct Volume {
     nr_members: u32,
     #[pin]
     inner: Mutex<Inner>,
+    /// Serialises btree writers (inserts, checkpoints, replay), held
+    /// across a split's allocation; readers need only `tree`.
+    #[pin]
+    pub(crate) writer: Mutex<()>,
+    /// The btree. Lock order: `writer`, `tree`, `inner`, `journal`.
+    #[pin]
+    pub(crate) tree: Mutex<Tree>,
+    /// The journal.
+    #[pin]
+    pub(crate) journal: Mutex<Journal>,
     #[pin]
     sysfs: Mutex<Option<VolumeSysfs>>,
     discarder: Arc<Discarder>,
@@ -209,6 +226,7 @@ impl Volume {
             m.load_checkpoint()?;
             m.load_alloc_table()?;
         }
+        let journal = Journal::new(uuid, &members)?;
         Arc::pin_init(
             try_pin_init!(Volume {
                 registry,
@@ -220,7 +238,12 @@ impl Volume {
                     options,
                     opts_gen: 0,
                     alloc: Allocator::new(),
+                    closing: false,
+                    replay: ReplayStatus::new(),
                 }),
+                writer <- new_mutex!(()),
+                tree <- new_mutex!(Tree::new()),
+                journal <- new_mutex!(journal),
                 sysfs <- new_mutex!(None),
                 discarder: Discarder::new()?,
                 discard_thread <- new_mutex!(None),
@@ -359,13 +382,17 @@ impl Volume {
         Ok(())
     }
 
-    /// Starts the volume's discard thread.
+    /// Starts the volume's discard thread, unless it runs already or the
+    /// volume is going away.
     pub(crate) fn start_discard(self: &Arc<Self>) -> Result {
+        let mut slot = self.discard_thread.lock();
+        if slot.is_some() || self.inner.lock().closing {
+            return Ok(());
+        }
         // Task names hold 15 characters: "bkdiscard/" and the uuid's start.
         let u = &self.uuid;
         let name = CString::try_from_fmt(fmt!("bkdiscard/{:02x}{:02x}", u[0], u[1]))?;
-        let thread = Kthread::spawn(&name, DiscardThread::new(self.clone())?)?;
-        *self.discard_thread.lock() = Some(thread);
+        *slot = Some(Kthread::spawn(&name, DiscardThread::new(self.clone())?)?);
         Ok(())
     }
 
@@ -374,30 +401,39 @@ impl Volume {
         &self.discarder
     }
 
-    /// Removes the sysfs directory, stops the discard thread and releases
-    /// the member devices. Safe to call more than once.
+    /// Fails waiters, stops the discard thread, checkpoints (if the volume
+    /// was up), removes the sysfs directory and releases the member
+    /// devices. Safe to call more than once.
     pub(crate) fn teardown(&self) {
+        let up = {
+            let mut inner = self.inner.lock();
+            inner.closing = true;
+            inner.replay.phase == Phase::Done && !inner.members.is_empty()
+        };
+        // Waiters see `closing` and fail with ENODEV; a blocked insert lets
+        // go of the writer lock.
+        self.wake_waiters_for_teardown();
         // Stopping waits for a batch in flight; take it out of the mutex so
         // a kick meanwhile does not wait on us.
         let thread = self.discard_thread.lock().take();
         self.discarder.kick();
         drop(thread);
-        // Removing a file waits for its running callbacks, which may take
-        // `inner`: drop the files with no lock held.
-        let sysfs = self.sysfs.lock().take();
-        drop(sysfs);
-        let mut members = core::mem::take(&mut self.inner.lock().members);
-        // Waiters see no members and fail with ENODEV.
-        self.wake_waiters_for_teardown();
-        for m in members.iter_mut() {
-            if let Err(e) = m.write_checkpoint() {
+        if up {
+            let _w = self.writer.lock();
+            if let Err(e) = self.checkpoint_locked() {
                 pr_err!(
-                    "{}: writing the checkpoint failed (error {})\n",
-                    &*m.path,
+                    "volume {}: checkpoint at unregister failed (error {}); the journal keeps every change\n",
+                    self.name(),
                     e.to_errno()
                 );
             }
         }
+        // Removing a file waits for its running callbacks, which may take
+        // `inner`: drop the files with no lock held.
+        let sysfs = self.sysfs.lock().take();
+        drop(sysfs);
+        let members = core::mem::take(&mut self.inner.lock().members);
+        self.wake_waiters_for_teardown();
         if !members.is_empty() {
             pr_info!("volume {} unregistered\n", Core(Hyphenated(&self.uuid)));
         }
@@ -493,7 +529,7 @@ impl AttrOps for Volume {
                 writeln!(out, "{}", o.desc().display(v))?;
             }
             Attr::OptsGen => writeln!(out, "{}", self.inner.lock().opts_gen)?,
-            Attr::Replay => writeln!(out, "state=done replayed=0 total=0 elapsed_ms=0")?,
+            Attr::Replay => writeln!(out, "{}", self.inner.lock().replay)?,
             Attr::Usage(i) => self.show_usage(i, out)?,
             Attr::Device(i) => {
                 let inner = self.inner.lock();
@@ -511,7 +547,16 @@ impl AttrOps for Volume {
     fn store(this: &Arc<Self>, id: usize, input: &[u8], ctx: &StoreCtx) -> Result {
         let input = core::str::from_utf8(input).map_err(|_| EINVAL)?;
         match Attr::from_id(id).ok_or(EINVAL)? {
-            Attr::Option(o) => this.store_option(o, input),
+            Attr::Option(o) => {
+                this.store_option(o, input)?;
+                // Asked for during a blocked replay: discards start now.
+                if o == OptId::ReplayDiscardPriority
+                    && this.inner.lock().options.replay_discard_priority()
+                {
+                    this.start_discard()?;
+                }
+                Ok(())
+            }
             Attr::AbortWaiting => this.abort_waiting(input.trim()),
             Attr::Unregister => {
                 if input.trim() != "1" {

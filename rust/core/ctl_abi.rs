@@ -7,7 +7,7 @@
 //! neither side needs `unsafe` to move it across the user boundary. The
 //! structures name a volume by its uuid.
 
-use super::format::MAX_MEMBERS;
+use super::format::{Value, MAX_MEMBERS};
 use super::placement::MAX_REPLICAS;
 use super::uuid::Uuid;
 
@@ -26,6 +26,13 @@ pub const IOC_ALLOC: u32 = iowr(1, AllocArgs::SIZE);
 pub const IOC_FREE: u32 = iowr(2, FreeArgs::SIZE);
 /// `BKALLOC_IOC_STATUS`: the volume's counts.
 pub const IOC_STATUS: u32 = iowr(3, StatusArgs::SIZE);
+/// `BKALLOC_IOC_INSERT`: insert one key, durably (returns once its journal
+/// entry is on disk).
+pub const IOC_INSERT: u32 = iowr(4, InsertArgs::SIZE);
+/// `BKALLOC_IOC_GET`: look one key up.
+pub const IOC_GET: u32 = iowr(5, GetArgs::SIZE);
+/// `BKALLOC_IOC_FLUSH`: write a checkpoint of the volume's btree.
+pub const IOC_FLUSH: u32 = iowr(6, FlushArgs::SIZE);
 
 /// "Take it from the options" in [`AllocArgs`] fields.
 pub const FROM_OPTIONS: u32 = u32::MAX;
@@ -93,6 +100,10 @@ fn get_refs(b: &[u8], off: usize) -> Option<[BucketRef; MAX_REPLICAS]> {
 
 fn get_uuid(b: &[u8]) -> Option<Uuid> {
     b.get(..16)?.try_into().ok()
+}
+
+fn get_value(b: &[u8], off: usize) -> Option<Value> {
+    b.get(off..off + 32)?.try_into().ok()
 }
 
 /// `IOC_ALLOC`: in: volume, kind, replicas, watermark, deadline; out: the
@@ -269,8 +280,118 @@ impl Decode for StatusArgs {
     }
 }
 
+/// `IOC_INSERT`: in: volume, key, value; out: the journal sequence number of
+/// the entry that made the insert durable.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InsertArgs {
+    /// The volume.
+    pub uuid: Uuid,
+    /// The key.
+    pub key: u64,
+    /// The value stored under `key`.
+    pub value: Value,
+    /// Out: sequence number of the journal entry holding the insert.
+    pub seq: u64,
+}
+
+impl Encode for InsertArgs {
+    const SIZE: usize = 64;
+    fn encode(&self, out: &mut [u8]) {
+        put(out, 0, &self.uuid);
+        put(out, 16, &self.key.to_le_bytes());
+        put(out, 24, &self.value);
+        put(out, 56, &self.seq.to_le_bytes());
+    }
+}
+
+impl Decode for InsertArgs {
+    fn decode(b: &[u8]) -> Option<Self> {
+        Some(Self {
+            uuid: get_uuid(b)?,
+            key: get_u64(b, 16)?,
+            value: get_value(b, 24)?,
+            seq: get_u64(b, 56)?,
+        })
+    }
+}
+
+/// `IOC_GET`: in: volume, key; out: whether the key is present, and its
+/// value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GetArgs {
+    /// The volume.
+    pub uuid: Uuid,
+    /// The key.
+    pub key: u64,
+    /// Out: 1 if `key` is present, 0 if not.
+    pub found: u32,
+    /// Zero.
+    pub pad: u32,
+    /// Out: the value (zero when not found).
+    pub value: Value,
+}
+
+impl Encode for GetArgs {
+    const SIZE: usize = 64;
+    fn encode(&self, out: &mut [u8]) {
+        put(out, 0, &self.uuid);
+        put(out, 16, &self.key.to_le_bytes());
+        put(out, 24, &self.found.to_le_bytes());
+        put(out, 28, &0u32.to_le_bytes());
+        put(out, 32, &self.value);
+    }
+}
+
+impl Decode for GetArgs {
+    fn decode(b: &[u8]) -> Option<Self> {
+        Some(Self {
+            uuid: get_uuid(b)?,
+            key: get_u64(b, 16)?,
+            found: get_u32(b, 24)?,
+            pad: 0,
+            value: get_value(b, 32)?,
+        })
+    }
+}
+
+/// `IOC_FLUSH`: in: the volume; out: the checkpoint written.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushArgs {
+    /// The volume.
+    pub uuid: Uuid,
+    /// Out: generation of the checkpoint written.
+    pub generation: u64,
+    /// Out: the journal sequence number the checkpoint covers.
+    pub journal_seq: u64,
+}
+
+impl Encode for FlushArgs {
+    const SIZE: usize = 32;
+    fn encode(&self, out: &mut [u8]) {
+        put(out, 0, &self.uuid);
+        put(out, 16, &self.generation.to_le_bytes());
+        put(out, 24, &self.journal_seq.to_le_bytes());
+    }
+}
+
+impl Decode for FlushArgs {
+    fn decode(b: &[u8]) -> Option<Self> {
+        Some(Self {
+            uuid: get_uuid(b)?,
+            generation: get_u64(b, 16)?,
+            journal_seq: get_u64(b, 24)?,
+        })
+    }
+}
+
 // The encodings are the `#[repr(C)]` layouts, byte for byte.
 const _: () = assert!(AllocArgs::SIZE == core::mem::size_of::<AllocArgs>());
 const _: () = assert!(FreeArgs::SIZE == core::mem::size_of::<FreeArgs>());
 const _: () = assert!(StatusArgs::SIZE == core::mem::size_of::<StatusArgs>());
 const _: () = assert!(StatusArgs::SIZE < 0x3fff);
+const _: () = assert!(InsertArgs::SIZE == core::mem::size_of::<InsertArgs>());
+const _: () = assert!(GetArgs::SIZE == core::mem::size_of::<GetArgs>());
+const _: () = assert!(FlushArgs::SIZE == core::mem::size_of::<FlushArgs>());

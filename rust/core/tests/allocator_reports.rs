@@ -575,10 +575,85 @@ mod ctl_abi_roundtrip {
     }
 
     #[test]
+    fn key_value_structures_round_trip_at_their_offsets() {
+        let mut value = [0u8; 32];
+        for (i, b) in value.iter_mut().enumerate() {
+            *b = i as u8 + 1;
+        }
+
+        let i = InsertArgs {
+            uuid: [3; 16],
+            key: 0x0102_0304_0506_0708,
+            value,
+            seq: u64::MAX - 1,
+        };
+        assert_eq!(InsertArgs::SIZE, 64);
+        let mut buf = vec![0u8; InsertArgs::SIZE];
+        i.encode(&mut buf);
+        assert_eq!(&buf[..16], &[3; 16]);
+        assert_eq!(&buf[16..24], &i.key.to_le_bytes());
+        assert_eq!(&buf[24..56], &value);
+        assert_eq!(&buf[56..64], &i.seq.to_le_bytes());
+        assert_eq!(InsertArgs::decode(&buf), Some(i));
+        assert_eq!(InsertArgs::decode(&buf[..InsertArgs::SIZE - 1]), None);
+
+        let g = GetArgs {
+            uuid: [4; 16],
+            key: 17,
+            found: 1,
+            pad: 0,
+            value,
+        };
+        assert_eq!(GetArgs::SIZE, 64);
+        let mut buf = vec![0xffu8; GetArgs::SIZE];
+        g.encode(&mut buf);
+        assert_eq!(&buf[..16], &[4; 16]);
+        assert_eq!(&buf[16..24], &17u64.to_le_bytes());
+        assert_eq!(&buf[24..28], &1u32.to_le_bytes());
+        assert_eq!(&buf[28..32], &[0; 4], "pad is written as zero");
+        assert_eq!(&buf[32..64], &value);
+        assert_eq!(GetArgs::decode(&buf), Some(g));
+        assert_eq!(GetArgs::decode(&buf[..GetArgs::SIZE - 1]), None);
+        // A garbage pad is not read back.
+        buf[28..32].copy_from_slice(&[9; 4]);
+        assert_eq!(GetArgs::decode(&buf), Some(g));
+        let missing = GetArgs {
+            uuid: [4; 16],
+            key: 18,
+            ..Default::default()
+        };
+        let mut buf = vec![0u8; GetArgs::SIZE];
+        missing.encode(&mut buf);
+        assert_eq!(GetArgs::decode(&buf), Some(missing));
+        assert_eq!(missing.value, [0; 32]);
+
+        let f = FlushArgs {
+            uuid: [5; 16],
+            generation: 12,
+            journal_seq: 1 << 33,
+        };
+        assert_eq!(FlushArgs::SIZE, 32);
+        let mut buf = vec![0u8; FlushArgs::SIZE];
+        f.encode(&mut buf);
+        assert_eq!(&buf[..16], &[5; 16]);
+        assert_eq!(&buf[16..24], &12u64.to_le_bytes());
+        assert_eq!(&buf[24..32], &(1u64 << 33).to_le_bytes());
+        assert_eq!(FlushArgs::decode(&buf), Some(f));
+        assert_eq!(FlushArgs::decode(&buf[..FlushArgs::SIZE - 1]), None);
+    }
+
+    #[test]
     fn ioctl_numbers_follow_linux_iowr() {
         // _IOWR('B', 1, 104) as the kernel's macros compute it.
         assert_eq!(IOC_ALLOC, 0xc000_0000 | (104 << 16) | (0x42 << 8) | 1);
-        assert_ne!(IOC_ALLOC, IOC_FREE);
-        assert_ne!(IOC_FREE, IOC_STATUS);
+        assert_eq!(IOC_INSERT, 0xc000_0000 | (64 << 16) | (0x42 << 8) | 4);
+        assert_eq!(IOC_GET, 0xc000_0000 | (64 << 16) | (0x42 << 8) | 5);
+        assert_eq!(IOC_FLUSH, 0xc000_0000 | (32 << 16) | (0x42 << 8) | 6);
+        let all = [
+            IOC_ALLOC, IOC_FREE, IOC_STATUS, IOC_INSERT, IOC_GET, IOC_FLUSH,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            assert!(all[i + 1..].iter().all(|b| a != b), "{a:#x} repeats");
+        }
     }
 }

@@ -1,29 +1,40 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Commands that drive a registered volume through `/dev/bkalloc`: alloc,
-//! free, status. The ioctl structures are `bkcore::ctl_abi`, the module's own.
+//! free, status, insert, get, flush. The ioctl structures are
+//! `bkcore::ctl_abi`, the module's own.
 
 use bkcore::ctl_abi::{
-    AllocArgs, BucketRef, Decode, Encode, FreeArgs, StatusArgs, FROM_OPTIONS, IOC_ALLOC, IOC_FREE,
-    IOC_STATUS,
+    AllocArgs, BucketRef, Decode, Encode, FlushArgs, FreeArgs, GetArgs, InsertArgs, StatusArgs,
+    FROM_OPTIONS, IOC_ALLOC, IOC_FLUSH, IOC_FREE, IOC_GET, IOC_INSERT, IOC_STATUS,
 };
+use bkcore::format::{Value, VALUE_SIZE};
 use bkcore::placement::{Kind, MAX_REPLICAS};
 use bkcore::uuid::{self, Uuid};
 use bkcore::watermark::Watermark;
-use std::fs::OpenOptions;
+use std::fmt::Write;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 
+use crate::build::value_for;
+
 /// The control device.
 pub const CTL_PATH: &str = "/dev/bkalloc";
+
+/// How many offending keys `get --verify` names on stderr.
+const MAX_REPORTED: usize = 5;
 
 fn parse_uuid(s: &str) -> crate::Result<Uuid> {
     uuid::parse(s).ok_or_else(|| format!("'{s}' is not a volume uuid"))
 }
 
-/// Issues ioctl `cmd` on `args` (in and out).
-fn ioctl<T: Encode + Decode>(cmd: u32, args: &T) -> io::Result<T> {
-    let ctl = OpenOptions::new().read(true).write(true).open(CTL_PATH)?;
+fn open_ctl() -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(CTL_PATH)
+}
+
+/// Issues ioctl `cmd` on `args` (in and out) through an open control device.
+fn ioctl_on<T: Encode + Decode>(ctl: &File, cmd: u32, args: &T) -> io::Result<T> {
     let mut buf = vec![0u8; T::SIZE];
     args.encode(&mut buf);
     // SAFETY: `buf` is `T::SIZE` bytes, the size encoded in `cmd`, and
@@ -33,6 +44,123 @@ fn ioctl<T: Encode + Decode>(cmd: u32, args: &T) -> io::Result<T> {
         return Err(io::Error::last_os_error());
     }
     T::decode(&buf).ok_or_else(|| io::Error::other("short ioctl reply"))
+}
+
+/// Issues ioctl `cmd` on `args` (in and out).
+fn ioctl<T: Encode + Decode>(cmd: u32, args: &T) -> io::Result<T> {
+    ioctl_on(&open_ctl()?, cmd, args)
+}
+
+/// Parses a value given as `2 * VALUE_SIZE` hex digits (either case), byte 0 first: the
+/// form `get` prints.
+pub fn parse_value_hex(s: &str) -> crate::Result<Value> {
+    if let Some((i, c)) = s.chars().enumerate().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "'{c}' at position {i} is not a hex digit (a value is {} hex digits)",
+            2 * VALUE_SIZE
+        ));
+    }
+    if s.len() != 2 * VALUE_SIZE {
+        return Err(format!(
+            "{} hex digits, a value is {} ({VALUE_SIZE} bytes)",
+            s.len(),
+            2 * VALUE_SIZE
+        ));
+    }
+    let mut v = [0u8; VALUE_SIZE];
+    for (i, b) in v.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+    }
+    Ok(v)
+}
+
+/// A value as `2 * VALUE_SIZE` lower-case hex digits, byte 0 first.
+pub fn value_hex(v: &Value) -> String {
+    let mut s = String::with_capacity(2 * v.len());
+    for b in v {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The keys `from`, `from + step`, … (`count` of them, the last one at most `u64::MAX`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyRange {
+    from: u64,
+    count: u64,
+    step: u64,
+}
+
+impl KeyRange {
+    /// One key.
+    pub fn one(key: u64) -> Self {
+        Self {
+            from: key,
+            count: 1,
+            step: 1,
+        }
+    }
+
+    /// `count` keys from `from`, `step` apart; refuses an empty range, a zero step and a
+    /// range that runs past `u64::MAX`.
+    pub fn new(from: u64, count: u64, step: u64) -> crate::Result<Self> {
+        if count == 0 {
+            return Err("--count must be at least 1".into());
+        }
+        if step == 0 {
+            return Err("--step must be at least 1".into());
+        }
+        (count - 1)
+            .checked_mul(step)
+            .and_then(|span| from.checked_add(span))
+            .ok_or_else(|| {
+                format!(
+                    "--from {from} --count {count} --step {step} runs past the largest key ({})",
+                    u64::MAX
+                )
+            })?;
+        Ok(Self { from, count, step })
+    }
+
+    /// How many keys.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The keys, in order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> {
+        let Self { from, step, .. } = *self;
+        // `new` checked that the last one fits.
+        (0..self.count).map(move |i| from + i * step)
+    }
+}
+
+/// Which keys `insert` and `get` work on: `KEY`, or `--from A --count N [--step S]`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct KeyArgs {
+    /// The key.
+    #[arg(required_unless_present = "from", conflicts_with = "from")]
+    pub key: Option<u64>,
+    /// First key of a range (instead of KEY).
+    #[arg(long, requires = "count")]
+    pub from: Option<u64>,
+    /// Keys in the range.
+    #[arg(long, requires = "from")]
+    pub count: Option<u64>,
+    /// Distance between keys of the range [default: 1].
+    #[arg(long, requires = "from")]
+    pub step: Option<u64>,
+}
+
+impl KeyArgs {
+    /// The keys these arguments name.
+    pub fn keys(&self) -> crate::Result<KeyRange> {
+        match (self.key, self.from, self.count) {
+            (Some(key), None, None) => Ok(KeyRange::one(key)),
+            (None, Some(from), Some(count)) => KeyRange::new(from, count, self.step.unwrap_or(1)),
+            _ => Err("give either KEY or --from A --count N".into()),
+        }
+    }
 }
 
 /// `bkalloc alloc`: prints the granted buckets as `dev:bucket` words.
@@ -110,4 +238,368 @@ pub fn status(volume: &str) -> crate::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Inserts each of `keys` through `insert` (which returns the journal sequence number),
+/// with `value` or `value_for(key)`; stops at the first error, naming the key and how
+/// many went in before it. Returns the lowest and highest sequence numbers.
+fn insert_keys(
+    keys: &KeyRange,
+    value: Option<Value>,
+    mut insert: impl FnMut(u64, &Value) -> io::Result<u64>,
+) -> crate::Result<(u64, u64)> {
+    let mut seqs: Option<(u64, u64)> = None;
+    for (done, key) in keys.iter().enumerate() {
+        let seq = insert(key, &value.unwrap_or_else(|| value_for(key)))
+            .map_err(|e| format!("insert key {key} failed after {done} keys: {e}"))?;
+        seqs = Some(seqs.map_or((seq, seq), |(lo, hi)| (lo.min(seq), hi.max(seq))));
+    }
+    // `keys` is never empty.
+    Ok(seqs.unwrap_or_default())
+}
+
+/// `bkalloc insert`: inserts each key (with `value`, or `value_for(key)`), each durable
+/// before the next; prints the count and the journal sequence numbers they landed in.
+pub fn insert(volume: &str, keys: &KeyArgs, value: Option<Value>) -> crate::Result<()> {
+    let uuid = parse_uuid(volume)?;
+    let keys = keys.keys()?;
+    let ctl = open_ctl().map_err(|e| format!("insert: {CTL_PATH}: {e}"))?;
+    let (lo, hi) = insert_keys(&keys, value, |key, value| {
+        let args = InsertArgs {
+            uuid,
+            key,
+            value: *value,
+            seq: 0,
+        };
+        Ok(ioctl_on(&ctl, IOC_INSERT, &args)?.seq)
+    })?;
+    println!("inserted {} keys (journal seq {lo}..={hi})", keys.count());
+    Ok(())
+}
+
+/// What `get --verify` found.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Verified {
+    /// Keys present (wrong ones included).
+    found: u64,
+    /// Keys absent.
+    missing: u64,
+    /// Keys present with another value than `value_for(key)`.
+    wrong: u64,
+    /// The first [`MAX_REPORTED`] missing or wrong keys, described.
+    offending: Vec<String>,
+}
+
+impl Verified {
+    fn ok(&self) -> bool {
+        self.missing == 0 && self.wrong == 0
+    }
+}
+
+/// Looks up each of `keys` through `get` (`None`: not found) and checks it holds
+/// `value_for(key)`; stops at the first error, naming the key.
+fn verify_keys(
+    keys: &KeyRange,
+    mut get: impl FnMut(u64) -> io::Result<Option<Value>>,
+) -> crate::Result<Verified> {
+    let mut v = Verified::default();
+    for (done, key) in keys.iter().enumerate() {
+        let got = get(key).map_err(|e| format!("get key {key} failed after {done} keys: {e}"))?;
+        let expected = value_for(key);
+        let problem = match got {
+            None => {
+                v.missing += 1;
+                format!("key {key} missing")
+            }
+            Some(value) => {
+                v.found += 1;
+                if value == expected {
+                    continue;
+                }
+                v.wrong += 1;
+                format!(
+                    "key {key} wrong: {} (expected {})",
+                    value_hex(&value),
+                    value_hex(&expected)
+                )
+            }
+        };
+        if v.offending.len() < MAX_REPORTED {
+            v.offending.push(problem);
+        }
+    }
+    Ok(v)
+}
+
+/// `bkalloc get`: prints `KEY VALUEHEX` or `KEY not found` for each key; `Ok(false)` if
+/// one was not found. With `verify`, checks instead that every key holds
+/// `value_for(key)` and prints counts (`Ok(false)` on any missing or wrong key).
+pub fn get(volume: &str, keys: &KeyArgs, verify: bool) -> crate::Result<bool> {
+    let uuid = parse_uuid(volume)?;
+    let keys = keys.keys()?;
+    let ctl = open_ctl().map_err(|e| format!("get: {CTL_PATH}: {e}"))?;
+    let get = |key: u64| -> io::Result<Option<Value>> {
+        let args = GetArgs {
+            uuid,
+            key,
+            ..Default::default()
+        };
+        let out = ioctl_on(&ctl, IOC_GET, &args)?;
+        Ok((out.found != 0).then_some(out.value))
+    };
+    if verify {
+        let v = verify_keys(&keys, get)?;
+        println!(
+            "checked {} keys: {} found, {} missing, {} wrong",
+            keys.count(),
+            v.found,
+            v.missing,
+            v.wrong
+        );
+        for p in &v.offending {
+            eprintln!("bkalloc: {p}");
+        }
+        let more = v.missing + v.wrong - v.offending.len() as u64;
+        if more > 0 {
+            eprintln!("bkalloc: ... and {more} more");
+        }
+        return Ok(v.ok());
+    }
+    let mut all_found = true;
+    for (done, key) in keys.iter().enumerate() {
+        let got = get(key).map_err(|e| format!("get key {key} failed after {done} keys: {e}"))?;
+        match got {
+            Some(value) => println!("{key} {}", value_hex(&value)),
+            None => {
+                println!("{key} not found");
+                all_found = false;
+            }
+        }
+    }
+    Ok(all_found)
+}
+
+/// `bkalloc flush`: writes a checkpoint; prints its generation and the journal sequence
+/// number it covers.
+pub fn flush(volume: &str) -> crate::Result<()> {
+    let args = FlushArgs {
+        uuid: parse_uuid(volume)?,
+        ..Default::default()
+    };
+    let f = ioctl(IOC_FLUSH, &args).map_err(|e| format!("flush: {e}"))?;
+    println!(
+        "flushed: checkpoint generation {}, journal_seq {}",
+        f.generation, f.journal_seq
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[arg(value_parser = parse_value_hex, conflicts_with = "from")]
+        value: Option<Value>,
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("insert").chain(args.iter().copied()))
+    }
+
+    fn keys(args: &[&str]) -> crate::Result<Vec<u64>> {
+        let cli = parse(args).map_err(|e| e.to_string())?;
+        Ok(cli.keys.keys()?.iter().collect())
+    }
+
+    #[test]
+    fn value_hex_round_trips() {
+        let v = value_for(0x0102_0304_0506_0708);
+        let h = value_hex(&v);
+        assert_eq!(h.len(), 64);
+        assert!(h.starts_with("0807060504030201"), "{h}");
+        assert_eq!(parse_value_hex(&h), Ok(v));
+        assert_eq!(parse_value_hex(&h.to_uppercase()), Ok(v));
+        assert_eq!(parse_value_hex(&"0".repeat(64)), Ok([0; 32]));
+    }
+
+    #[test]
+    fn bad_value_hex_is_a_clear_error() {
+        let e = parse_value_hex("abcd").unwrap_err();
+        assert_eq!(e, "4 hex digits, a value is 64 (32 bytes)");
+        let e = parse_value_hex(&"a".repeat(65)).unwrap_err();
+        assert!(e.starts_with("65 hex digits"), "{e}");
+        assert!(parse_value_hex("").unwrap_err().starts_with("0 hex digits"));
+        let mut bad = "0".repeat(64);
+        bad.replace_range(10..11, "g");
+        let e = parse_value_hex(&bad).unwrap_err();
+        assert_eq!(
+            e,
+            "'g' at position 10 is not a hex digit (a value is 64 hex digits)"
+        );
+        // A 0x prefix and non-ASCII are not hex digits either (and never slice mid-char).
+        let e = parse_value_hex(&format!("0x{}", "0".repeat(64))).unwrap_err();
+        assert!(e.starts_with("'x' at position 1"), "{e}");
+        let e = parse_value_hex(&format!("é{}", "0".repeat(62))).unwrap_err();
+        assert!(e.starts_with("'é' at position 0"), "{e}");
+
+        // Through clap: the value's error, naming the argument.
+        let e = parse(&["5", "xyz"]).err().unwrap().to_string();
+        assert!(e.contains("'x' at position 0 is not a hex digit"), "{e}");
+        assert!(e.contains("VALUE"), "{e}");
+        let v = parse(&["5", &"ff".repeat(32)]).unwrap().value;
+        assert_eq!(v, Some([0xff; 32]));
+    }
+
+    #[test]
+    fn key_lists() {
+        assert_eq!(keys(&["7"]), Ok(vec![7]));
+        assert_eq!(
+            keys(&["--from", "10", "--count", "3"]),
+            Ok(vec![10, 11, 12])
+        );
+        assert_eq!(
+            keys(&["--from", "0", "--count", "4", "--step", "5"]),
+            Ok(vec![0, 5, 10, 15])
+        );
+        // Up to and including u64::MAX.
+        let max = u64::MAX.to_string();
+        let below = (u64::MAX - 2).to_string();
+        assert_eq!(keys(&["--from", &max, "--count", "1"]), Ok(vec![u64::MAX]));
+        assert_eq!(
+            keys(&["--from", &below, "--count", "3"]),
+            Ok(vec![u64::MAX - 2, u64::MAX - 1, u64::MAX])
+        );
+        assert_eq!(
+            keys(&[
+                "--from",
+                "1",
+                "--count",
+                "2",
+                "--step",
+                &(u64::MAX - 1).to_string()
+            ]),
+            Ok(vec![1, u64::MAX])
+        );
+        let r = KeyRange::new(0, u64::MAX, 1).unwrap();
+        assert_eq!(r.count(), u64::MAX);
+        assert_eq!(r.iter().nth(5), Some(5));
+    }
+
+    #[test]
+    fn key_lists_refuse_overflow_and_empty_ranges() {
+        let e = keys(&["--from", &u64::MAX.to_string(), "--count", "2"]).unwrap_err();
+        assert!(e.contains("runs past the largest key"), "{e}");
+        let e = keys(&[
+            "--from",
+            "1",
+            "--count",
+            "3",
+            "--step",
+            &(u64::MAX / 2 + 1).to_string(),
+        ])
+        .unwrap_err();
+        assert!(e.contains("runs past"), "{e}");
+        // (count - 1) * step itself overflows.
+        assert!(KeyRange::new(0, u64::MAX, 2).is_err());
+        assert!(KeyRange::new(0, 1 << 33, 1 << 32).is_err());
+        assert_eq!(
+            keys(&["--from", "1", "--count", "0"]),
+            Err("--count must be at least 1".into())
+        );
+        assert_eq!(
+            keys(&["--from", "1", "--count", "2", "--step", "0"]),
+            Err("--step must be at least 1".into())
+        );
+    }
+
+    #[test]
+    fn key_forms_exclude_each_other() {
+        // Neither form, both forms, half a range, a value with a range.
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["5", "--from", "1", "--count", "2"]).is_err());
+        assert!(parse(&["--from", "1"]).is_err());
+        assert!(parse(&["--count", "1"]).is_err());
+        assert!(parse(&["5", "--step", "2"]).is_err());
+        assert!(parse(&["--from", "1", "--count", "2", &"00".repeat(32)]).is_err());
+        assert!(parse(&["-1"]).is_err());
+        assert!(parse(&["18446744073709551616"]).is_err());
+    }
+
+    #[test]
+    fn insert_stops_at_the_first_error_naming_the_key() {
+        let keys = KeyRange::new(1, 40, 1).unwrap();
+        let mut seen = Vec::new();
+        let e = insert_keys(&keys, None, |key, value| {
+            assert_eq!(*value, value_for(key));
+            seen.push(key);
+            if key == 17 {
+                Err(io::Error::from_raw_os_error(libc::ENOSPC))
+            } else {
+                Ok(100 + key)
+            }
+        })
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "insert key 17 failed after 16 keys: No space left on device (os error 28)"
+        );
+        assert_eq!(seen, (1..=17).collect::<Vec<_>>());
+
+        // Sequence numbers: lowest and highest, shared entries allowed.
+        let keys = KeyRange::new(10, 3, 5).unwrap();
+        let r = insert_keys(&keys, Some([7; 32]), |key, value| {
+            assert_eq!(*value, [7; 32]);
+            Ok(key / 10 + 40)
+        });
+        assert_eq!(r, Ok((41, 42)));
+    }
+
+    #[test]
+    fn verify_counts_and_names_the_first_offenders() {
+        let keys = KeyRange::new(0, 20, 3).unwrap();
+        // Keys below 30 right, 30..45 missing, the rest wrong.
+        let v = verify_keys(&keys, |key| {
+            Ok(match key {
+                0..30 => Some(value_for(key)),
+                30..45 => None,
+                _ => Some([0; 32]),
+            })
+        })
+        .unwrap();
+        assert_eq!((v.found, v.missing, v.wrong), (15, 5, 5));
+        assert!(!v.ok());
+        assert_eq!(v.offending.len(), MAX_REPORTED);
+        assert_eq!(v.offending[0], "key 30 missing");
+        assert_eq!(v.offending[4], "key 42 missing");
+
+        let v = verify_keys(&keys, |key| Ok(Some(value_for(key)))).unwrap();
+        assert_eq!((v.found, v.missing, v.wrong), (20, 0, 0));
+        assert!(v.ok() && v.offending.is_empty());
+
+        let v = verify_keys(&KeyRange::one(5), |_| Ok(Some(value_for(6)))).unwrap();
+        assert_eq!((v.found, v.missing, v.wrong), (1, 0, 1));
+        assert!(
+            v.offending[0].starts_with("key 5 wrong: 0600000000000000"),
+            "{:?}",
+            v
+        );
+
+        let e = verify_keys(&keys, |key| {
+            if key == 6 {
+                Err(io::Error::from_raw_os_error(libc::EIO))
+            } else {
+                Ok(None)
+            }
+        })
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "get key 6 failed after 2 keys: Input/output error (os error 5)"
+        );
+    }
 }

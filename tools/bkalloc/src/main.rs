@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `bkalloc`: format, inspect, check and craft bkalloc member devices.
+//! `bkalloc`: format, inspect, check and craft bkalloc member devices, and drive a
+//! registered volume through `/dev/bkalloc` (alloc, free, status, insert, get, flush).
 //!
-//! Exit status: 0 success (fsck: no errors, warnings allowed); 1 fsck found errors, or
-//! show could not read every device; 2 bad usage or an I/O error.
+//! Exit status: 0 success (fsck: no errors, warnings allowed); 1 fsck found errors, show
+//! could not read every device, get did not find a key, or get --verify found a key
+//! missing or wrong; 2 bad usage, an I/O error or a failed ioctl.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +17,8 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "bkalloc",
     version,
-    about = "bkalloc member devices: format, show, fsck, scenario"
+    about = "bkalloc member devices (format, show, fsck, scenario) and registered volumes \
+             (alloc, free, status, insert, get, flush)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -76,6 +79,40 @@ enum Command {
         /// The volume's uuid.
         volume: String,
     },
+    /// Insert a key or a range of keys, each durable before the next.
+    ///
+    /// KEY gets VALUE_HEX, or its scenario value; --from A --count N [--step S] inserts
+    /// A, A+S, ... with their scenario values. Prints `inserted N keys (journal seq
+    /// X..=Y)`; on an error names the key that failed and how many went in before it.
+    Insert {
+        /// The volume's uuid.
+        volume: String,
+        #[command(flatten)]
+        keys: bkalloc::ctl::KeyArgs,
+        /// The value: 64 hex digits, byte 0 first [default: the scenario value of KEY].
+        #[arg(value_parser = bkalloc::ctl::parse_value_hex, conflicts_with = "from")]
+        value_hex: Option<bkcore::format::Value>,
+    },
+    /// Look up a key or a range of keys, or verify them against their scenario values.
+    ///
+    /// Prints `KEY VALUEHEX` or `KEY not found` per key (exit 1 if one is not found).
+    /// With --verify, checks that every key holds its scenario value instead and prints
+    /// `checked N keys: F found, M missing, W wrong` (F counts wrong keys too), naming
+    /// the first offending keys on stderr; exit 1 unless all are found and right.
+    Get {
+        /// The volume's uuid.
+        volume: String,
+        #[command(flatten)]
+        keys: bkalloc::ctl::KeyArgs,
+        /// Check each key's value against the scenario value; print counts.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Write a checkpoint: prints `flushed: checkpoint generation G, journal_seq J`.
+    Flush {
+        /// The volume's uuid.
+        volume: String,
+    },
     /// Write the state a TOML scenario file describes (see samples/).
     Scenario {
         /// The scenario file.
@@ -87,6 +124,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: called first, before any other thread exists; restoring the default
+    // disposition installs no handler. Rust starts with SIGPIPE ignored, so a write to a
+    // closed pipe (`bkalloc show DEV | head`) would make println! panic; with the default
+    // the tool dies quietly of SIGPIPE like other Unix tools.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let res = match cli.cmd {
         Command::Format(args) => cmd::format::run(&args).map(|()| true),
@@ -102,6 +146,17 @@ fn main() -> ExitCode {
             .map(|()| true),
         Command::Free { volume, buckets } => bkalloc::ctl::free(&volume, &buckets).map(|()| true),
         Command::Status { volume } => bkalloc::ctl::status(&volume).map(|()| true),
+        Command::Insert {
+            volume,
+            keys,
+            value_hex,
+        } => bkalloc::ctl::insert(&volume, &keys, value_hex).map(|()| true),
+        Command::Get {
+            volume,
+            keys,
+            verify,
+        } => bkalloc::ctl::get(&volume, &keys, verify),
+        Command::Flush { volume } => bkalloc::ctl::flush(&volume).map(|()| true),
         Command::Options => {
             print!("{}", cmd::options::markdown());
             Ok(true)

@@ -216,3 +216,25 @@ fn admin_guide_options_table_matches_the_option_table() {
         "Documentation/admin-guide.md is stale: regenerate it with `bkalloc options`"
     );
 }
+
+/// A reader that goes away (`bkalloc show DEV | head`) ends the tool by SIGPIPE, the
+/// way it ends other Unix tools, not by a println! panic.
+#[test]
+fn a_closed_stdout_ends_the_tool_quietly() {
+    use std::os::unix::net::UnixStream;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+
+    // A stream socket whose peer is gone fails every write with EPIPE, deterministically.
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    drop(ours);
+    let out = Command::new(env!("CARGO_BIN_EXE_bkalloc"))
+        .arg("options")
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}

@@ -1,0 +1,478 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The volume's btree in memory: u64 keys to 32-byte values, loaded whole
+//! at register from the checkpoint's root, written back copy-on-write by a
+//! checkpoint (`checkpoint.rs`).
+//!
+//! An insert that overflows a leaf splits it, and a split that overflows
+//! the parent splits that too, up to a new root. Every node a split creates
+//! needs `metadata_replicas` buckets on distinct devices *before* the tree
+//! changes: [`Tree::nodes_needed`] says how many, the caller allocates them
+//! through the allocator at watermark btree (where it may block, restart,
+//! time out or be aborted, as in bcachefs #1108), then [`Tree::insert`]
+//! applies the change, which cannot fail half-way.
+//!
+//! Node state: `loc` is where the node lives on disk. A node read at
+//! register, or written by a checkpoint, is clean; modifying it makes it
+//! dirty, and the next checkpoint writes it to new buckets and retires the
+//! old ones. A node a split creates is `fresh`: its buckets were allocated
+//! for it and hold nothing yet, so the checkpoint writes it in place.
+
+use crate::bkcore::format::{
+    decode_node, BtreePtr, Checkpoint, NodeHeader, NodeWriter, Replica, Value,
+};
+use crate::fmt::Core;
+use crate::member::Member;
+use kernel::prelude::*;
+
+/// One node in memory.
+pub(crate) struct Node {
+    level: u8,
+    min: u64,
+    max: u64,
+    keys: KVec<u64>,
+    /// Leaf values, parallel to `keys`.
+    vals: KVec<Value>,
+    /// Interior children (indices into [`Tree::nodes`]), parallel to `keys`.
+    kids: KVec<usize>,
+    /// Where the node is (or, if `fresh`, will be) on disk.
+    pub(crate) loc: BtreePtr,
+    /// `loc` was allocated since the last checkpoint and holds nothing yet.
+    pub(crate) fresh: bool,
+    /// Changed since the last checkpoint.
+    pub(crate) dirty: bool,
+}
+
+impl Node {
+    fn new(level: u8, min: u64, max: u64, loc: BtreePtr, cap: usize) -> Result<Self> {
+        let leaf = level == 0;
+        Ok(Self {
+            level,
+            min,
+            max,
+            keys: KVec::with_capacity(cap + 1, GFP_KERNEL)?,
+            vals: KVec::with_capacity(if leaf { cap + 1 } else { 0 }, GFP_KERNEL)?,
+            kids: KVec::with_capacity(if leaf { 0 } else { cap + 1 }, GFP_KERNEL)?,
+            loc,
+            fresh: false,
+            dirty: false,
+        })
+    }
+
+    /// 0 for a leaf.
+    pub(crate) fn level(&self) -> u8 {
+        self.level
+    }
+
+    /// Position of the child covering `key`.
+    fn child_pos(&self, key: u64) -> usize {
+        match self.keys.binary_search(&key) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        }
+    }
+
+    /// Moves the upper half into `right` (empty, with capacity); returns
+    /// the first key of `right`.
+    fn split_into(&mut self, right: &mut Node) -> Result<u64> {
+        let mid = self.keys.len() / 2;
+        let split = self.keys[mid];
+        // Capacity was reserved: these do not allocate.
+        right
+            .keys
+            .extend_from_slice(&self.keys[mid..], GFP_KERNEL)?;
+        if self.level == 0 {
+            right
+                .vals
+                .extend_from_slice(&self.vals[mid..], GFP_KERNEL)?;
+            self.vals.truncate(mid);
+        } else {
+            right
+                .kids
+                .extend_from_slice(&self.kids[mid..], GFP_KERNEL)?;
+            self.kids.truncate(mid);
+        }
+        self.keys.truncate(mid);
+        right.min = split;
+        right.max = self.max;
+        self.max = split - 1;
+        Ok(split)
+    }
+}
+
+/// Inserts `v` at `i` of a vector with spare capacity.
+fn insert_at<T>(v: &mut KVec<T>, i: usize, x: T) -> Result {
+    v.insert_within_capacity(i, x).map_err(|_| ENOMEM)
+}
+
+/// The whole tree.
+pub(crate) struct Tree {
+    /// Every node; never shrinks (nodes do not merge).
+    pub(crate) nodes: KVec<Node>,
+    /// Index of the root.
+    pub(crate) root: usize,
+    /// Most entries per node (`node_max_entries`).
+    cap: usize,
+    /// Keys in the leaves.
+    keys: u64,
+    /// The newest checkpoint (read at register, written by each one).
+    pub(crate) checkpoint: Option<Checkpoint>,
+    /// Buckets of replaced nodes, still referenced by the checkpoint on
+    /// disk: retired once the next one is durable.
+    pub(crate) retiring: KVec<Replica>,
+}
+
+/// Node loading work: where a node is and what its parent expects.
+struct Load {
+    ptr: BtreePtr,
+    level: u8,
+    min: u64,
+    max: u64,
+    /// (parent index, child position) to link, none for the root.
+    parent: Option<(usize, usize)>,
+}
+
+impl Tree {
+    /// An empty tree, filled by [`Tree::load`].
+    pub(crate) fn new() -> Self {
+        Self {
+            nodes: KVec::new(),
+            root: 0,
+            cap: 0,
+            keys: 0,
+            checkpoint: None,
+            retiring: KVec::new(),
+        }
+    }
+
+    /// Keys in the tree.
+    pub(crate) fn len(&self) -> u64 {
+        self.keys
+    }
+
+    /// Reads every node reachable from `cp`'s root, checking each against
+    /// what its parent says. A replica that cannot be read or decoded is
+    /// skipped for the next one; a node with no good replica fails.
+    pub(crate) fn load(&mut self, cp: Checkpoint, members: &[Member]) -> Result {
+        let m0 = members.first().ok_or(EINVAL)?;
+        let uuid = m0.sb.volume_uuid;
+        self.cap = m0.layout.node_max_entries as usize;
+        let mut buf = KVec::new();
+        buf.resize(m0.layout.node_size as usize, 0, GFP_KERNEL)?;
+        let mut stack = KVec::new();
+        stack.push(
+            Load {
+                ptr: cp.root,
+                level: cp.root_level,
+                min: 0,
+                max: u64::MAX,
+                parent: None,
+            },
+            GFP_KERNEL,
+        )?;
+        while let Some(w) = stack.pop() {
+            let mut node = None;
+            for r in w.ptr.replicas() {
+                match Self::read_replica(members, r, &uuid, self.cap, &mut buf, &w) {
+                    Ok(n) => {
+                        node = Some(n);
+                        break;
+                    }
+                    Err(why) => pr_warn!(
+                        "volume {}: btree level {} node [{}..={}] replica {}:{}: {}\n",
+                        Core(crate::bkcore::uuid::Hyphenated(&uuid)),
+                        w.level,
+                        w.min,
+                        w.max,
+                        r.dev,
+                        r.bucket,
+                        why
+                    ),
+                }
+            }
+            let Some((mut node, children)) = node else {
+                pr_err!(
+                    "volume {}: btree level {} node [{}..={}]: no readable replica\n",
+                    Core(crate::bkcore::uuid::Hyphenated(&uuid)),
+                    w.level,
+                    w.min,
+                    w.max
+                );
+                return Err(EINVAL);
+            };
+            node.loc = w.ptr;
+            let idx = self.nodes.len();
+            for (pos, (min, max, ptr)) in children.iter().enumerate() {
+                stack.push(
+                    Load {
+                        ptr: *ptr,
+                        level: w.level - 1,
+                        min: *min,
+                        max: *max,
+                        parent: Some((idx, pos)),
+                    },
+                    GFP_KERNEL,
+                )?;
+            }
+            self.keys += if node.level == 0 {
+                node.keys.len() as u64
+            } else {
+                0
+            };
+            self.nodes.push(node, GFP_KERNEL)?;
+            match w.parent {
+                Some((p, pos)) => self.nodes[p].kids[pos] = idx,
+                None => self.root = idx,
+            }
+        }
+        self.checkpoint = Some(cp);
+        Ok(())
+    }
+
+    /// Reads and decodes one replica of the node `w` describes; returns the
+    /// node and its children's ranges and pointers.
+    #[allow(clippy::type_complexity)]
+    fn read_replica(
+        members: &[Member],
+        r: &Replica,
+        uuid: &crate::bkcore::uuid::Uuid,
+        cap: usize,
+        buf: &mut KVec<u8>,
+        w: &Load,
+    ) -> core::result::Result<(Node, KVec<(u64, u64, BtreePtr)>), &'static str> {
+        let m = members.get(r.dev as usize).ok_or("no such member")?;
+        if m.layout.is_sb_bucket(r.bucket) {
+            return Err("in the metadata region");
+        }
+        let off = m
+            .layout
+            .bucket_offset(r.bucket)
+            .ok_or("past the device end")?;
+        m.dev.read(off, buf).map_err(|_| "read error")?;
+        let n = decode_node(buf, uuid, cap as u32).map_err(|_| "does not decode")?;
+        let h = n.header();
+        if h.level != w.level || h.min_key != w.min || h.max_key != w.max {
+            return Err("level or key range differs from its parent's");
+        }
+        let mut node = Node::new(h.level, h.min_key, h.max_key, BtreePtr::default(), cap)
+            .map_err(|_| "out of memory")?;
+        let mut kids = KVec::new();
+        let oom = |_| "out of memory";
+        if n.is_leaf() {
+            for (k, v) in n.leaves() {
+                node.keys.push(k, GFP_KERNEL).map_err(oom)?;
+                node.vals.push(*v, GFP_KERNEL).map_err(oom)?;
+            }
+        } else {
+            if h.level == 0 {
+                return Err("bad level");
+            }
+            for (i, (k, ptr)) in n.children().enumerate() {
+                let (min, max) = n.child_range(i).ok_or("bad child")?;
+                node.keys.push(k, GFP_KERNEL).map_err(oom)?;
+                node.kids.push(usize::MAX, GFP_KERNEL).map_err(oom)?;
+                kids.push((min, max, ptr), GFP_KERNEL).map_err(oom)?;
+            }
+        }
+        Ok((node, kids))
+    }
+
+    /// The value of `key`.
+    pub(crate) fn get(&self, key: u64) -> Option<Value> {
+        let mut n = self.nodes.get(self.root)?;
+        while n.level > 0 {
+            n = self.nodes.get(*n.kids.get(n.child_pos(key))?)?;
+        }
+        let i = n.keys.binary_search(&key).ok()?;
+        n.vals.get(i).copied()
+    }
+
+    /// Node indices from the root to the leaf covering `key`.
+    fn path(&self, key: u64) -> Result<KVec<usize>> {
+        let mut path = KVec::new();
+        let mut i = self.root;
+        loop {
+            path.push(i, GFP_KERNEL)?;
+            let n = self.nodes.get(i).ok_or(EINVAL)?;
+            if n.level == 0 {
+                return Ok(path);
+            }
+            i = *n.kids.get(n.child_pos(key)).ok_or(EINVAL)?;
+        }
+    }
+
+    fn is_full(&self, i: usize) -> bool {
+        self.nodes.get(i).is_some_and(|n| n.keys.len() >= self.cap)
+    }
+
+    /// New nodes an insert of `key` needs: 0 if the key exists or its leaf
+    /// has room, else one per full node from the leaf up, plus a new root
+    /// if the root is full too.
+    pub(crate) fn nodes_needed(&self, key: u64) -> Result<usize> {
+        let path = self.path(key)?;
+        let leaf = self.nodes.get(*path.last().ok_or(EINVAL)?).ok_or(EINVAL)?;
+        if leaf.keys.binary_search(&key).is_ok() {
+            return Ok(0);
+        }
+        let full = path.iter().rev().take_while(|&&i| self.is_full(i)).count();
+        Ok(if full == path.len() { full + 1 } else { full })
+    }
+
+    /// Inserts or overwrites `key`, splitting with the new nodes' buckets
+    /// in `locs` (exactly [`Tree::nodes_needed`] of them). Marks the path
+    /// dirty. Returns whether the key is new.
+    pub(crate) fn insert(&mut self, key: u64, value: Value, locs: &[BtreePtr]) -> Result<bool> {
+        let path = self.path(key)?;
+        let need = self.nodes_needed(key)?;
+        if locs.len() != need {
+            return Err(EINVAL);
+        }
+        // Everything that could fail to allocate happens first.
+        self.nodes.reserve(need, GFP_KERNEL)?;
+        let mut spare = KVec::with_capacity(need, GFP_KERNEL)?;
+        for (k, loc) in locs.iter().enumerate() {
+            // The k-th split is of the k-th node from the leaf up; one
+            // more is a new root.
+            let level = match path.len().checked_sub(k + 1) {
+                Some(d) => self.nodes[path[d]].level,
+                None => self.nodes[self.root].level + 1,
+            };
+            let mut n = Node::new(level, 0, 0, *loc, self.cap)?;
+            n.fresh = true;
+            n.dirty = true;
+            spare.push(n, GFP_KERNEL)?;
+        }
+        for &i in path.iter() {
+            self.nodes[i].dirty = true;
+        }
+
+        let leaf = *path.last().ok_or(EINVAL)?;
+        let n = &mut self.nodes[leaf];
+        if let Ok(i) = n.keys.binary_search(&key) {
+            n.vals[i] = value;
+            return Ok(false);
+        }
+        let mut spare = spare.drain_all();
+        // Carried up: (first key of the new right node, its index).
+        let mut carry: Option<(u64, usize)> = None;
+        for depth in (0..path.len()).rev() {
+            let i = path[depth];
+            let full = self.nodes[i].keys.len() >= self.cap;
+            let mut target = i;
+            if full {
+                let mut right = spare.next().ok_or(EINVAL)?;
+                let split = self.nodes[i].split_into(&mut right)?;
+                let r = self.nodes.len();
+                self.nodes.push(right, GFP_KERNEL)?;
+                let k = carry.map_or(key, |c| c.0);
+                if k >= split {
+                    target = r;
+                }
+                Self::add_entry(&mut self.nodes[target], key, value, carry)?;
+                carry = Some((split, r));
+                // The parent takes the new node.
+                continue;
+            }
+            Self::add_entry(&mut self.nodes[target], key, value, carry)?;
+            carry = None;
+            break;
+        }
+        if let Some((split, r)) = carry {
+            // The root split: a new root above the two halves.
+            let mut root = spare.next().ok_or(EINVAL)?;
+            let old = self.root;
+            root.min = self.nodes[old].min;
+            root.max = self.nodes[r].max;
+            root.keys.push(root.min, GFP_KERNEL)?;
+            root.kids.push(old, GFP_KERNEL)?;
+            root.keys.push(split, GFP_KERNEL)?;
+            root.kids.push(r, GFP_KERNEL)?;
+            self.root = self.nodes.len();
+            self.nodes.push(root, GFP_KERNEL)?;
+        }
+        self.keys += 1;
+        Ok(true)
+    }
+
+    /// Adds the leaf entry (`carry` is none) or the child entry `carry` to
+    /// node `n`, which has room.
+    fn add_entry(n: &mut Node, key: u64, value: Value, carry: Option<(u64, usize)>) -> Result {
+        match carry {
+            None => {
+                let i = n.keys.binary_search(&key).unwrap_or_else(|i| i);
+                insert_at(&mut n.keys, i, key)?;
+                insert_at(&mut n.vals, i, value)
+            }
+            Some((k, child)) => {
+                let i = n.keys.binary_search(&k).unwrap_or_else(|i| i);
+                insert_at(&mut n.keys, i, k)?;
+                insert_at(&mut n.kids, i, child)
+            }
+        }
+    }
+
+    /// Dirty nodes, children before parents (the order a checkpoint writes
+    /// them in).
+    pub(crate) fn dirty_postorder(&self) -> Result<KVec<usize>> {
+        let mut out = KVec::new();
+        let mut stack = KVec::new();
+        stack.push((self.root, false), GFP_KERNEL)?;
+        while let Some((i, expanded)) = stack.pop() {
+            let n = self.nodes.get(i).ok_or(EINVAL)?;
+            if !n.dirty {
+                continue; // a clean node has no dirty descendant
+            }
+            if expanded || n.level == 0 {
+                out.push(i, GFP_KERNEL)?;
+                continue;
+            }
+            stack.push((i, true), GFP_KERNEL)?;
+            for &k in n.kids.iter() {
+                stack.push((k, false), GFP_KERNEL)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Encodes node `i` into `buf` (its children's `loc`s must be final).
+    pub(crate) fn encode(
+        &self,
+        i: usize,
+        seq: u64,
+        uuid: &crate::bkcore::uuid::Uuid,
+        buf: &mut [u8],
+    ) -> Result {
+        let n = self.nodes.get(i).ok_or(EINVAL)?;
+        let hdr = NodeHeader {
+            level: n.level,
+            seq,
+            min_key: n.min,
+            max_key: n.max,
+        };
+        let bad = |e| {
+            pr_err!("btree node encoding: {}\n", Core(e));
+            EINVAL
+        };
+        let mut w = NodeWriter::new(buf, hdr, self.cap as u32).map_err(bad)?;
+        if n.level == 0 {
+            for (k, v) in n.keys.iter().zip(n.vals.iter()) {
+                w.push_leaf(*k, v).map_err(bad)?;
+            }
+        } else {
+            for (k, c) in n.keys.iter().zip(n.kids.iter()) {
+                let child = self.nodes.get(*c).ok_or(EINVAL)?;
+                w.push_child(*k, &child.loc).map_err(bad)?;
+            }
+        }
+        w.finish(uuid).map_err(bad)?;
+        Ok(())
+    }
+
+    /// Every bucket the tree uses (all replicas of every node), for the
+    /// register-time reconcile.
+    pub(crate) fn replicas(&self) -> impl Iterator<Item = Replica> + '_ {
+        self.nodes
+            .iter()
+            .flat_map(|n| n.loc.replicas().iter().copied())
+    }
+}

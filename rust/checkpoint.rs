@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Checkpoints (flush): the btree, the alloc tables and the checkpoint
+//! block written so the journal can be trimmed. On unregister, on the
+//! flush ioctl, when the journal is full, and after replay.
+//!
+//! Order, each step flushed before the next:
+//! 1. dirty nodes, children first, each to its replicas: a node that was
+//!    on disk goes to new buckets (copy-on-write) and its old buckets are
+//!    *retiring*; a node a split created goes to the buckets it got then;
+//! 2. every member's alloc table, with retiring buckets as need_discard;
+//! 3. every member's checkpoint: new generation, root, journal_seq, counts.
+//!
+//! Only then do retiring buckets become need_discard in memory, where the
+//! discard thread can see them: a crash before step 3 leaves the previous
+//! checkpoint's tree intact, and register gives any bucket it references
+//! back its btree state.
+//!
+//! Buckets for step 1 come at watermark reclaim and without waiting: a
+//! checkpoint is what frees space, and it runs with the btree locked. If
+//! there is no room it fails with ENOSPC and changes nothing on disk the
+//! journal does not still cover.
+
+use crate::allocator::Grant;
+use crate::bkcore::{
+    format::{BtreePtr, Checkpoint, Replica},
+    placement::Kind,
+    request::Overrides,
+    watermark::Watermark,
+};
+use crate::glue::bdev::BlockDevice;
+use crate::volume::Volume;
+use kernel::{prelude::*, sync::Arc};
+
+/// The btree pointer for the buckets of one grant.
+pub(crate) fn ptr_of(grant: &Grant) -> Result<BtreePtr> {
+    let mut p = BtreePtr::default();
+    for &(dev, bucket) in grant.iter() {
+        let dev = u8::try_from(dev).map_err(|_| EINVAL)?;
+        if !p.push(Replica { dev, bucket }) {
+            return Err(EINVAL);
+        }
+    }
+    Ok(p)
+}
+
+impl Volume {
+    /// Flushes every member's write cache.
+    fn flush_all(devs: &[Arc<BlockDevice>]) -> Result {
+        for dev in devs {
+            dev.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Gives back node buckets that were allocated but will not be used:
+    /// they hold nothing, and become need_discard like any freed bucket.
+    pub(crate) fn drop_node_buckets(&self, locs: &[BtreePtr]) {
+        let mut inner = self.lock_inner();
+        for r in locs.iter().flat_map(|p| p.replicas().iter()) {
+            if let Some(m) = inner.members.get_mut(r.dev as usize) {
+                let _ = m.free_bucket(r.bucket);
+            }
+        }
+        drop(inner);
+        self.discarder().kick();
+    }
+
+    /// Writes a checkpoint; returns its generation and journal_seq. The
+    /// caller holds the btree writer lock.
+    pub(crate) fn checkpoint_locked(&self) -> Result<(u64, u64)> {
+        let mut tree = self.tree.lock();
+        let order = tree.dirty_postorder()?;
+        let cow = order.iter().filter(|&&i| !tree.nodes[i].fresh).count();
+        let mut locs = KVec::with_capacity(cow, GFP_KERNEL)?;
+        let reclaim = Overrides {
+            watermark: Some(Watermark::Reclaim),
+            ..Overrides::NONE
+        };
+        for _ in 0..cow {
+            match self.allocate_now(Kind::Btree, reclaim) {
+                Ok(Some(g)) => locs.push(ptr_of(&g)?, GFP_KERNEL)?,
+                other => {
+                    self.drop_node_buckets(&locs);
+                    pr_err!(
+                        "volume {}: checkpoint: no room for {} btree nodes; the journal keeps every change\n",
+                        self.name(),
+                        cow
+                    );
+                    return Err(other.err().unwrap_or(ENOSPC));
+                }
+            }
+        }
+        // Each member's device, the bucket and node sizes.
+        let (devs, bucket_size, node_size) = {
+            let inner = self.lock_inner();
+            let mut devs = KVec::with_capacity(inner.members.len(), GFP_KERNEL)?;
+            for m in inner.members.iter() {
+                devs.push(m.dev.clone(), GFP_KERNEL)?;
+            }
+            let m0 = inner.members.first().ok_or(ENODEV)?;
+            (devs, u64::from(m0.sb.bucket_size), m0.layout.node_size)
+        };
+        let seq = self.journal.lock().last_seq();
+        let mut buf = KVec::new();
+        buf.resize(node_size as usize, 0, GFP_KERNEL)?;
+        for &i in order.iter() {
+            if !tree.nodes[i].fresh {
+                let old = tree.nodes[i].loc;
+                for r in old.replicas() {
+                    tree.retiring.push(*r, GFP_KERNEL)?;
+                }
+                tree.nodes[i].loc = locs.pop().ok_or(EINVAL)?;
+                // Its new buckets hold nothing the disk refers to yet.
+                tree.nodes[i].fresh = true;
+            }
+            tree.encode(i, seq, self.uuid(), &mut buf)?;
+            for r in tree.nodes[i].loc.replicas() {
+                let dev = devs.get(r.dev as usize).ok_or(EINVAL)?;
+                dev.write(r.bucket * bucket_size, &buf)?;
+            }
+        }
+        Self::flush_all(&devs)?;
+
+        let root = &tree.nodes[tree.root];
+        let prev = tree.checkpoint.ok_or(EINVAL)?;
+        let mut cp = Checkpoint {
+            generation: prev.generation + 1,
+            journal_seq: 0,
+            member_index: 0,
+            root_level: root.level(),
+            root: root.loc,
+            counts: prev.counts,
+        };
+        {
+            // Under the volume lock, the alloc tables and the journal
+            // position agree: every state change up to journal_seq is in
+            // the tables, and later ones are in later entries.
+            let mut inner = self.lock_inner();
+            cp.journal_seq = self.journal.lock().last_seq();
+            let mut counts = KVec::with_capacity(inner.members.len(), GFP_KERNEL)?;
+            for (d, m) in inner.members.iter().enumerate() {
+                let mine = retiring_on(&tree.retiring, d)?;
+                counts.push(m.write_alloc_table(&mine)?, GFP_KERNEL)?;
+            }
+            Self::flush_all(&devs)?;
+            for (m, c) in inner.members.iter_mut().zip(counts.iter()) {
+                cp.counts = *c;
+                m.write_checkpoint(cp)?;
+            }
+            Self::flush_all(&devs)?;
+            // Durable: the old nodes are unreferenced now.
+            for (d, m) in inner.members.iter_mut().enumerate() {
+                let mine = retiring_on(&tree.retiring, d)?;
+                m.retire(&mine)?;
+            }
+        }
+        tree.retiring.clear();
+        for &i in order.iter() {
+            tree.nodes[i].fresh = false;
+            tree.nodes[i].dirty = false;
+        }
+        tree.checkpoint = Some(cp);
+        drop(tree);
+        self.journal.lock().trim(cp.journal_seq);
+        self.discarder().kick();
+        Ok((cp.generation, cp.journal_seq))
+    }
+
+    /// The flush ioctl: a checkpoint now.
+    pub(crate) fn flush(&self) -> Result<(u64, u64)> {
+        let _w = self.writer.lock();
+        self.check_up()?;
+        self.checkpoint_locked()
+    }
+}
+
+/// The retiring buckets on member `dev`.
+fn retiring_on(retiring: &[Replica], dev: usize) -> Result<KVec<u64>> {
+    let mut out = KVec::new();
+    for r in retiring.iter().filter(|r| r.dev as usize == dev) {
+        out.push(r.bucket, GFP_KERNEL)?;
+    }
+    Ok(out)
+}

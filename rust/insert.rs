@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The write paths users reach through `/dev/bkalloc`: key inserts and
+//! lookups, and bucket allocs and frees made durable through the journal.
+//!
+//! An insert, under the btree writer lock: buckets for the nodes a split
+//! will need (through the allocator, where it can block), then the journal
+//! entry (durable when it returns), then the tree in memory. A failed or
+//! aborted allocation leaves nothing behind, not even a journal entry.
+//! Replay takes the same path without the journal step.
+
+use crate::allocator::Grant;
+use crate::bkcore::{
+    buckets::BucketState,
+    format::{BtreePtr, Record, Value},
+    placement::Kind,
+    request::Overrides,
+};
+use crate::checkpoint::ptr_of;
+use crate::volume::Volume;
+use kernel::prelude::*;
+
+impl Volume {
+    /// Inserts (or overwrites) `key`; returns the journal sequence number
+    /// that made it durable.
+    pub(crate) fn insert(&self, key: u64, value: Value) -> Result<u64> {
+        let _w = self.writer.lock();
+        self.check_up()?;
+        self.insert_locked(key, value, true)
+    }
+
+    /// Inserts with the writer lock held; `journal` is false during replay
+    /// (the key is in the journal already). Returns the entry's sequence
+    /// number (0 without journal).
+    pub(crate) fn insert_locked(&self, key: u64, value: Value, journal: bool) -> Result<u64> {
+        let need = self.tree.lock().nodes_needed(key)?;
+        let mut locs: KVec<BtreePtr> = KVec::with_capacity(need, GFP_KERNEL)?;
+        for _ in 0..need {
+            // The split's request: metadata_replicas distinct devices at
+            // watermark btree, rebuilt if the options change while it waits.
+            let grant = self.allocate(Kind::Btree, Overrides::NONE);
+            match grant.and_then(|g| ptr_of(&g)) {
+                Ok(p) => locs.push(p, GFP_KERNEL)?,
+                Err(e) => {
+                    self.drop_node_buckets(&locs);
+                    return Err(e);
+                }
+            }
+        }
+        let seq = if journal {
+            match self.append_locked(&[Record::Insert { key, value }]) {
+                Ok(seq) => seq,
+                Err(e) => {
+                    self.drop_node_buckets(&locs);
+                    return Err(e);
+                }
+            }
+        } else {
+            0
+        };
+        self.tree.lock().insert(key, value, &locs)?;
+        Ok(seq)
+    }
+
+    /// Appends with the writer lock held, checkpointing when the journal
+    /// is full.
+    fn append_locked(&self, records: &[Record]) -> Result<u64> {
+        loop {
+            let appended = self.journal.lock().append(records)?;
+            if let Some(seq) = appended {
+                return Ok(seq);
+            }
+            self.checkpoint_locked()?;
+        }
+    }
+
+    /// Appends without the writer lock (taken if a checkpoint is needed).
+    fn append(&self, records: &[Record]) -> Result<u64> {
+        loop {
+            let appended = self.journal.lock().append(records)?;
+            if let Some(seq) = appended {
+                return Ok(seq);
+            }
+            let _w = self.writer.lock();
+            self.checkpoint_locked()?;
+        }
+    }
+
+    /// The value of `key`.
+    pub(crate) fn get(&self, key: u64) -> Result<Option<Value>> {
+        self.check_up()?;
+        Ok(self.tree.lock().get(key))
+    }
+
+    /// Journals the new state of every bucket of `grant`.
+    fn journal_states(&self, grant: &[(u32, u64)], state: BucketState) -> Result<u64> {
+        let mut records = KVec::with_capacity(grant.len(), GFP_KERNEL)?;
+        for &(member, bucket) in grant {
+            records.push(
+                Record::BucketState {
+                    member,
+                    bucket,
+                    state,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        self.append(&records)
+    }
+
+    /// An allocation for a user of `/dev/bkalloc`: durable when it returns.
+    pub(crate) fn alloc_for_user(&self, kind: Kind, overrides: Overrides) -> Result<Grant> {
+        self.check_up()?;
+        let grant = self.allocate(kind, overrides)?;
+        let state = match kind {
+            Kind::Btree => BucketState::Btree,
+            Kind::User => BucketState::User,
+        };
+        self.journal_states(&grant, state)?;
+        Ok(grant)
+    }
+
+    /// A free for a user of `/dev/bkalloc`: durable when it returns.
+    pub(crate) fn free_for_user(&self, buckets: &[(u32, u64)]) -> Result {
+        self.check_up()?;
+        self.free_buckets(buckets)?;
+        self.journal_states(buckets, BucketState::NeedDiscard)?;
+        Ok(())
+    }
+}

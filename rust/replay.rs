@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Recovery at register, after the members validate and the volume's
+//! sysfs directory exists, before the volume is up:
+//!
+//! 1. load the btree from the newest checkpoint of any member;
+//! 2. scan the journal; apply its bucket state records (absolute states);
+//! 3. reconcile: a bucket the tree references is btree (a crash inside a
+//!    checkpoint may have written it as need_discard), a btree bucket it
+//!    does not reference becomes need_discard (a split or a checkpoint
+//!    that never landed);
+//! 4. with `replay_discard_priority=1`, start the discard thread now;
+//! 5. re-insert every journaled key, in order, through the insert path:
+//!    a split allocates and may block there, like any request, with the
+//!    same ways out (options change, discards, abort, deadline);
+//! 6. checkpoint, so the journal is trimmed.
+//!
+//! Until step 6 nothing is written: if replay fails, the register write
+//! returns the error, the devices are released, and the next register
+//! replays from the same point.
+
+use crate::bkcore::{buckets::BucketState, format::Record, uuid::Hyphenated};
+use crate::fmt::Core;
+use crate::volume::Volume;
+use core::fmt;
+use kernel::{
+    prelude::*,
+    sync::Arc,
+    time::{Instant, Monotonic},
+};
+
+/// Where replay is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Not started.
+    Pending,
+    /// Re-inserting keys.
+    Running,
+    /// Done: the volume is up.
+    Done,
+    /// Failed: the volume is going away.
+    Failed,
+}
+
+/// What `replay` shows.
+pub(crate) struct ReplayStatus {
+    /// Where replay is.
+    pub(crate) phase: Phase,
+    /// Keys re-inserted so far.
+    pub(crate) replayed: u64,
+    /// Keys to re-insert.
+    pub(crate) total: u64,
+    start: Option<Instant<Monotonic>>,
+    elapsed_ms: u64,
+    error: i32,
+}
+
+impl ReplayStatus {
+    /// Before replay.
+    pub(crate) fn new() -> Self {
+        Self {
+            phase: Phase::Pending,
+            replayed: 0,
+            total: 0,
+            start: None,
+            elapsed_ms: 0,
+            error: 0,
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        match (self.phase, self.start) {
+            (Phase::Running, Some(t)) => t.elapsed().as_millis().max(0) as u64,
+            _ => self.elapsed_ms,
+        }
+    }
+
+    fn finish(&mut self, phase: Phase, error: i32) {
+        self.elapsed_ms = self.elapsed_ms();
+        self.phase = phase;
+        self.error = error;
+    }
+}
+
+impl fmt::Display for ReplayStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.phase {
+            Phase::Pending => "pending",
+            Phase::Running => "running",
+            Phase::Done => "done",
+            Phase::Failed => "failed",
+        };
+        write!(
+            f,
+            "state={} replayed={} total={} elapsed_ms={}",
+            state,
+            self.replayed,
+            self.total,
+            self.elapsed_ms()
+        )?;
+        if self.error != 0 {
+            write!(f, " error={}", self.error)?;
+        }
+        Ok(())
+    }
+}
+
+impl Volume {
+    /// Fails unless the volume is up (replay done, not going away).
+    pub(crate) fn check_up(&self) -> Result {
+        let inner = self.lock_inner();
+        if inner.closing || inner.members.is_empty() {
+            return Err(ENODEV);
+        }
+        match inner.replay.phase {
+            Phase::Done => Ok(()),
+            Phase::Failed => Err(ENODEV),
+            Phase::Pending | Phase::Running => Err(EAGAIN),
+        }
+    }
+
+    /// Recovers the volume (see the module documentation).
+    pub(crate) fn recover(self: &Arc<Self>) -> Result {
+        let res = self.recover_steps();
+        let mut inner = self.lock_inner();
+        match &res {
+            Ok(()) => inner.replay.finish(Phase::Done, 0),
+            Err(e) => inner.replay.finish(Phase::Failed, e.to_errno()),
+        }
+        let (replayed, total, ms) = (
+            inner.replay.replayed,
+            inner.replay.total,
+            inner.replay.elapsed_ms,
+        );
+        drop(inner);
+        match &res {
+            Ok(()) if total > 0 => pr_info!(
+                "volume {}: replayed {} keys in {} ms\n",
+                self.name(),
+                replayed,
+                ms
+            ),
+            Ok(()) => {}
+            Err(e) => pr_err!(
+                "volume {}: replay failed after {} of {} keys (error {}); nothing was written, the next register replays again\n",
+                self.name(),
+                replayed,
+                total,
+                e.to_errno()
+            ),
+        }
+        res
+    }
+
+    fn recover_steps(self: &Arc<Self>) -> Result {
+        // 1. The btree of the newest checkpoint.
+        let cp = {
+            let inner = self.lock_inner();
+            let cp = inner
+                .members
+                .iter()
+                .filter_map(|m| m.checkpoint())
+                .max_by_key(|c| c.generation)
+                .ok_or(EINVAL)?;
+            self.tree.lock().load(cp, &inner.members)?;
+            cp
+        };
+        // 2. The journal.
+        let scan = {
+            let inner = self.lock_inner();
+            self.journal.lock().scan(cp.journal_seq, &inner.members)?
+        };
+        if scan.orphans > 0 {
+            pr_warn!(
+                "volume {}: {} journal entries after a missing one were never acknowledged; ignored\n",
+                self.name(),
+                scan.orphans
+            );
+        }
+        let mut keys = 0u64;
+        {
+            let mut inner = self.lock_inner();
+            for r in scan.records.iter() {
+                match *r {
+                    Record::Insert { .. } => keys += 1,
+                    Record::BucketState {
+                        member,
+                        bucket,
+                        state,
+                    } => {
+                        let m = inner.members.get_mut(member as usize);
+                        if m.and_then(|m| m.force_state(bucket, state).ok()).is_none() {
+                            pr_err!(
+                                "volume {}: journal: bucket state record for member {} bucket {} ({}) does not apply\n",
+                                self.name(),
+                                member,
+                                bucket,
+                                state.name()
+                            );
+                            return Err(EINVAL);
+                        }
+                    }
+                }
+            }
+            inner.replay.total = keys;
+        }
+        // 3. Reconcile.
+        let fixed = self.reconcile()?;
+        // 4. Discards first, if asked.
+        if self.lock_inner().options.replay_discard_priority() {
+            self.start_discard()?;
+        }
+        // 5. Re-insert, in order.
+        {
+            let mut inner = self.lock_inner();
+            inner.replay.phase = Phase::Running;
+            inner.replay.start = Some(Instant::now());
+        }
+        if keys > 0 {
+            pr_info!(
+                "volume {}: replaying {} keys from {} journal entries after checkpoint {} (journal_seq {})\n",
+                self.name(),
+                keys,
+                scan.entries,
+                cp.generation,
+                cp.journal_seq
+            );
+        }
+        {
+            let _w = self.writer.lock();
+            for r in scan.records.iter() {
+                if let Record::Insert { key, value } = *r {
+                    self.insert_locked(key, value, false)?;
+                    self.lock_inner().replay.replayed += 1;
+                }
+            }
+            // 6. Make it durable; without room, the journal still has it.
+            if keys > 0 || fixed > 0 || scan.entries > 0 {
+                if let Err(e) = self.checkpoint_locked() {
+                    pr_warn!(
+                        "volume {}: checkpoint after replay failed (error {}); the journal keeps the replayed entries\n",
+                        self.name(),
+                        e.to_errno()
+                    );
+                }
+            }
+        }
+        self.start_discard()
+    }
+
+    /// Makes bucket states agree with the tree; returns how many changed.
+    fn reconcile(&self) -> Result<u64> {
+        let tree = self.tree.lock();
+        let mut inner = self.lock_inner();
+        let n = inner.members.len();
+        let mut used: KVec<KVec<u64>> = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            used.push(KVec::new(), GFP_KERNEL)?;
+        }
+        for r in tree.replicas() {
+            used.get_mut(r.dev as usize)
+                .ok_or(EINVAL)?
+                .push(r.bucket, GFP_KERNEL)?;
+        }
+        let mut fixed = 0u64;
+        for (d, m) in inner.members.iter_mut().enumerate() {
+            let mine = &mut used[d];
+            mine.sort_unstable();
+            for &b in mine.iter() {
+                match m.state(b) {
+                    Some(BucketState::Btree) => {}
+                    Some(BucketState::Free | BucketState::NeedDiscard) => {
+                        m.force_state(b, BucketState::Btree)?;
+                        fixed += 1;
+                    }
+                    s => {
+                        pr_err!(
+                            "{}: bucket {} is referenced by the btree but is {}\n",
+                            &*m.path,
+                            b,
+                            s.map_or("out of range", |s| s.name())
+                        );
+                        return Err(EINVAL);
+                    }
+                }
+            }
+            let mut leaked = 0u64;
+            for b in m.buckets_in(BucketState::Btree)?.iter() {
+                if mine.binary_search(b).is_err() {
+                    m.force_state(*b, BucketState::NeedDiscard)?;
+                    leaked += 1;
+                }
+            }
+            if leaked > 0 {
+                pr_info!(
+                    "{}: {} btree buckets no node uses (a split or checkpoint that never landed) are need_discard now\n",
+                    &*m.path,
+                    leaked
+                );
+            }
+            fixed += leaked;
+        }
+        if fixed > 0 {
+            pr_info!(
+                "volume {}: reconciled {} bucket states with the btree\n",
+                Core(Hyphenated(self.uuid())),
+                fixed
+            );
+        }
+        Ok(fixed)
+    }
+}

@@ -1,0 +1,137 @@
+# SPDX-License-Identifier: GPL-2.0
+# The journal, the btree and replay: inserted keys survive a flush and
+# re-register, and a crash; replay splits nodes through the allocator, is
+# unstuck by discards, and can be aborted and run again.
+
+test_journal_insert_flush_reregister() {
+	disks 2 64M
+	vm_guest --timeout 240 <<'EOF_GUEST'
+format_small_nodes
+load_module
+write $BK/register "$(disk 0) $(disk 1)" || fail "register"
+v=$(volume_dir)
+u=$(volume_uuid)
+step "insert 600 keys, every one a journal entry; a full journal checkpoints"
+bkalloc insert $u --from 0 --count 600 --step 3 || fail "insert"
+echo "INFO: $(grep -E '^(btree_keys|btree_nodes|checkpoint_generation|journal_seq)' $v/counters | tr '\n' ' ')"
+expect_eq "$(counter $v btree_keys)" 600 "btree_keys"
+[ "$(counter $v btree_nodes)" -gt 75 ] || fail "600 keys in nodes of 8 made only $(counter $v btree_nodes) nodes"
+bkalloc get $u 3 >/dev/null || fail "get 3"
+expect_fail "not found" bkalloc get $u 4
+bkalloc insert $u 3 "$(printf 'ab%.0s' $(seq 32))" >/dev/null || fail "overwrite key 3"
+expect_eq "$(bkalloc get $u 3)" "3 $(printf 'ab%.0s' $(seq 32))" "overwritten value"
+bkalloc insert $u 3 >/dev/null || fail "restore key 3"
+step "flush: a checkpoint, the journal trimmed"
+out=$(bkalloc flush $u) || fail "flush"
+echo "INFO: $out"
+expect_eq "$(counter $v journal_pending_entries)" 0 "journal entries pending after flush"
+write $v/unregister 1
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after unregister"
+step "register again: every key is there, nothing to replay"
+write $BK/register "$(disk 0) $(disk 1)" || fail "register again"
+expect_eq "$(cat $v/replay | cut -d' ' -f1-3)" "state=done replayed=0 total=0" "replay"
+bkalloc get $u --from 0 --count 600 --step 3 --verify || fail "keys after re-register"
+expect_eq "$(counter $v btree_keys)" 600 "btree_keys after re-register"
+write $v/unregister 1
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+EOF_GUEST
+}
+
+test_journal_replay_after_crash() {
+	disks 2 64M
+	vm_guest --timeout 240 <<'EOF_GUEST'
+format_small_nodes
+load_module
+write $BK/register "$(disk 0) $(disk 1)" || fail "register"
+u=$(volume_uuid)
+bkalloc insert $u --from 1000 --count 300 || fail "insert"
+a=$(bkalloc alloc $u --kind user) || fail "alloc"
+echo "$a" >/dev/null
+echo "INFO: before the crash: $(grep -E '^(checkpoint_generation|journal_seq|journal_pending_entries)' $(volume_dir)/counters | tr '\n' ' ')"
+crash_now "300 keys inserted and a user bucket allocated, no flush, no unregister"
+EOF_GUEST
+	vm_guest --timeout 240 <<'EOF_GUEST'
+step "after the crash: register replays the journal"
+load_module
+write $BK/register "$(disk 0) $(disk 1)" || fail "register after the crash"
+v=$(volume_dir)
+u=$(volume_uuid)
+r=$(cat $v/replay)
+echo "INFO: replay: $r"
+case $r in "state=done replayed="*) ;; *) fail "replay: $r" ;; esac
+set -- $r
+[ "${2#replayed=}" = "${3#total=}" ] && [ "${2#replayed=}" -gt 0 ] || fail "replayed: $r"
+bkalloc get $u --from 1000 --count 300 --verify || fail "acknowledged keys after the crash"
+expect_eq "$(($(usage_of $v/dev-0 user) + $(usage_of $v/dev-1 user)))" 1 "user buckets (the one allocated before the crash)"
+write $v/unregister 1
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after replay"
+EOF_GUEST
+}
+
+test_replay_split_waits_for_discards() {
+	disks 2 64M
+	vm_guest --timeout 240 <<'EOF_GUEST'
+replay_scenario
+load_module
+step "defaults: replay splits, discards free the starved device, no user action"
+write $BK/register "$(disk 0) $(disk 1)" || fail "register with defaults"
+v=$(volume_dir)
+u=$(volume_uuid)
+r=$(cat $v/replay)
+echo "INFO: replay: $r; discard_buckets_dev0 $(counter $v discard_buckets_dev0)"
+expect_eq "$(echo $r | cut -d' ' -f1-3)" "state=done replayed=40 total=40" "replay"
+check_scenario_keys $u
+[ "$(counter $v discard_buckets_dev0)" -ge 1 ] || fail "dev0 was not discarded"
+write $v/unregister 1
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+
+step "discard=0: replay blocks in the split; discard=1 gets it going"
+replay_scenario
+write $BK/register "$(disk 0) $(disk 1) discard=0" >/tmp/reg 2>&1 &
+pid=$!
+wait_until 30 "the volume directory" sh -c "ls -d $BK/*-* >/dev/null"
+v=$(volume_dir)
+wait_waiters $v 1
+sleep 2
+kill -0 $pid || fail "register finished with discard=0: $(cat /tmp/reg)"
+case $(cat $v/replay) in "state=running replayed=0 total=40"*) ;; *) fail "replay: $(cat $v/replay)" ;; esac
+grep -q "watermark=btree replicas=2" $v/waiters || fail "waiter: $(cat $v/waiters)"
+t0=$(cut -d' ' -f1 /proc/uptime)
+write $v/options/discard 1
+wait_until 60 "register to return" sh -c "! kill -0 $pid"
+wait $pid || fail "register failed: $(cat /tmp/reg)"
+echo "INFO: from discard=1 to replay done: $(awk -v t0=$t0 '{printf "%d ms", ($1 - t0) * 1000}' /proc/uptime); $(cat $v/replay)"
+check_scenario_keys $(volume_uuid)
+write $v/unregister 1
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+EOF_GUEST
+}
+
+test_replay_abort_then_replay_again() {
+	disks 2 64M
+	vm_guest --timeout 240 <<'EOF_GUEST'
+replay_scenario
+load_module
+step "replay blocked; abort_waiting: register fails with ECANCELED, nothing written"
+sum0=$(dd if=$(disk 0) bs=1M count=2 2>/dev/null | md5sum)
+write $BK/register "$(disk 0) $(disk 1) discard=0" >/tmp/reg 2>&1 &
+pid=$!
+wait_until 30 "the volume directory" sh -c "ls -d $BK/*-* >/dev/null"
+v=$(volume_dir)
+wait_waiters $v 1
+write $v/abort_waiting all
+wait_until 20 "register to return" sh -c "! kill -0 $pid"
+wait $pid && fail "register succeeded after abort"
+grep -qi "canceled" /tmp/reg || fail "register error: $(cat /tmp/reg)"
+expect_no_volume
+expect_eq "$(dd if=$(disk 0) bs=1M count=2 2>/dev/null | md5sum)" "$sum0" "metadata of dev0 after the failed replay"
+dmesg | grep -q "replay failed after 0 of 40 keys" || fail "no replay failure message"
+step "the devices are free: a second register with room replays everything"
+write $BK/register "$(disk 0) $(disk 1) metadata_replicas=1" || fail "second register"
+v=$(volume_dir)
+expect_eq "$(cut -d' ' -f1-3 $v/replay)" "state=done replayed=40 total=40" "second replay"
+check_scenario_keys $(volume_uuid)
+write $v/unregister 1
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+EOF_GUEST
+}
