@@ -110,6 +110,8 @@ pub struct BtreeSummary {
     pub nodes: u64,
     /// Nodes with fewer replicas than `metadata_replicas`.
     pub degraded_nodes: u64,
+    /// Nodes by number of replicas (index = replicas).
+    pub by_replicas: [u64; bkcore::format::MAX_REPLICAS + 1],
 }
 
 /// A loaded and checked volume.
@@ -709,6 +711,9 @@ fn check_btree(v: &mut Volume) -> crate::Result<()> {
             .collect::<Vec<_>>()
             .join(",");
         let name = format!("{name} at {where_}");
+        if let Some(n) = sum.by_replicas.get_mut(w.ptr.len()) {
+            *n += 1;
+        }
         if w.ptr.len() < replicas_wanted {
             sum.degraded_nodes += 1;
             msgs.push((

@@ -213,3 +213,30 @@ check_scenario_keys() {
 	bkalloc get $1 --from 0 --count 64 --step 2 --verify || fail "btree keys"
 	bkalloc get $1 --from 1 --count 40 --step 2 --verify || fail "journaled keys"
 }
+
+# bcachefs #1108's state (samples/issue-1108.toml) on disks 0 and 1.
+issue1108_scenario() {
+	bkalloc scenario /samples/issue-1108.toml "$(disk 0)" "$(disk 1)" >/dev/null ||
+		fail "scenario issue-1108"
+}
+
+# Every key of the #1108 scenario is readable: 2728 even keys in the btree,
+# 64 odd keys 1..127 from the journal.
+check_1108_keys() {
+	bkalloc get $1 --from 0 --count 2728 --step 2 --verify || fail "btree keys of the scenario"
+	bkalloc get $1 --from 1 --count 64 --step 2 --verify || fail "journaled keys of the scenario"
+}
+
+# register_bg ARGS: registers in the background (output in /tmp/reg, pid in
+# $regpid) and waits for the volume's directory, which exists before replay.
+register_bg() {
+	write $BK/register "$1" >/tmp/reg 2>&1 &
+	regpid=$!
+	wait_until 60 "the volume directory" sh -c "ls -d $BK/*-* >/dev/null"
+}
+
+# Waits for the background register to end; fails unless it succeeded.
+register_done() {
+	wait_until "${1:-120}" "register to return" sh -c "! kill -0 $regpid"
+	wait $regpid || fail "register failed: $(cat /tmp/reg)"
+}

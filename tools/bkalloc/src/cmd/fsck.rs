@@ -15,6 +15,19 @@ pub fn run(devices: &[PathBuf]) -> crate::Result<bool> {
     }
     let (e, w) = (v.count(Severity::Error), v.count(Severity::Warning));
     let b = v.btree.clone().unwrap_or_default();
+    // Nodes written while metadata_replicas was lower say so here, even
+    // when the superblock's value is that lower one now.
+    let by: Vec<String> = (1..b.by_replicas.len())
+        .filter(|&r| b.by_replicas[r] > 0)
+        .map(|r| format!("{} with {r} replica(s)", b.by_replicas[r]))
+        .collect();
+    if !by.is_empty() {
+        println!(
+            "btree nodes: {} (metadata_replicas {})",
+            by.join(", "),
+            v.sb.options.metadata_replicas()
+        );
+    }
     println!(
         "fsck: {} member(s) checked, btree {} keys in {} nodes, journal {} entries: {e} error(s), {w} warning(s)",
         v.loaded().count(),
