@@ -120,11 +120,24 @@ impl Volume {
         Ok(grant)
     }
 
-    /// A free for a user of `/dev/bkalloc`: durable when it returns.
+    /// A free for a user of `/dev/bkalloc`: durable when it returns. The
+    /// record goes to the journal before the buckets become need_discard
+    /// in memory, so the discard thread only ever sees a durable free.
     pub(crate) fn free_for_user(&self, buckets: &[(u32, u64)]) -> Result {
         self.check_up()?;
-        self.free_buckets(buckets)?;
+        {
+            let inner = self.lock_inner();
+            for &(dev, b) in buckets {
+                let m = inner.members.get(dev as usize).ok_or(EINVAL)?;
+                let freeable = m
+                    .state(b)
+                    .is_some_and(|s| s.can_become(BucketState::NeedDiscard));
+                if !freeable {
+                    return Err(EINVAL);
+                }
+            }
+        }
         self.journal_states(buckets, BucketState::NeedDiscard)?;
-        Ok(())
+        self.free_buckets(buckets)
     }
 }

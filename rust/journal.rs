@@ -292,6 +292,9 @@ impl Journal {
     /// Appends one entry holding `records`, durably on every member.
     /// Returns its sequence number, or `None` if the ring is full.
     pub(crate) fn append(&mut self, records: &[Record]) -> Result<Option<u64>> {
+        if self.mirrors.is_empty() {
+            return Err(ENODEV);
+        }
         let mut buf = blocks_buf(SCAN_BLOCKS)?;
         let mut w = EntryWriter::new(&mut buf).map_err(|_| EINVAL)?;
         for r in records {
@@ -325,6 +328,11 @@ impl Journal {
         let end = at + blocks;
         self.head = if end >= self.blocks { 0 } else { end };
         Ok(Some(seq))
+    }
+
+    /// Lets go of the member devices (teardown): later appends fail.
+    pub(crate) fn close(&mut self) {
+        self.mirrors.clear();
     }
 
     /// Forgets the entries a checkpoint at `seq` covers: their blocks may

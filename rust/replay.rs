@@ -155,6 +155,8 @@ impl Volume {
     fn recover_steps(self: &Arc<Self>) -> Result {
         // 1. The btree of the newest checkpoint.
         let cp = {
+            // Lock order: the tree before `inner`.
+            let mut tree = self.tree.lock();
             let inner = self.lock_inner();
             let cp = inner
                 .members
@@ -162,7 +164,7 @@ impl Volume {
                 .filter_map(|m| m.checkpoint())
                 .max_by_key(|c| c.generation)
                 .ok_or(EINVAL)?;
-            self.tree.lock().load(cp, &inner.members)?;
+            tree.load(cp, &inner.members)?;
             cp
         };
         // 2. The journal.

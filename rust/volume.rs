@@ -432,6 +432,7 @@ impl Volume {
         // `inner`: drop the files with no lock held.
         let sysfs = self.sysfs.lock().take();
         drop(sysfs);
+        self.journal.lock().close();
         let members = core::mem::take(&mut self.inner.lock().members);
         self.wake_waiters_for_teardown();
         if !members.is_empty() {
