@@ -294,7 +294,9 @@ impl Volume {
             };
             let deadline_in = match spec.policy {
                 WaitPolicy::Wait => None,
-                _ => until(start, spec.deadline_secs),
+                // Past the deadline, degrade retries once a second, not
+                // at every tick.
+                _ => until(start, spec.deadline_secs).map(|t| if t == 0 { 1000 } else { t }),
             };
             let timeout = match (stuck_in, deadline_in) {
                 (Some(a), Some(b)) => Some(a.min(b)),

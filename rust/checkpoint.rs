@@ -169,6 +169,7 @@ impl Volume {
 
     /// The flush ioctl: a checkpoint now.
     pub(crate) fn flush(&self) -> Result<(u64, u64)> {
+        self.check_up()?;
         let _w = self.writer.lock();
         self.check_up()?;
         self.checkpoint_locked()

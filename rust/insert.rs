@@ -24,6 +24,8 @@ impl Volume {
     /// Inserts (or overwrites) `key`; returns the journal sequence number
     /// that made it durable.
     pub(crate) fn insert(&self, key: u64, value: Value) -> Result<u64> {
+        // Checked before the writer lock too: during replay, EAGAIN at once.
+        self.check_up()?;
         let _w = self.writer.lock();
         self.check_up()?;
         self.insert_locked(key, value, true)
@@ -116,7 +118,11 @@ impl Volume {
             Kind::Btree => BucketState::Btree,
             Kind::User => BucketState::User,
         };
-        self.journal_states(&grant, state)?;
+        if let Err(e) = self.journal_states(&grant, state) {
+            // Not durable, not the caller's: give the buckets back.
+            let _ = self.free_buckets(&grant);
+            return Err(e);
+        }
         Ok(grant)
     }
 

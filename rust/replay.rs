@@ -247,7 +247,12 @@ impl Volume {
                 }
             }
         }
-        self.start_discard()
+        self.start_discard()?;
+        if self.lock_inner().closing {
+            // Unregistered meanwhile: the volume never came up.
+            return Err(ENODEV);
+        }
+        Ok(())
     }
 
     /// Makes bucket states agree with the tree; returns how many changed.

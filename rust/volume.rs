@@ -405,27 +405,30 @@ impl Volume {
     /// was up), removes the sysfs directory and releases the member
     /// devices. Safe to call more than once.
     pub(crate) fn teardown(&self) {
-        let up = {
-            let mut inner = self.inner.lock();
-            inner.closing = true;
-            inner.replay.phase == Phase::Done && !inner.members.is_empty()
-        };
-        // Waiters see `closing` and fail with ENODEV; a blocked insert lets
-        // go of the writer lock.
+        self.inner.lock().closing = true;
+        // Waiters see `closing` and fail with ENODEV; a blocked insert or
+        // replay lets go of the writer lock.
         self.wake_waiters_for_teardown();
         // Stopping waits for a batch in flight; take it out of the mutex so
         // a kick meanwhile does not wait on us.
         let thread = self.discard_thread.lock().take();
         self.discarder.kick();
         drop(thread);
-        if up {
+        {
+            // After any writer (a replay's own checkpoint included) is done.
             let _w = self.writer.lock();
-            if let Err(e) = self.checkpoint_locked() {
-                pr_err!(
-                    "volume {}: checkpoint at unregister failed (error {}); the journal keeps every change\n",
-                    self.name(),
-                    e.to_errno()
-                );
+            let up = {
+                let inner = self.inner.lock();
+                inner.replay.phase == Phase::Done && !inner.members.is_empty()
+            };
+            if up {
+                if let Err(e) = self.checkpoint_locked() {
+                    pr_err!(
+                        "volume {}: checkpoint at unregister failed (error {}); the journal keeps every change\n",
+                        self.name(),
+                        e.to_errno()
+                    );
+                }
             }
         }
         // Removing a file waits for its running callbacks, which may take
