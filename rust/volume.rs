@@ -553,10 +553,17 @@ impl AttrOps for Volume {
         match Attr::from_id(id).ok_or(EINVAL)? {
             Attr::Option(o) => {
                 this.store_option(o, input)?;
-                // Asked for during a blocked replay: discards start now.
-                if o == OptId::ReplayDiscardPriority
-                    && this.inner.lock().options.replay_discard_priority()
-                {
+                // Discards asked for during a replay registered without
+                // them (the thread starts after replay then): start now.
+                let on = {
+                    let opts = this.inner.lock().options;
+                    match o {
+                        OptId::ReplayDiscardPriority => opts.replay_discard_priority(),
+                        OptId::Discard => opts.discard(),
+                        _ => false,
+                    }
+                };
+                if on {
                     this.start_discard()?;
                 }
                 Ok(())

@@ -107,12 +107,12 @@ write $v/unregister 1
 bkalloc fsck "$(disk 0)" "$(disk 1)" | tail -n 1
 
 say "summary: bcachefs #1108's replay, unstuck four ways"
-printf '%-52s %-18s %s\n' "fix" "time" "keys after"
-printf '%-52s %-18s %s\n' "1 register ... metadata_replicas=1" "${fix1} ms (replay)" "$k1"
-printf '%-52s %-18s %s\n' "2 echo 1 > options/metadata_replicas (waiter restarts)" "${fix2} ms" "$k2"
-printf '%-52s %-18s %s\n' "3 prioritised discards (defaults)" "${fix3} ms (replay)" "$k3"
-printf '%-52s %-18s %s\n' "4 echo all > abort_waiting (register fails)" "${fix4} ms" "replayed by fix 3"
-printf '%-52s %-18s %s\n' "4 alloc_deadline=3, alloc_wait_policy=fail" "${fix4b} ms" "replayed by fix 3"
+printf '%-56s %-18s %s\n' "fix" "time" "keys after"
+printf '%-56s %-18s %s\n' "1 register ... metadata_replicas=1" "${fix1} ms (replay)" "$k1"
+printf '%-56s %-18s %s\n' "2 echo 1 > options/metadata_replicas (waiter restarts)" "${fix2} ms" "$k2"
+printf '%-56s %-18s %s\n' "3 prioritised discards (defaults)" "${fix3} ms (replay)" "$k3"
+printf '%-56s %-18s %s\n' "4 echo all > abort_waiting (register fails)" "${fix4} ms" "replayed by fix 3"
+printf '%-56s %-18s %s\n' "4 alloc_deadline=3, alloc_wait_policy=fail" "${fix4b} ms" "replayed by fix 3"
 unload_module
 EOF_GUEST
 echo "disk images after the demo: $(du -sh "$(disk_image 0)" | cut -f1), $(du -sh "$(disk_image 1)" | cut -f1) allocated"
