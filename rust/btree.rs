@@ -18,8 +18,9 @@
 //! old ones. A node a split creates is `fresh`: its buckets were allocated
 //! for it and hold nothing yet, so the checkpoint writes it in place.
 
-use crate::bkcore::format::{
-    decode_node, BtreePtr, Checkpoint, NodeHeader, NodeWriter, Replica, Value,
+use crate::bkcore::{
+    format::{decode_node, BtreePtr, Checkpoint, NodeHeader, NodeWriter, Replica, Value},
+    uuid::{Hyphenated, Uuid},
 };
 use crate::fmt::Core;
 use crate::member::Member;
@@ -180,7 +181,7 @@ impl Tree {
                     }
                     Err(why) => pr_warn!(
                         "volume {}: btree level {} node [{}..={}] replica {}:{}: {}\n",
-                        Core(crate::bkcore::uuid::Hyphenated(&uuid)),
+                        Core(Hyphenated(&uuid)),
                         w.level,
                         w.min,
                         w.max,
@@ -193,7 +194,7 @@ impl Tree {
             let Some((mut node, children)) = node else {
                 pr_err!(
                     "volume {}: btree level {} node [{}..={}]: no readable replica\n",
-                    Core(crate::bkcore::uuid::Hyphenated(&uuid)),
+                    Core(Hyphenated(&uuid)),
                     w.level,
                     w.min,
                     w.max
@@ -235,7 +236,7 @@ impl Tree {
     fn read_replica(
         members: &[Member],
         r: &Replica,
-        uuid: &crate::bkcore::uuid::Uuid,
+        uuid: &Uuid,
         cap: usize,
         buf: &mut KVec<u8>,
         w: &Load,
@@ -435,13 +436,7 @@ impl Tree {
     }
 
     /// Encodes node `i` into `buf` (its children's `loc`s must be final).
-    pub(crate) fn encode(
-        &self,
-        i: usize,
-        seq: u64,
-        uuid: &crate::bkcore::uuid::Uuid,
-        buf: &mut [u8],
-    ) -> Result {
+    pub(crate) fn encode(&self, i: usize, seq: u64, uuid: &Uuid, buf: &mut [u8]) -> Result {
         let n = self.nodes.get(i).ok_or(EINVAL)?;
         let hdr = NodeHeader {
             level: n.level,

@@ -138,10 +138,13 @@ impl Volume {
             // the tables, and later ones are in later entries.
             let mut inner = self.lock_inner();
             cp.journal_seq = self.journal.lock().last_seq();
-            let mut counts = KVec::with_capacity(inner.members.len(), GFP_KERNEL)?;
+            let n = inner.members.len();
+            let mut counts = KVec::with_capacity(n, GFP_KERNEL)?;
+            let mut retiring = KVec::with_capacity(n, GFP_KERNEL)?;
             for (d, m) in inner.members.iter().enumerate() {
                 let mine = retiring_on(&tree.retiring, d)?;
                 counts.push(m.write_alloc_table(&mine)?, GFP_KERNEL)?;
+                retiring.push(mine, GFP_KERNEL)?;
             }
             Self::flush_all(&devs)?;
             for (m, c) in inner.members.iter_mut().zip(counts.iter()) {
@@ -150,9 +153,8 @@ impl Volume {
             }
             Self::flush_all(&devs)?;
             // Durable: the old nodes are unreferenced now.
-            for (d, m) in inner.members.iter_mut().enumerate() {
-                let mine = retiring_on(&tree.retiring, d)?;
-                m.retire(&mine)?;
+            for (m, mine) in inner.members.iter_mut().zip(retiring.iter()) {
+                m.retire(mine)?;
             }
         }
         tree.retiring.clear();

@@ -64,28 +64,33 @@ impl Volume {
         Ok(seq)
     }
 
-    /// Appends with the writer lock held, checkpointing when the journal
-    /// is full.
-    fn append_locked(&self, records: &[Record]) -> Result<u64> {
+    /// Appends `records`; while the journal is full, makes room with
+    /// `checkpoint` and tries again.
+    fn append_or(
+        &self,
+        records: &[Record],
+        checkpoint: impl Fn() -> Result<(u64, u64)>,
+    ) -> Result<u64> {
         loop {
             let appended = self.journal.lock().append(records)?;
             if let Some(seq) = appended {
                 return Ok(seq);
             }
-            self.checkpoint_locked()?;
+            checkpoint()?;
         }
+    }
+
+    /// Appends with the writer lock held.
+    fn append_locked(&self, records: &[Record]) -> Result<u64> {
+        self.append_or(records, || self.checkpoint_locked())
     }
 
     /// Appends without the writer lock (taken if a checkpoint is needed).
     fn append(&self, records: &[Record]) -> Result<u64> {
-        loop {
-            let appended = self.journal.lock().append(records)?;
-            if let Some(seq) = appended {
-                return Ok(seq);
-            }
+        self.append_or(records, || {
             let _w = self.writer.lock();
-            self.checkpoint_locked()?;
-        }
+            self.checkpoint_locked()
+        })
     }
 
     /// The value of `key`.

@@ -22,8 +22,7 @@ exec 2>&1
 say() { printf '\n==== %s\n' "$*"; }
 ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
 counts() { for i in 0 1; do echo "  dev-$i: $(grep -E '^(free|need_discard|btree|user) ' $1/dev-$i/usage | tr '\n' ' ')"; done; }
-keys_ok() { bkalloc get $1 --from 0 --count 2728 --step 2 --verify >/dev/null &&
-	bkalloc get $1 --from 1 --count 64 --step 2 --verify >/dev/null && echo "all 2792" || echo "MISSING"; }
+keys_ok() { if (check_keys $1 2728 64) >/dev/null 2>&1; then echo "all 2792"; else echo "MISSING"; fi; }
 wedged="discard=0,replay_discard_priority=0"
 
 step "bcachefs #1108's state on two NVMe disks (samples/issue-1108.toml)"

@@ -129,20 +129,10 @@ wait_waiters() {
 	wait_until 10 "$2 waiter(s) in $1/waiters" sh -c "[ \$(wc -l <$1/waiters) = $2 ]"
 }
 
-# A small #1108-like state: device 0 has 1 free bucket (btree reserve 2)
-# and 300 need_discard; device 1 has 200 free. 64 MiB disks.
-starved_scenario() {
-	cat >/tmp/starved.toml <<'EOF_TOML'
-bucket_size = "64k"
-[options]
-metadata_replicas = 2
-data_replicas = 1
-[btree]
-keys = 0
-fill = 50
-[journal]
-keys = 0
-checkpoint_seq = 0
+# The starved pair of devices of the scenarios below: dev0 has 1 free bucket
+# (reserve 2) and 300 need_discard, dev1 200 free and 100 need_discard.
+starved_devices() {
+	cat <<'EOF_TOML'
 [[device]]
 free = 1
 need_discard = 300
@@ -154,6 +144,26 @@ need_discard = 100
 user = 8
 btree_reserve = 2
 EOF_TOML
+}
+
+# A small #1108-like state: device 0 has 1 free bucket (btree reserve 2)
+# and 300 need_discard; device 1 has 200 free. 64 MiB disks.
+starved_scenario() {
+	{
+		cat <<'EOF_TOML'
+bucket_size = "64k"
+[options]
+metadata_replicas = 2
+data_replicas = 1
+[btree]
+keys = 0
+fill = 50
+[journal]
+keys = 0
+checkpoint_seq = 0
+EOF_TOML
+		starved_devices
+	} >/tmp/starved.toml
 	bkalloc scenario /tmp/starved.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
 }
 
@@ -181,7 +191,8 @@ format_small_nodes() {
 # The scenario: dev0 has 1 free bucket (reserve 2) and 300 need_discard; a
 # full leaf under the root; 40 journaled inserts after the checkpoint split it.
 replay_scenario() {
-	cat >/tmp/replay.toml <<'EOF_TOML'
+	{
+		cat <<'EOF_TOML'
 bucket_size = "64k"
 node_max_entries = 32
 [options]
@@ -194,24 +205,10 @@ fill = 100
 keys = 40
 checkpoint_seq = 100
 records_per_entry = 8
-[[device]]
-free = 1
-need_discard = 300
-user = 8
-btree_reserve = 2
-[[device]]
-free = 200
-need_discard = 100
-user = 8
-btree_reserve = 2
 EOF_TOML
+		starved_devices
+	} >/tmp/replay.toml
 	bkalloc scenario /tmp/replay.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
-}
-
-# Every key the scenario left: even keys 0..126 in the btree, odd 1..79 in the journal.
-check_scenario_keys() {
-	bkalloc get $1 --from 0 --count 64 --step 2 --verify || fail "btree keys"
-	bkalloc get $1 --from 1 --count 40 --step 2 --verify || fail "journaled keys"
 }
 
 # bcachefs #1108's state (samples/issue-1108.toml) on disks 0 and 1.
@@ -220,19 +217,20 @@ issue1108_scenario() {
 		fail "scenario issue-1108"
 }
 
-# Every key of the #1108 scenario is readable: 2728 even keys in the btree,
-# 64 odd keys 1..127 from the journal.
-check_1108_keys() {
-	bkalloc get $1 --from 0 --count 2728 --step 2 --verify || fail "btree keys of the scenario"
-	bkalloc get $1 --from 1 --count 64 --step 2 --verify || fail "journaled keys of the scenario"
+# check_keys UUID B J: every key a scenario left is readable with its
+# value: B even keys 0, 2, ... in the btree and J odd keys 1, 3, ... from
+# the journal (#1108's: 2728 and 64; replay_scenario's: 64 and 40).
+check_keys() {
+	bkalloc get $1 --from 0 --count $2 --step 2 --verify || fail "btree keys of the scenario"
+	bkalloc get $1 --from 1 --count $3 --step 2 --verify || fail "journaled keys of the scenario"
 }
-
-# register_bg ARGS: registers in the background (output in /tmp/reg, pid in
-# $regpid) and waits for the volume's directory, which exists before replay.
+# register_bg ARGS [SECS]: registers in the background (output in /tmp/reg,
+# pid in $regpid) and waits up to SECS (60) for the volume's directory,
+# which exists before replay.
 register_bg() {
 	write $BK/register "$1" >/tmp/reg 2>&1 &
 	regpid=$!
-	wait_until 60 "the volume directory" sh -c "ls -d $BK/*-* >/dev/null"
+	wait_until "${2:-60}" "the volume directory" sh -c "ls -d $BK/*-* >/dev/null"
 }
 
 # Waits for the background register to end; fails unless it succeeded.

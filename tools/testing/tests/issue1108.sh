@@ -30,7 +30,7 @@ register_done 60
 echo "INFO: from the options write to replay done: $(awk -v t0=$t0 '{printf "%d ms", ($1 - t0) * 1000}' /proc/uptime); $(cat $v/replay)"
 expect_eq "$(cut -d' ' -f1-3 $v/replay)" "state=done replayed=64 total=64" "replay"
 u=$(volume_uuid)
-check_1108_keys $u
+check_keys $u 2728 64
 write $v/unregister 1
 out=$(bkalloc fsck "$(disk 0)" "$(disk 1)") || fail "fsck: $out"
 # The options write was persisted: 1 replica is what the superblock asks
@@ -61,7 +61,7 @@ write $BK/register "$(disk 0) $(disk 1) discard=0,replay_discard_priority=0,meta
 	fail "register with metadata_replicas=1"
 v=$(volume_dir)
 expect_eq "$(cut -d' ' -f1-3 $v/replay)" "state=done replayed=64 total=64" "replay"
-check_1108_keys $(volume_uuid)
+check_keys $(volume_uuid) 2728 64
 write $v/unregister 1
 bkalloc fsck "$(disk 0)" "$(disk 1)" | grep -q "written with 1 replica(s)" || fail "fsck: no 1-replica nodes"
 unload_module
@@ -72,7 +72,7 @@ write $BK/register "$(disk 0) $(disk 1) discard=0,replay_discard_priority=0" || 
 v=$(volume_dir)
 expect_eq "$(cut -d' ' -f1-3 $v/replay)" "state=done replayed=64 total=64" "replay"
 expect_eq "$(cat $v/options/metadata_replicas)" 1 "metadata_replicas"
-check_1108_keys $(volume_uuid)
+check_keys $(volume_uuid) 2728 64
 write $v/unregister 1
 bkalloc fsck "$(disk 0)" "$(disk 1)" >/dev/null || fail "fsck"
 EOF_GUEST
@@ -96,7 +96,7 @@ expect_eq "$(cut -d' ' -f1-3 $v/replay)" "state=done replayed=64 total=64" "repl
 first=$(dmesg | grep -m1 "discarded .* buckets")
 echo "INFO: first discard: $first"
 case $first in *"on starved dev0") ;; *) fail "the starved device was not served first: $first" ;; esac
-check_1108_keys $(volume_uuid)
+check_keys $(volume_uuid) 2728 64
 wait_until 300 "every need_discard bucket discarded" sh -c \
 	"[ \$(sed -n 's/^need_discard //p' $v/dev-0/usage) = 0 ] && [ \$(sed -n 's/^need_discard //p' $v/dev-1/usage) = 0 ]"
 echo "INFO: $(grep -E '^(discards_issued|discard_buckets|starved_discard_buckets)' $v/counters | tr '\n' ' ')"
@@ -136,7 +136,7 @@ step "the devices were released: a register with a fix replays every key"
 write $BK/register "$(disk 0) $(disk 1)" || fail "register with defaults"
 v=$(volume_dir)
 expect_eq "$(cut -d' ' -f1-3 $v/replay)" "state=done replayed=64 total=64" "replay"
-check_1108_keys $(volume_uuid)
+check_keys $(volume_uuid) 2728 64
 write $v/unregister 1
 bkalloc fsck "$(disk 0)" "$(disk 1)" >/dev/null || fail "fsck"
 EOF_GUEST

@@ -80,28 +80,25 @@ u=$(volume_uuid)
 r=$(cat $v/replay)
 echo "INFO: replay: $r; discard_buckets_dev0 $(counter $v discard_buckets_dev0)"
 expect_eq "$(echo $r | cut -d' ' -f1-3)" "state=done replayed=40 total=40" "replay"
-check_scenario_keys $u
+check_keys $u 64 40
 [ "$(counter $v discard_buckets_dev0)" -ge 1 ] || fail "dev0 was not discarded"
 write $v/unregister 1
 bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
 
 step "discard=0: replay blocks in the split; discard=1 gets it going"
 replay_scenario
-write $BK/register "$(disk 0) $(disk 1) discard=0" >/tmp/reg 2>&1 &
-pid=$!
-wait_until 30 "the volume directory" sh -c "ls -d $BK/*-* >/dev/null"
+register_bg "$(disk 0) $(disk 1) discard=0" 30
 v=$(volume_dir)
 wait_waiters $v 1
 sleep 2
-kill -0 $pid || fail "register finished with discard=0: $(cat /tmp/reg)"
+kill -0 $regpid || fail "register finished with discard=0: $(cat /tmp/reg)"
 case $(cat $v/replay) in "state=running replayed=0 total=40"*) ;; *) fail "replay: $(cat $v/replay)" ;; esac
 grep -q "watermark=btree replicas=2" $v/waiters || fail "waiter: $(cat $v/waiters)"
 t0=$(cut -d' ' -f1 /proc/uptime)
 write $v/options/discard 1
-wait_until 60 "register to return" sh -c "! kill -0 $pid"
-wait $pid || fail "register failed: $(cat /tmp/reg)"
+register_done 60
 echo "INFO: from discard=1 to replay done: $(awk -v t0=$t0 '{printf "%d ms", ($1 - t0) * 1000}' /proc/uptime); $(cat $v/replay)"
-check_scenario_keys $(volume_uuid)
+check_keys $(volume_uuid) 64 40
 write $v/unregister 1
 bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
 EOF_GUEST
@@ -114,14 +111,12 @@ replay_scenario
 load_module
 step "replay blocked; abort_waiting: register fails with ECANCELED, nothing written"
 sum0=$(dd if=$(disk 0) bs=1M count=2 2>/dev/null | md5sum)
-write $BK/register "$(disk 0) $(disk 1) discard=0" >/tmp/reg 2>&1 &
-pid=$!
-wait_until 30 "the volume directory" sh -c "ls -d $BK/*-* >/dev/null"
+register_bg "$(disk 0) $(disk 1) discard=0" 30
 v=$(volume_dir)
 wait_waiters $v 1
 write $v/abort_waiting all
-wait_until 20 "register to return" sh -c "! kill -0 $pid"
-wait $pid && fail "register succeeded after abort"
+wait_until 20 "register to return" sh -c "! kill -0 $regpid"
+wait $regpid && fail "register succeeded after abort"
 grep -qi "canceled" /tmp/reg || fail "register error: $(cat /tmp/reg)"
 expect_no_volume
 expect_eq "$(dd if=$(disk 0) bs=1M count=2 2>/dev/null | md5sum)" "$sum0" "metadata of dev0 after the failed replay"
@@ -130,7 +125,7 @@ step "the devices are free: a second register with room replays everything"
 write $BK/register "$(disk 0) $(disk 1) metadata_replicas=1" || fail "second register"
 v=$(volume_dir)
 expect_eq "$(cut -d' ' -f1-3 $v/replay)" "state=done replayed=40 total=40" "second replay"
-check_scenario_keys $(volume_uuid)
+check_keys $(volume_uuid) 64 40
 write $v/unregister 1
 bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
 EOF_GUEST
