@@ -7,6 +7,8 @@
 #   make KDIR=/path LLVM=1    build against your own Rust-enabled kernel tree
 #   make check                every test: host, lint, VM (min and debug kernels)
 #   make demo                 the bcachefs #1108 story, end to end in QEMU
+#   make shell                the test VM with a shell on its console
+#   make help                 every target and its variables
 #
 # With KDIR set this is the usual out-of-tree module Makefile; Kbuild holds
 # the object list.
@@ -38,4 +40,24 @@ check:
 demo:
 	tools/testing/demo.sh
 
-.PHONY: check demo
+shell:
+	tools/testing/shell.sh
+
+refresh:
+	tools/testing/buildenv.sh --refresh
+
+help:
+	@echo 'bkalloc targets (run as root; set-up is cached in $$BKALLOC_CACHE,'
+	@echo 'default /var/cache/bkalloc):'
+	@echo '  make demo       bcachefs #1108 end to end in a QEMU VM with NVMe disks'
+	@echo '  make check      every test: host, lint, VM tests on the min and debug kernels'
+	@echo '                  T="PATTERN..." only the matching VM tests; KERNEL=min one kernel'
+	@echo '  make shell      the test VM with a shell: DISKS=3 SIZE=1G KERNEL=min|debug'
+	@echo '                  FRESH=1 (new disk images) IDLE=3600 (seconds of silence)'
+	@echo '  make refresh    re-resolve the build environment against today'"'"'s archive'
+	@echo '  make            bkalloc.ko against the min test kernel (FLAVOUR=debug)'
+	@echo '  make KDIR=DIR LLVM=1   bkalloc.ko against your own Rust-enabled kernel tree'
+	@echo '  make clean      remove the host crates'"'"' build output'
+	@echo 'VM tests alone: tools/testing/run-tests.sh --kernel min|debug [--list] [PATTERN...]'
+
+.PHONY: check demo shell refresh help

@@ -7,15 +7,23 @@
 #      test kernels, no warnings allowed;
 #   3. VM tests on the min kernel, then on the debug kernel.
 # Ends with "N passed, N failed" over all steps and VM tests; exits non-zero
-# if anything failed. BKALLOC_FLAVOURS="min" limits the kernels.
+# if anything failed. KERNEL=min (or BKALLOC_FLAVOURS) limits the kernels;
+# T="PATTERN..." runs only the VM tests whose names match (no host steps).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 need_root
+host_cargo_check
+total_start=$SECONDS
 passed=0
 failed=0
+# Patterns of VM tests to run (make check T="journal_* issue1108_*"): then
+# only those run, with what they need built; no host steps.
+patterns=${T:-}
+flavours=${KERNEL:-${BKALLOC_FLAVOURS:-min debug}}
 
-# step NAME CMD...: run CMD, print one result line, keep its output on failure.
+# step NAME CMD...: run CMD, print one result line with its time, keep its
+# output on failure.
 step() {
 	local name=$1 out start rc
 	shift
@@ -32,34 +40,45 @@ step() {
 	fi
 }
 
-crates="rust/core tools/bkalloc"
-for c in $crates; do
-	m=$TOP_DIR/$c/Cargo.toml
-	step "host: cargo test $c" cargo test --quiet --locked --manifest-path "$m"
-	step "host: cargo fmt $c" cargo fmt --check --manifest-path "$m"
-	step "host: cargo clippy $c" cargo clippy --quiet --locked --all-targets --manifest-path "$m" -- -D warnings
-done
+if [ -z "$patterns" ]; then
+	step "host: resolver tests (toolchain policy)" \
+		python3 -m unittest discover -s "$TOOLCHAIN_DIR" -p 'test_*.py'
+	for c in rust/core tools/bkalloc; do
+		m=$TOP_DIR/$c/Cargo.toml
+		step "host: cargo test $c" cargo test --quiet --locked --manifest-path "$m"
+		step "host: cargo fmt $c" cargo fmt --check --manifest-path "$m"
+		step "host: cargo clippy $c" cargo clippy --quiet --locked --all-targets --manifest-path "$m" -- -D warnings
+	done
+fi
 
 step "build environment" "$TESTING_DIR/buildenv.sh"
-step "module: rustfmt (kernel .rustfmt.toml)" in_chroot \
+toolchain_summary
+[ -n "$patterns" ] || step "module: rustfmt (kernel .rustfmt.toml)" in_chroot \
 	rustfmt --check --edition 2021 --config-path /build/linux/.rustfmt.toml /src/rust/bkalloc.rs
 
-for flavour in ${BKALLOC_FLAVOURS:-min debug}; do
+for flavour in $flavours; do
 	step "kernel: $flavour" "$TESTING_DIR/kernel.sh" "$flavour"
 	step "module: CLIPPY=1 against $flavour" "$TESTING_DIR/module.sh" --clippy "$flavour"
 	echo "VM tests on the $flavour kernel:"
 	out=$BKALLOC_CACHE/vm-tests-$flavour.out
-	"$TESTING_DIR/run-tests.sh" --kernel "$flavour" | tee "$out"
+	start=$SECONDS
+	# shellcheck disable=SC2086
+	"$TESTING_DIR/run-tests.sh" --kernel "$flavour" $patterns | tee "$out"
 	p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$out")
 	f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$out")
 	if [ -z "$p" ]; then
 		echo "FAIL VM tests on $flavour did not complete"
 		failed=$((failed + 1))
 	else
+		printf '%s %-40s %4ds\n' "$([ "$f" = 0 ] && echo PASS || echo FAIL)" \
+			"VM tests on $flavour: $p passed, $f failed" $((SECONDS - start))
 		passed=$((passed + p))
 		failed=$((failed + f))
 	fi
+	[ -n "$patterns" ] || [ "$flavour" != min ] ||
+		step "make shell: a scripted console session (min)" "$TESTING_DIR/shell-session.sh" min
 done
 
+echo "make check took $((SECONDS - total_start)) s (budget: 60 minutes cold, CI's limit 90)"
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]

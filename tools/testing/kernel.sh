@@ -20,7 +20,7 @@ need_root
 "$TESTING_DIR/buildenv.sh"
 
 # shellcheck disable=SC2086
-key=$( (chroot_key; hash_files $frags "$TESTING_DIR/kernel.sh") | sha256sum | cut -c1-16)
+key=$( (toolchain_key; hash_files $frags "$TESTING_DIR/kernel.sh") | sha256sum | cut -c1-16)
 name=kernel-$flavour-$key
 out=$BKALLOC_CACHE/$name
 if [ -e "$out/.ready" ]; then
@@ -41,9 +41,9 @@ for f in $frags; do gfrags="$gfrags /src/${f#"$TOP_DIR"/}"; done
 in_chroot /bin/sh -euc '
 	out=$1; shift
 	cd /build/linux
-	make -s O="$out" LLVM=-21 tinyconfig
+	make -s O="$out" LLVM="$LLVM" tinyconfig
 	scripts/kconfig/merge_config.sh -m -O "$out" "$out/.config" "$@" >/dev/null
-	make -s O="$out" LLVM=-21 olddefconfig
+	make -s O="$out" LLVM="$LLVM" olddefconfig
 	# olddefconfig silently drops what a dependency forbids: check every
 	# requested setting survived.
 	bad=0
@@ -56,8 +56,8 @@ in_chroot /bin/sh -euc '
 		done || bad=1
 	done
 	[ $bad = 0 ] || exit 1
-	make -s O="$out" LLVM=-21 rustavailable
-	make O="$out" LLVM=-21 -j"$(nproc)" bzImage modules
+	make -s O="$out" LLVM="$LLVM" rustavailable
+	make O="$out" LLVM="$LLVM" -j"$(nproc)" bzImage modules
 ' sh "/cache/$name" $gfrags >"$out/build.log" 2>&1 || {
 	tail -n 30 "$out/build.log" >&2
 	die "kernel build ($flavour) failed; full log: $out/build.log"

@@ -5,8 +5,9 @@
 #   tools/testing/module.sh [--clippy] min|debug
 # The module is built out of tree with its objects in
 # $BKALLOC_CACHE/module-<flavour>-<tree> (MO=), so the source tree stays clean and
-# both flavours can coexist. With --clippy, any rustc or clippy warning fails
-# the build. Prints the path of bkalloc.ko on stdout.
+# both flavours can coexist. With --clippy (as `make check` builds it) any
+# rustc, clippy or objtool warning fails the build; without, warnings are
+# shown and the build goes on. Prints the path of bkalloc.ko on stdout.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -28,13 +29,16 @@ log=$mo/build.log
 if ! in_chroot /bin/sh -euc '
 	kdir=$1; mo=$2; clippy=$3
 	# W=1 would also check the kernel headers; the module itself is what we lint.
-	make -C "$kdir" M=/src MO="$mo" LLVM=-21 CLIPPY="$clippy" modules
+	make -C "$kdir" M=/src MO="$mo" LLVM="$LLVM" CLIPPY="$clippy" modules
 ' sh "/cache/${kdir#"$BKALLOC_CACHE"/}" "/cache/${mo#"$BKALLOC_CACHE"/}" "$clippy" >"$log" 2>&1; then
 	cat "$log" >&2
 	die "module build against the $flavour kernel failed"
 fi
 if grep -qE '^(warning|error)(\[|:)|warning: objtool' "$log"; then
+	# `make check` holds the module to zero warnings; a plain build (the demo,
+	# a user's `make`) must not stop because a newer compiler added a lint.
 	cat "$log" >&2
-	die "module build against the $flavour kernel has warnings"
+	[ $clippy = 1 ] || log "warning: the module built with warnings against the $flavour kernel (make check fails on them)"
+	[ $clippy = 0 ] || die "module build against the $flavour kernel has warnings"
 fi
 echo "$mo/bkalloc.ko"

@@ -6,7 +6,9 @@
 # Each test_* function of tools/testing/tests/*.sh runs in its own work
 # directory under $BKALLOC_CACHE/runs/<flavour>/, under a watchdog. A test
 # fails if it returns non-zero, overruns its watchdog, or if a guest log of
-# it holds a kernel splat once userspace has started. Prints one line per test and "N passed, N failed".
+# it holds a kernel splat once userspace has started. Prints KTAP (one result
+# line per test) and "N passed, N failed", and writes results.ktap and
+# results.xml (JUnit) in $BKALLOC_CACHE/runs/<flavour>/.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -58,12 +60,41 @@ vm_prepare "$flavour" || exit 1
 splats='BUG:|WARNING:|Oops|KASAN|possible circular locking|inconsistent lock state|blocked for more than|rust_panic|panicked at|Kernel panic|general protection fault|UBSAN|refcount_t:|list_add corruption|list_del corruption'
 
 runs=$BKALLOC_CACHE/runs/$flavour
+mkdir -p "$runs"
+ktap=$runs/results.ktap
+junit=$runs/results.xml
+cases=$runs/.junit-cases
+: >"$cases"
+
+# Output is KTAP (the kernel's own test format, which `kunit.py parse` and CI
+# systems read): a plan, one result line per test, everything else a "# "
+# diagnostic. It is also written to results.ktap, and as JUnit XML to
+# results.xml, in $runs.
+out() {
+	echo "$*" | tee -a "$ktap"
+}
+# diag: stdin as KTAP diagnostic lines.
+diag() {
+	sed 's/^/# /' | tee -a "$ktap"
+}
+xml_escape() {
+	sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g' | tr -d '\000-\010\013\014\016-\037'
+}
+
+: >"$ktap"
+out "KTAP version 1"
+out "# bkalloc VM tests on the $flavour kernel: ${#selected[@]} test(s); logs in $runs"
+out "1..${#selected[@]}"
+toolchain_summary 2>&1 | diag
 passed=0
 failed=0
+n=0
+suite_start=$SECONDS
 for t in "${selected[@]}"; do
 	file=${t%%:*}
 	fn=${t##*:}
 	name=${fn#test_}
+	n=$((n + 1))
 	WORK=$runs/$name
 	rm -rf "$WORK"
 	mkdir -p "$WORK"
@@ -93,26 +124,48 @@ for t in "${selected[@]}"; do
 	early=$(for f in "$WORK"/serial-*.log; do
 		[ -f "$f" ] && sed '/^BKALLOC-GUEST: /q' "$f"
 	done | grep -E -m1 "$splats")
-	[ -z "$early" ] || echo "NOTE $name: splat during kernel boot, before userspace: $early"
+	[ -z "$early" ] || echo "NOTE $name: splat during kernel boot, before userspace: $early" | diag
 	splat=$(for f in "$WORK"/serial-*.log; do
 		[ -f "$f" ] && sed -n '/^BKALLOC-GUEST: /,$p' "$f"
 	done | grep -E -m1 "$splats")
 	[ -z "$splat" ] || reason="${reason:+$reason; }kernel splat: $splat"
+	# One line per test, and no "#" inside a KTAP reason.
+	reason=$(echo "$reason" | tr '\n#' ' :')
 	if [ -z "$reason" ]; then
-		printf 'PASS %-40s %4ds  [%s]\n' "$name" "$took" "$flavour"
+		echo "PASS $(printf '%-40s %4ds' "$name" "$took")  [$flavour]" | diag
+		out "ok $n $name"
 		passed=$((passed + 1))
+		echo "<testcase classname=\"bkalloc.vm.$flavour\" name=\"$name\" time=\"$took\"/>" >>"$cases"
 	else
-		printf 'FAIL %-40s %4ds  [%s] %s\n' "$name" "$took" "$flavour" "$reason"
-		echo "---- $WORK/test.log (last 40 lines)"
-		tail -n 40 "$WORK/test.log"
-		last=$(ls -1v "$WORK"/serial-*.log 2>/dev/null | tail -n1)
-		if [ -n "$last" ]; then
-			echo "---- $last (last 60 lines)"
-			tail -n 60 "$last"
-		fi
-		echo "----"
+		{
+			echo "FAIL $(printf '%-40s %4ds' "$name" "$took")  [$flavour] $reason"
+			echo "---- $WORK/test.log (last 40 lines)"
+			tail -n 40 "$WORK/test.log"
+			last=$(ls -1v "$WORK"/serial-*.log 2>/dev/null | tail -n1)
+			if [ -n "$last" ]; then
+				echo "---- $last (last 60 lines)"
+				tail -n 60 "$last"
+			fi
+			echo "----"
+		} | diag
+		out "not ok $n $name # $reason"
 		failed=$((failed + 1))
+		{
+			echo "<testcase classname=\"bkalloc.vm.$flavour\" name=\"$name\" time=\"$took\">"
+			echo "<failure message=\"$(echo "$reason" | xml_escape)\"><![CDATA[$(tail -n 40 "$WORK/test.log" | sed 's/]]>/]] >/g')]]></failure>"
+			echo "</testcase>"
+		} >>"$cases"
 	fi
 done
+{
+	echo '<?xml version="1.0" encoding="UTF-8"?>'
+	echo "<testsuites>"
+	echo "<testsuite name=\"bkalloc.vm.$flavour\" tests=\"$n\" failures=\"$failed\" time=\"$((SECONDS - suite_start))\">"
+	cat "$cases"
+	echo "</testsuite>"
+	echo "</testsuites>"
+} >"$junit"
+rm -f "$cases"
+echo "results: $ktap, $junit" | diag
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]

@@ -6,6 +6,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
+host_cargo_check
 target=x86_64-unknown-linux-gnu
 out=$BKALLOC_CACHE/tool-target
 mkdir -p "$out"

@@ -13,7 +13,9 @@
 #   }
 #
 # vm_guest returns the guest script's exit status; any failure fails the test.
-# Between boots the host can inspect the images ($(disk_image N)).
+# Between boots the host can inspect the images ($(disk_image N)). Every boot
+# also has a small status disk (serial bkstatus) where the guest records its
+# outcome with a synced write: see status_write in guest/lib.sh.
 #
 # Environment from the runner: FLAVOUR, KERNEL_DIR, BASE_INITRD, WORK,
 # TIMEOUT_FACTOR, BKALLOC_KVM; VM_CONSOLE=/dev/stdout shows the guest's
@@ -50,6 +52,11 @@ disks() {
 	done
 }
 
+# status_block IMAGE N: the first line of block N of a status disk.
+status_block() {
+	dd if="$1" bs=4096 skip="$2" count=1 2>/dev/null | tr -d '\0' | head -n1
+}
+
 disk_image() {
 	echo "$WORK/disk$1.img"
 }
@@ -60,15 +67,20 @@ allocated_bytes() {
 }
 
 # vm_guest [--timeout SECS] [--append ARGS] < SCRIPT
+# vm_guest --interactive IDLE --script SCRIPT
 # Boot the VM with the disks declared so far and run SCRIPT in it. The
 # timeout (default 120 s) is scaled by TIMEOUT_FACTOR for slow kernels; a
-# guest that overruns it is killed and the boot fails.
+# guest that overruns it is killed and the boot fails. --interactive gives
+# the console to the caller's terminal (stdin, VM_CONSOLE) with no overall
+# bound: the VM is stopped only once its console is silent for IDLE seconds.
 vm_guest() {
-	local timeout=120 append=""
+	local timeout=120 append="" idle=0 stdin=/dev/null script=/dev/stdin
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--timeout) timeout=$2; shift 2 ;;
 		--append) append=$2; shift 2 ;;
+		--interactive) idle=$2; stdin=/dev/stdin; shift 2 ;;
+		--script) script=$2; shift 2 ;;
 		*) echo "vm_guest: unknown argument $1" >&2; return 2 ;;
 		esac
 	done
@@ -80,7 +92,7 @@ vm_guest() {
 	mkdir -p "$stage/test"
 	{
 		echo ". /lib/bkalloc-test.sh"
-		cat
+		cat "$script"
 	} >"$stage/test/run"
 	local serial=$WORK/serial-$n.log
 	local mem=${VM_MEM:-512}
@@ -93,35 +105,77 @@ vm_guest() {
 		drives="$drives -device nvme,serial=bk$i,drive=d$i"
 		i=$((i + 1))
 	done
+	# The status disk, last so the test disks keep their NVMe numbering.
+	local status=$WORK/status-$n.img
+	rm -f "$status"
+	truncate -s 1M "$status"
+	drives="$drives -drive file=/cache/${status#"$BKALLOC_CACHE"/},if=none,id=status,format=raw"
+	drives="$drives -device nvme,serial=bkstatus,drive=status"
 	local gwork=/cache/${WORK#"$BKALLOC_CACHE"/}
 	echo "vm: boot $n ($FLAVOUR kernel, ${#VM_DISKS[@]} disks, timeout ${timeout}s, log $serial)"
 	local start=$SECONDS qrc=0
+	local console="-chardev stdio,id=con,signal=off,logfile=$gwork/serial-$n.log -serial chardev:con"
+	if [ "$idle" != 0 ]; then
+		# A person at the console: Ctrl-a x quits, Ctrl-a c is QEMU's monitor.
+		console="-chardev stdio,id=con,mux=on,signal=off,logfile=$gwork/serial-$n.log"
+		console="$console -serial chardev:con -mon chardev=con,mode=readline"
+	fi
 	in_chroot /bin/sh -uc '
 		gwork=$1; n=$2; timeout=$3; kernel=$4; base=$5; mem=$6; accel=$7; drives=$8; append=$9
+		console=${10}; idle=${11}
 		cd "$gwork/boot-$n" && find . | cpio -o -H newc --quiet | gzip -1 >"$gwork/extra-$n.cpio.gz"
 		cat "$base" "$gwork/extra-$n.cpio.gz" >"$gwork/initrd-$n.cpio.gz"
-		timeout --signal=KILL "$timeout" qemu-system-x86_64 -machine q35 $accel -smp 2 -m "$mem" \
+		set -- qemu-system-x86_64 -machine q35 $accel -smp 2 -m "$mem" \
 			-kernel "$kernel/arch/x86/boot/bzImage" -initrd "$gwork/initrd-$n.cpio.gz" \
 			-append "console=ttyS0 panic=-1 oops=panic $append" \
-			-display none -monitor none -no-reboot $drives \
-			-chardev "stdio,id=con,signal=off,logfile=$gwork/serial-$n.log" -serial chardev:con \
-			</dev/null
-		rc=$?
+			-display none -no-reboot $drives $console
+		if [ "$idle" = 0 ]; then
+			timeout --signal=KILL "$timeout" "$@" -monitor none </dev/null
+			rc=$?
+		else
+			# Interactive: no overall bound, but a console silent for $idle
+			# seconds (no output, no echo of typing) ends the VM.
+			log=$gwork/serial-$n.log pidf=$gwork/qemu-$n.pid
+			(
+				while sleep 10; do
+					[ -f "$pidf" ] && [ -f "$log" ] || continue
+					kill -0 "$(cat "$pidf")" 2>/dev/null || exit 0
+					if [ $(($(date +%s) - $(stat -c %Y "$log"))) -ge "$idle" ]; then
+						echo "bkalloc: the console was idle for ${idle}s: stopping the VM" >&2
+						kill -9 "$(cat "$pidf")"
+						exit 0
+					fi
+				done
+			) &
+			watchdog=$!
+			"$@" -pidfile "$pidf"
+			rc=$?
+			kill $watchdog 2>/dev/null
+			rm -f "$pidf"
+		fi
 		rm -f "$gwork/extra-$n.cpio.gz" "$gwork/initrd-$n.cpio.gz"
 		exit $rc
 	' sh "$gwork" "$n" "$timeout" "/cache/${KERNEL_DIR#"$BKALLOC_CACHE"/}" \
 		"/cache/${BASE_INITRD#"$BKALLOC_CACHE"/}" "$mem" "$accel" "$drives" "$append" \
-		>"${VM_CONSOLE:-/dev/null}" || qrc=$?
+		"$console" "$idle" <"$stdin" >"${VM_CONSOLE:-/dev/null}" || qrc=$?
 	local took=$((SECONDS - start))
 	sed -n 's/^\(STEP\|FAIL\|INFO\): /  guest: &/p' "$serial"
 	if [ $qrc = 137 ]; then
 		echo "vm: boot $n hung: killed by the watchdog after ${timeout}s"
 		return 124
 	fi
-	local grc
-	grc=$(sed -n 's/^BKALLOC-GUEST-EXIT: \([0-9]*\).*/\1/p' "$serial" | tail -n1)
+	# The outcome is read from the status disk (the guest synced it before
+	# powering off or resetting); the console's copy may have been lost.
+	local outcome lastfail grc
+	outcome=$(status_block "$status" 0)
+	lastfail=$(status_block "$status" 1)
+	grc=$(echo "$outcome" | sed -n 's/^BKALLOC-GUEST-EXIT: \([0-9]*\)$/\1/p')
+	# A FAIL line the console did not deliver.
+	if [ "${grc:-0}" != 0 ] && [ -n "$lastfail" ] && ! grep -qxF "$lastfail" "$serial"; then
+		echo "  guest: $lastfail"
+	fi
 	if [ -z "$grc" ]; then
-		if grep -q '^BKALLOC-GUEST-CRASH' "$serial"; then
+		if [ "${outcome%%:*}" = BKALLOC-GUEST-CRASH ]; then
 			# crash_now: the guest reset itself on purpose, no clean shutdown.
 			echo "vm: boot $n reset by the guest on purpose (${took}s)"
 			return 0
