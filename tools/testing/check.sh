@@ -40,6 +40,24 @@ step() {
 	fi
 }
 
+# ktap_parses FLAVOUR PASSED FAILED: the run's results.ktap, read by the
+# kernel's own KTAP parser (kunit.py parse, which exits 1 for failed tests as
+# for parse errors, so its JSON is what counts), has those counts.
+ktap_parses() {
+	local r=runs/$1
+	in_chroot /bin/sh -c 'cd /build/linux &&
+		python3 tools/testing/kunit/kunit.py parse --json="$1/results.json" "$1/results.ktap" >/dev/null' \
+		sh "/cache/$r" || true
+	python3 - "$BKALLOC_CACHE/$r/results.json" "$2" "$3" <<'EOF_PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["misc"]
+want = {"passed": int(sys.argv[2]), "failed": int(sys.argv[3]), "errors": 0, "crashed": 0}
+got = {k: m[k] for k in want}
+print(f"kunit.py parse: {got}")
+sys.exit(0 if got == want else 1)
+EOF_PY
+}
+
 if [ -z "$patterns" ]; then
 	step "host: resolver tests (toolchain policy)" \
 		python3 -m unittest discover -s "$TOOLCHAIN_DIR" -p 'test_*.py'
@@ -74,6 +92,7 @@ for flavour in $flavours; do
 			"VM tests on $flavour: $p passed, $f failed" $((SECONDS - start))
 		passed=$((passed + p))
 		failed=$((failed + f))
+		step "VM tests on $flavour: KTAP read by kunit.py parse" ktap_parses "$flavour" "$p" "$f"
 	fi
 	[ -n "$patterns" ] || [ "$flavour" != min ] ||
 		step "make shell: a scripted console session (min)" "$TESTING_DIR/shell-session.sh" min

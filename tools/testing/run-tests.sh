@@ -117,20 +117,23 @@ for t in "${selected[@]}"; do
 		reason=$(grep -E '^  guest: FAIL:|^FAIL:|^vm: boot .*(hung|crash)' "$WORK/test.log" | tail -n1 | sed 's/^ *//')
 		[ -n "$reason" ] || reason="exit status $rc"
 	fi
-	# Only from the start of userspace on (the init's first line): before
+	# The console of every boot and the kernel log each boot saved at its
+	# exit (the console can miss its last lines). Only from the start of
+	# userspace on (the init's first line, in both): before
 	# it, no test code and no bkalloc has run. An earlier splat is the test
 	# kernel's own (seen: KASAN in early CPU setup under TCG); it is shown,
 	# not counted.
-	early=$(for f in "$WORK"/serial-*.log; do
+	early=$(for f in "$WORK"/serial-*.log "$WORK"/kmsg-*.log; do
 		[ -f "$f" ] && sed '/^BKALLOC-GUEST: /q' "$f"
 	done | grep -E -m1 "$splats")
 	[ -z "$early" ] || echo "NOTE $name: splat during kernel boot, before userspace: $early" | diag
-	splat=$(for f in "$WORK"/serial-*.log; do
+	splat=$(for f in "$WORK"/serial-*.log "$WORK"/kmsg-*.log; do
 		[ -f "$f" ] && sed -n '/^BKALLOC-GUEST: /,$p' "$f"
 	done | grep -E -m1 "$splats")
 	[ -z "$splat" ] || reason="${reason:+$reason; }kernel splat: $splat"
 	# One line per test, and no "#" inside a KTAP reason.
-	reason=$(echo "$reason" | tr '\n#' ' :')
+	reason=${reason//$'\n'/ }
+	reason=${reason//#/:}
 	if [ -z "$reason" ]; then
 		echo "PASS $(printf '%-40s %4ds' "$name" "$took")  [$flavour]" | diag
 		out "ok $n $name"

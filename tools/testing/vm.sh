@@ -169,9 +169,11 @@ vm_guest() {
 	local outcome lastfail grc
 	outcome=$(status_block "$status" 0)
 	lastfail=$(status_block "$status" 1)
+	# The kernel log at exit, scanned for splats like the console.
+	dd if="$status" bs=4096 skip=2 2>/dev/null | tr -d '\0' >"$WORK/kmsg-$n.log"
 	grc=$(echo "$outcome" | sed -n 's/^BKALLOC-GUEST-EXIT: \([0-9]*\)$/\1/p')
 	# A FAIL line the console did not deliver.
-	if [ "${grc:-0}" != 0 ] && [ -n "$lastfail" ] && ! grep -qxF "$lastfail" "$serial"; then
+	if [ "${grc:-0}" != 0 ] && [ -n "$lastfail" ] && ! grep -qF -- "$lastfail" "$serial"; then
 		echo "  guest: $lastfail"
 	fi
 	if [ -z "$grc" ]; then

@@ -8,7 +8,8 @@ set -u
 # guest. Neither the tty nor 7.3's 8250 console (an nbcon console with a
 # printer thread) writes synchronously, so a reset or a poweroff right after
 # an echo can lose it. Block 0 holds the boot's outcome, block 1 the last
-# FAIL line; each write is fsync'ed to the device before it returns.
+# FAIL line, blocks 2 on the kernel log at exit; each write is fsync'ed to
+# the device before it returns.
 status_dev() {
 	for _c in /sys/class/nvme/nvme*; do
 		[ "$(tr -d ' ' <"$_c/serial")" = bkstatus ] || continue
@@ -23,6 +24,12 @@ status_dev() {
 status_write() {
 	_dev=$(status_dev) || { echo "no status disk (serial bkstatus)"; return 1; }
 	printf '%s\n' "$2" | dd of="$_dev" bs=4096 seek="$1" count=1 conv=sync,fsync 2>/dev/null
+}
+
+# status_kmsg: the kernel log, from block 2 of the status disk on.
+status_kmsg() {
+	_dev=$(status_dev) || return 1
+	dmesg | sed "s/^\[[ 0-9.]*\] //" | dd of="$_dev" bs=4096 seek=2 iflag=fullblock conv=sync,fsync 2>/dev/null
 }
 
 fail() {
