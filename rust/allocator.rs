@@ -180,13 +180,9 @@ pub(crate) fn grant_pass(inner: &mut Inner, devs_mask: u64, reason: WakeReason) 
     alloc.counters.wakeups += n as u64;
 }
 
-/// Commits granted open buckets to `kind`'s state in memory; on failure
-/// the rest are released and the error returned.
-fn commit(members: &mut [Member], grant: &Grant, kind: Kind) -> Result {
-    let to = match kind {
-        Kind::Btree => BucketState::Btree,
-        Kind::User => BucketState::User,
-    };
+/// Commits granted open buckets to state `to` in memory; on failure the
+/// rest are released and the error returned.
+fn commit(members: &mut [Member], grant: &Grant, to: BucketState) -> Result {
     let mut res = Ok(());
     for &(dev, b) in grant.iter() {
         let Some(m) = members.get_mut(dev as usize) else {
@@ -204,15 +200,10 @@ fn commit(members: &mut [Member], grant: &Grant, kind: Kind) -> Result {
 
 /// Commits a grant and counts the allocation: every successful request
 /// ends here.
-fn hand_over(inner: &mut Inner, grant: Grant, kind: Kind) -> Result<Grant> {
-    commit(&mut inner.members, &grant, kind)?;
+fn hand_over(inner: &mut Inner, grant: Grant, spec: &RequestSpec) -> Result<Grant> {
+    commit(&mut inner.members, &grant, spec.state())?;
     inner.alloc.counters.allocs += 1;
     Ok(grant)
-}
-
-/// Milliseconds until `at_secs` after `start`, if that is set.
-fn until(start: Instant<Monotonic>, at_secs: u32) -> Option<u64> {
-    (at_secs > 0).then(|| (u64::from(at_secs) * 1000).saturating_sub(ms_since(start)))
 }
 
 impl Volume {
@@ -230,7 +221,7 @@ impl Volume {
         // Fast path: nobody waits, so taking now overtakes nobody.
         if inner.alloc.waiters.len() == 0 {
             match try_take(&mut inner.members, &spec) {
-                Ok(Some(grant)) => return hand_over(&mut inner, grant, kind),
+                Ok(Some(grant)) => return hand_over(&mut inner, grant, &spec),
                 Ok(None) => {}
                 Err(e) => return Err(self.infeasible(&mut inner, &spec, e)),
             }
@@ -251,7 +242,8 @@ impl Volume {
         self.discarder().kick();
         // Our own place in the FIFO may be servable right away.
         grant_pass(&mut inner, u64::MAX, WakeReason::BucketsFreed);
-        let mut next_stuck: Option<u64> = None;
+        // Age (ms) of this waiter's last stuck report.
+        let mut last_stuck: Option<u64> = None;
         loop {
             let gen = inner.opts_gen;
             let gone = inner.members.is_empty() || inner.closing;
@@ -262,7 +254,7 @@ impl Volume {
                 WaitState::Granted => {
                     let grant = w.data.granted.take().unwrap_or_default();
                     inner.alloc.waiters.remove(id);
-                    return hand_over(&mut inner, grant, spec.kind);
+                    return hand_over(&mut inner, grant, &spec);
                 }
                 WaitState::Woken(WakeReason::Abort) => {
                     inner.alloc.counters.aborts += 1;
@@ -273,7 +265,8 @@ impl Volume {
                 }
                 WaitState::Woken(_) => {
                     let spec = if stale {
-                        self.restart(&mut inner, id)?
+                        let r = self.restart(&mut inner, id);
+                        self.or_leave(&mut inner, id, r)?
                     } else {
                         spec
                     };
@@ -281,44 +274,34 @@ impl Volume {
                         let e = self.leave(&mut inner, id, e);
                         return Err(self.infeasible(&mut inner, &spec, e));
                     }
-                    let mask = Self::wait_mask(&inner, &spec)?;
-                    wake = inner.alloc.waiters.repark(id, mask)?;
+                    let r = Self::wait_mask(&inner, &spec)
+                        .and_then(|mask| inner.alloc.waiters.repark(id, mask));
+                    wake = self.or_leave(&mut inner, id, r)?;
                     grant_pass(&mut inner, u64::MAX, WakeReason::Options);
                     continue;
                 }
                 WaitState::Parked => {}
             }
-            let stuck_in = match next_stuck {
-                Some(t) => Some(t.saturating_sub(ms_since(start))),
-                None => until(start, spec.stuck_timeout_secs),
-            };
-            let deadline_in = match spec.policy {
-                WaitPolicy::Wait => None,
-                // Past the deadline, degrade retries once a second, not
-                // at every tick.
-                _ => until(start, spec.deadline_secs).map(|t| if t == 0 { 1000 } else { t }),
-            };
-            let timeout = match (stuck_in, deadline_in) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            drop(inner);
-            let slept = wake.sleep(timeout.map(|t| t.min(u64::from(u32::MAX)) as u32));
-            inner = self.lock_inner();
-            match slept {
-                Slept::Woken => continue,
-                Slept::Killed => {
-                    inner.alloc.counters.interrupted += 1;
-                    return Err(self.leave(&mut inner, id, EINTR));
-                }
-                Slept::TimedOut => {}
-            }
+            // The timers are checked on every pass, not only after a sleep
+            // that timed out: wakes (option writes, frees) come at any rate
+            // and must not postpone a deadline or a report.
             let age = ms_since(start);
-            if spec.stuck_timeout_secs > 0 && age >= u64::from(spec.stuck_timeout_secs) * 1000 {
-                self.stuck_report(&mut inner, id)?;
-                next_stuck = Some(age + u64::from(spec.stuck_timeout_secs) * 1000);
+            let every = u64::from(spec.stuck_timeout_secs) * 1000;
+            // The next report is due `every` after the last one, by the
+            // current timeout (a restart may have changed it); with
+            // `allocator_stuck_timeout=0` there is no report and no timer.
+            let mut stuck_at = (every > 0).then(|| last_stuck.map_or(every, |at| at + every));
+            if let Some(at) = stuck_at.filter(|&at| age >= at) {
+                let r = self.stuck_report(&mut inner, id);
+                self.or_leave(&mut inner, id, r)?;
+                last_stuck = Some(at.max(age));
+                stuck_at = last_stuck.map(|at| at + every);
             }
-            if spec.deadline_secs > 0 && age >= u64::from(spec.deadline_secs) * 1000 {
+            let deadline_at = match spec.policy {
+                WaitPolicy::Wait => None,
+                _ => (spec.deadline_secs > 0).then(|| u64::from(spec.deadline_secs) * 1000),
+            };
+            if deadline_at.is_some_and(|at| age >= at) {
                 match spec.policy {
                     WaitPolicy::Wait => {}
                     WaitPolicy::Fail => {
@@ -332,11 +315,26 @@ impl Volume {
                         return Err(self.leave(&mut inner, id, ENOSPC));
                     }
                     WaitPolicy::Degrade => {
-                        if let Some(grant) = self.degrade(&mut inner, id, &spec)? {
+                        let r = self.degrade(&mut inner, id, &spec);
+                        if let Some(grant) = self.or_leave(&mut inner, id, r)? {
                             return Ok(grant);
                         }
                     }
                 }
+            }
+            // Past the deadline, degrade tries again once a second (or
+            // sooner, when woken).
+            let deadline_in = deadline_at.map(|at| if age >= at { 1000 } else { at - age });
+            let timeout = match (stuck_at.map(|at| at.saturating_sub(age)), deadline_in) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            drop(inner);
+            let slept = wake.sleep(timeout.map(|t| t.min(u64::from(u32::MAX)) as u32));
+            inner = self.lock_inner();
+            if slept == Slept::Killed {
+                inner.alloc.counters.interrupted += 1;
+                return Err(self.leave(&mut inner, id, EINTR));
             }
         }
     }
@@ -352,14 +350,30 @@ impl Volume {
         let spec = request::build_with(kind, &inner.options, inner.opts_gen, overrides)
             .map_err(|_| EINVAL)?;
         match try_take(&mut inner.members, &spec)? {
-            Some(grant) => hand_over(&mut inner, grant, kind).map(Some),
+            Some(grant) => hand_over(&mut inner, grant, &spec).map(Some),
             None => Ok(None),
         }
     }
 
-    /// Leaves the wait list; later waiters may now be servable.
+    /// `r`, leaving the wait list if it is an error: a waiter that stops
+    /// waiting on an error (ENOMEM, say) must not stay as a ghost that
+    /// blocks every later waiter on its devices.
+    fn or_leave<T>(&self, inner: &mut Inner, id: u64, r: Result<T>) -> Result<T> {
+        r.map_err(|e| self.leave(inner, id, e))
+    }
+
+    /// Leaves the wait list; later waiters may now be servable. A grant
+    /// the waiter got but will not collect (it was killed in the meantime)
+    /// goes back: open buckets nobody commits would be lost until the next
+    /// register, and on a starved device one is enough to wedge it.
     fn leave(&self, inner: &mut Inner, id: u64, err: Error) -> Error {
-        inner.alloc.waiters.remove(id);
+        if let Some(grant) = inner.alloc.waiters.remove(id).and_then(|w| w.data.granted) {
+            for &(dev, b) in grant.iter() {
+                if let Some(m) = inner.members.get_mut(dev as usize) {
+                    m.release_open(b);
+                }
+            }
+        }
         grant_pass(inner, u64::MAX, WakeReason::Device);
         err
     }
@@ -422,7 +436,7 @@ impl Volume {
         };
         let grant = open_buckets(&mut inner.members, &choice)?;
         inner.alloc.waiters.remove(id);
-        let grant = hand_over(inner, grant, spec.kind)?;
+        let grant = hand_over(inner, grant, spec)?;
         inner.alloc.counters.degraded += 1;
         pr_warn!(
             "volume {}: waiter {} degraded at its deadline: {} of {} replicas\n",
@@ -456,7 +470,8 @@ impl Volume {
             discard: DiscardState {
                 enabled: inner.options.discard(),
                 replay_priority: inner.options.replay_discard_priority(),
-                in_flight: 0,
+                in_flight: u32::try_from(inner.members.iter().map(|m| m.discarding).sum::<u64>())
+                    .unwrap_or(u32::MAX),
                 discarded: inner.alloc.counters.discard_buckets,
             },
             waiters: inner.alloc.waiters.len() as u64,
@@ -520,10 +535,14 @@ impl Volume {
         Ok(())
     }
 
-    /// `waiters`: one line per blocked request.
+    /// `waiters`: one line per blocked request, in FIFO order. Past a page,
+    /// the last line says how many more there are.
     pub(crate) fn show_waiters(&self, out: &mut ShowBuf<'_>) -> Result {
+        // Room kept for "+N more waiters".
+        const MORE: usize = 32;
         let inner = self.lock_inner();
-        for w in inner.alloc.waiters.iter() {
+        let total = inner.alloc.waiters.len();
+        for (shown, w) in inner.alloc.waiters.iter().enumerate() {
             let line = WaiterLine {
                 id: w.id,
                 age_ms: ms_since(w.data.start),
@@ -534,7 +553,13 @@ impl Volume {
                 woken: u64::from(w.woken),
                 last_wake: w.last_wake,
             };
-            writeln!(out, "{line}")?;
+            let at = out.len();
+            let more = shown + 1 < total;
+            if writeln!(out, "{line}").is_err() || (more && out.room() < MORE) {
+                out.truncate(at);
+                writeln!(out, "+{} more waiters", total - shown)?;
+                break;
+            }
         }
         Ok(())
     }

@@ -95,10 +95,12 @@ impl kernel::Module for BkAlloc {
 
 impl Drop for BkAlloc {
     fn drop(&mut self) {
-        // No new registrations or ioctls, then release every volume.
+        // No new ioctls; then every volume goes, those still replaying too,
+        // which ends a register write blocked in a replay; only then the
+        // register file, whose removal waits for that write.
         self.ctl.take();
-        self.register.take();
         self.registry.unregister_all();
+        self.register.take();
         pr_info!("unloaded\n");
     }
 }

@@ -9,7 +9,7 @@ use crate::bkcore::{
         AllocArgs, BucketRef, Decode, DevStatus, Encode, FlushArgs, FreeArgs, GetArgs, InsertArgs,
         StatusArgs, FROM_OPTIONS, IOC_ALLOC, IOC_FLUSH, IOC_FREE, IOC_GET, IOC_INSERT, IOC_STATUS,
     },
-    placement::{Kind, MAX_REPLICAS},
+    placement::Kind,
     request::Overrides,
     watermark::Watermark,
 };
@@ -79,10 +79,10 @@ impl IoctlHandler for Ctl {
                 Ok(())
             }),
             IOC_FREE => in_out(arg, |f: &mut FreeArgs| {
+                let refs = f.refs().map_err(|_| EINVAL)?;
                 let volume = self.registry.find(&f.uuid)?;
-                let n = (f.n as usize).min(MAX_REPLICAS);
-                let mut buckets = KVec::with_capacity(n, GFP_KERNEL)?;
-                for r in f.buckets.iter().take(n) {
+                let mut buckets = KVec::with_capacity(refs.len(), GFP_KERNEL)?;
+                for r in refs {
                     buckets.push((r.dev, r.bucket), GFP_KERNEL)?;
                 }
                 volume.free_for_user(&buckets)

@@ -116,14 +116,17 @@ impl Volume {
     }
 
     /// An allocation for a user of `/dev/bkalloc`: durable when it returns.
+    /// The buckets are the user's, whatever the kind: a btree-kind request
+    /// only asks what a btree node would (see [`Overrides::for_user`]), so
+    /// replay, which takes back tree buckets no node uses, leaves them be.
     pub(crate) fn alloc_for_user(&self, kind: Kind, overrides: Overrides) -> Result<Grant> {
         self.check_up()?;
-        let grant = self.allocate(kind, overrides)?;
-        let state = match kind {
-            Kind::Btree => BucketState::Btree,
-            Kind::User => BucketState::User,
+        let overrides = Overrides {
+            for_user: true,
+            ..overrides
         };
-        if let Err(e) = self.journal_states(&grant, state) {
+        let grant = self.allocate(kind, overrides)?;
+        if let Err(e) = self.journal_states(&grant, BucketState::User) {
             // Not durable, not the caller's: give the buckets back.
             let _ = self.free_buckets(&grant);
             return Err(e);
@@ -131,19 +134,18 @@ impl Volume {
         Ok(grant)
     }
 
-    /// A free for a user of `/dev/bkalloc`: durable when it returns. The
-    /// record goes to the journal before the buckets become need_discard
-    /// in memory, so the discard thread only ever sees a durable free.
+    /// A free for a user of `/dev/bkalloc`: durable when it returns. Only
+    /// user buckets can be freed this way (never a tree node's, nor one that
+    /// is free already). The record goes to the journal before the buckets
+    /// become need_discard in memory, so the discard thread only ever sees
+    /// a durable free.
     pub(crate) fn free_for_user(&self, buckets: &[(u32, u64)]) -> Result {
         self.check_up()?;
         {
             let inner = self.lock_inner();
             for &(dev, b) in buckets {
                 let m = inner.members.get(dev as usize).ok_or(EINVAL)?;
-                let freeable = m
-                    .state(b)
-                    .is_some_and(|s| s.can_become(BucketState::NeedDiscard));
-                if !freeable {
+                if !m.state(b).is_some_and(BucketState::freeable_by_user) {
                     return Err(EINVAL);
                 }
             }

@@ -21,7 +21,8 @@ use crate::bkcore::{
         journal::{entry_len, MAX_ENTRY_SIZE},
         EntryWriter, ErrorKind, FormatError, Record, BLOCK_SIZE,
     },
-    uuid::Uuid,
+    replay_window::replay_window,
+    uuid::{Hyphenated, Uuid},
 };
 use crate::fmt::Core;
 use crate::glue::bdev::BlockDevice;
@@ -64,9 +65,6 @@ pub(crate) struct Scan {
     pub(crate) records: KVVec<Record>,
     /// Entries those records came from.
     pub(crate) entries: u64,
-    /// Valid entries newer than the checkpoint that were left out because
-    /// an earlier one is missing (never acknowledged: a torn append).
-    pub(crate) orphans: u64,
 }
 
 /// A zeroed buffer of `blocks` blocks.
@@ -141,39 +139,37 @@ impl Journal {
         }
         self.next_seq = self.next_seq.max(checkpoint_seq + 1);
 
-        // Replay runs from checkpoint_seq + 1 while the sequence holds.
-        let mut want = checkpoint_seq + 1;
-        let mut entries = 0;
-        let mut orphans = 0;
+        // The entries after the checkpoint, with no hole (see
+        // `bkcore::replay_window`): an entry after a missing one means
+        // acknowledged entries were lost, which is never silent.
+        let window =
+            replay_window(found.iter().map(|f| f.seq), checkpoint_seq).map_err(|lost| {
+                pr_err!(
+                    "volume {}: {}; register refused (bkalloc fsck shows the journal)\n",
+                    Core(Hyphenated(&self.uuid)),
+                    Core(lost)
+                );
+                EINVAL
+            })?;
         self.live.clear();
-        for f in found.iter() {
-            if f.seq < want {
-                continue; // covered, or the copy of another member
-            }
-            if f.seq == want {
-                self.live.push(
-                    Live {
-                        seq: f.seq,
-                        block: f.block,
-                    },
-                    GFP_KERNEL,
-                )?;
-                entries += 1;
-                want += 1;
-            } else {
-                orphans += 1;
-            }
+        for f in found.iter().filter(|f| window.contains(f.seq)) {
+            self.live.push(
+                Live {
+                    seq: f.seq,
+                    block: f.block,
+                },
+                GFP_KERNEL,
+            )?;
         }
         let mut out = KVVec::with_capacity(records.len(), GFP_KERNEL)?;
         for &(seq, _, rec) in records.iter() {
-            if seq < want {
+            if window.contains(seq) {
                 out.push(rec, GFP_KERNEL)?;
             }
         }
         Ok(Scan {
             records: out,
-            entries,
-            orphans,
+            entries: window.len(),
         })
     }
 

@@ -31,6 +31,8 @@ pub(crate) struct Member {
     pub(crate) counts: BucketCounts,
     /// Open buckets.
     pub(crate) open: u64,
+    /// Need_discard buckets whose discard is in flight.
+    pub(crate) discarding: u64,
     /// Where the next search for a free bucket starts.
     cursor: usize,
     /// The newest valid checkpoint (read at register, written at flush).
@@ -107,6 +109,7 @@ impl Member {
             states: KVVec::new(),
             counts: BucketCounts::new(),
             open: 0,
+            discarding: 0,
             cursor: 0,
             checkpoint: None,
         })
@@ -292,8 +295,9 @@ impl Member {
                 break;
             }
             if *s == nd {
-                *s = nd | DISCARDING;
                 out.push(i as u64, GFP_KERNEL)?;
+                *s = nd | DISCARDING;
+                self.discarding += 1;
             }
         }
         Ok(out)
@@ -305,7 +309,10 @@ impl Member {
     pub(crate) fn end_discard(&mut self, buckets: &[u64], discarded: bool) -> Result {
         for &b in buckets {
             if let Some(s) = self.states.get_mut(b as usize) {
-                *s &= !DISCARDING;
+                if *s & DISCARDING != 0 {
+                    *s &= !DISCARDING;
+                    self.discarding -= 1;
+                }
             }
         }
         if !discarded {

@@ -17,7 +17,14 @@ pub(crate) struct Registry {
     root: KobjectDir,
     defaults: ModuleDefaults,
     #[pin]
-    volumes: Mutex<KVec<Arc<Volume>>>,
+    volumes: Mutex<Volumes>,
+}
+
+/// The registered volumes (replaying ones included).
+struct Volumes {
+    list: KVec<Arc<Volume>>,
+    /// The module is going away: no new volume joins.
+    closed: bool,
 }
 
 impl Registry {
@@ -28,7 +35,10 @@ impl Registry {
             try_pin_init!(Registry {
                 root,
                 defaults,
-                volumes <- new_mutex!(KVec::new()),
+                volumes <- new_mutex!(Volumes {
+                    list: KVec::new(),
+                    closed: false,
+                }),
             }),
             GFP_KERNEL,
         )
@@ -47,20 +57,35 @@ impl Registry {
         let volume = Volume::open(self.clone(), &args, self.defaults)?;
         {
             let mut volumes = self.volumes.lock();
-            if volumes.iter().any(|v| v.uuid() == volume.uuid()) {
+            if volumes.closed {
+                return Err(ENODEV);
+            }
+            if volumes.list.iter().any(|v| v.uuid() == volume.uuid()) {
                 pr_err!(
                     "volume {} is already registered\n",
                     Core(Hyphenated(volume.uuid()))
                 );
                 return Err(EEXIST);
             }
-            volumes.push(volume.clone(), GFP_KERNEL)?;
+            volumes.list.push(volume.clone(), GFP_KERNEL)?;
         }
         // The directory exists before replay, so `replay`, `waiters` and
         // `abort_waiting` can be used while it runs.
-        if let Err(e) = volume.add_sysfs(&self.root).and_then(|()| volume.recover()) {
+        let res = volume.add_sysfs(&self.root).and_then(|()| volume.recover());
+        // A module exit meanwhile took the volume off the list and tore it
+        // down, maybe before its directory existed: then it is still ours
+        // to tear down (again), and the register fails.
+        let listed = self
+            .volumes
+            .lock()
+            .list
+            .iter()
+            .any(|v| core::ptr::eq::<Volume>(&**v, &*volume));
+        if let Err(e) = res.and(if listed { Ok(()) } else { Err(ENODEV) }) {
             // Nothing was written; the devices are released.
-            let _ = self.unregister(&volume);
+            if self.unregister(&volume).is_err() {
+                volume.teardown();
+            }
             return Err(e);
         }
         pr_info!("volume {} registered\n", Core(Hyphenated(volume.uuid())));
@@ -71,6 +96,7 @@ impl Registry {
     pub(crate) fn find(&self, uuid: &Uuid) -> Result<Arc<Volume>> {
         self.volumes
             .lock()
+            .list
             .iter()
             .find(|v| v.uuid() == uuid)
             .cloned()
@@ -81,19 +107,26 @@ impl Registry {
     pub(crate) fn unregister(&self, volume: &Volume) -> Result {
         let found = {
             let mut volumes = self.volumes.lock();
-            let pos = volumes
+            let list = &mut volumes.list;
+            let pos = list
                 .iter()
                 .position(|v| core::ptr::eq::<Volume>(&**v, volume))
                 .ok_or(ENODEV)?;
-            volumes.remove(pos).map_err(|_| ENODEV)?
+            list.remove(pos).map_err(|_| ENODEV)?
         };
         found.teardown();
         Ok(())
     }
 
-    /// Unregisters every volume (module unload).
+    /// Unregisters every volume and lets no new one in (module unload). A
+    /// volume still replaying is torn down too: its blocked requests fail
+    /// with ENODEV, so its register write returns.
     pub(crate) fn unregister_all(&self) {
-        let volumes = core::mem::take(&mut *self.volumes.lock());
+        let volumes = {
+            let mut volumes = self.volumes.lock();
+            volumes.closed = true;
+            core::mem::take(&mut volumes.list)
+        };
         for v in volumes.iter() {
             v.teardown();
         }

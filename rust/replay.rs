@@ -172,13 +172,6 @@ impl Volume {
             let inner = self.lock_inner();
             self.journal.lock().scan(cp.journal_seq, &inner.members)?
         };
-        if scan.orphans > 0 {
-            pr_warn!(
-                "volume {}: {} journal entries after a missing one were never acknowledged; ignored\n",
-                self.name(),
-                scan.orphans
-            );
-        }
         let mut keys = 0u64;
         {
             let mut inner = self.lock_inner();

@@ -573,7 +573,7 @@ impl AttrOps for Volume {
                 if input.trim() != "1" {
                     return Err(EINVAL);
                 }
-                let _self_removal = ctx.allow_self_removal();
+                ctx.allow_self_removal()?;
                 this.registry.unregister(this)
             }
             _ => Err(EINVAL),

@@ -67,7 +67,16 @@ pub(crate) struct Waiter<T> {
 }
 
 impl<T> Waiter<T> {
+    /// Wakes to `Woken(reason)` or `Granted`; an unseen abort stays (see
+    /// [`WakeReason::then`]).
     fn wake(&mut self, state: WaitState, reason: WakeReason) {
+        let (state, reason) = match (self.state, state) {
+            (WaitState::Woken(pending), WaitState::Woken(new)) => {
+                let r = pending.then(new);
+                (WaitState::Woken(r), r)
+            }
+            _ => (state, reason),
+        };
         self.state = state;
         self.woken = self.woken.saturating_add(1);
         self.last_wake = reason;
@@ -296,6 +305,24 @@ mod tests {
         assert_eq!(wake.sleep(Some(10)), Slept::TimedOut);
         assert!(l.wake_one(a, WakeReason::Abort));
         assert_eq!(wake.sleep(Some(10)), Slept::Woken);
+        Ok(())
+    }
+
+    #[test]
+    fn an_unseen_abort_is_not_overwritten() -> Result {
+        let mut l = WaitList::new();
+        let (a, _) = l.park(0b1, ())?;
+        let (b, _) = l.park(0b1, ())?;
+        assert!(l.wake_one(a, WakeReason::Abort));
+        // An option write lands before the aborted waiter looks.
+        assert_eq!(l.wake_all(WakeReason::Options), 2);
+        let w = l.get_mut(a).ok_or(EINVAL)?;
+        assert_eq!(
+            (w.state, w.last_wake),
+            (WaitState::Woken(WakeReason::Abort), WakeReason::Abort)
+        );
+        let w = l.get_mut(b).ok_or(EINVAL)?;
+        assert_eq!(w.state, WaitState::Woken(WakeReason::Options));
         Ok(())
     }
 

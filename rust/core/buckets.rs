@@ -73,6 +73,14 @@ impl BucketState {
         }
     }
 
+    /// Whether a user of the control device may free a bucket in this state:
+    /// only user buckets. A btree bucket holds a live tree node (freeing it
+    /// would let the discard thread erase it and the allocator hand it out
+    /// again); free, need_discard and sb buckets are nobody's to free.
+    pub const fn freeable_by_user(self) -> bool {
+        matches!(self, Self::User)
+    }
+
     /// The state called `name`.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.name() == name)
@@ -142,6 +150,15 @@ impl BucketCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn users_free_only_user_buckets() {
+        let freeable: Vec<_> = BucketState::ALL
+            .into_iter()
+            .filter(|s| s.freeable_by_user())
+            .collect();
+        assert_eq!(freeable, [BucketState::User]);
+    }
 
     #[test]
     fn codes_names_round_trip() {

@@ -93,6 +93,7 @@ fn get_refs(b: &[u8], off: usize) -> Option<[BucketRef; MAX_REPLICAS]> {
     for (i, r) in refs.iter_mut().enumerate() {
         let o = off + i * BUCKET_REF_SIZE;
         r.dev = get_u32(b, o)?;
+        r.pad = get_u32(b, o + 4)?;
         r.bucket = get_u64(b, o + 8)?;
     }
     Some(refs)
@@ -188,9 +189,45 @@ impl Decode for FreeArgs {
         Some(Self {
             uuid: get_uuid(b)?,
             n: get_u32(b, 16)?,
-            pad: 0,
+            pad: get_u32(b, 20)?,
             buckets: get_refs(b, 24)?,
         })
+    }
+}
+
+/// Why a free request is refused before anything is looked up (the module
+/// answers `EINVAL` for each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeError {
+    /// `n` is 0 or more than [`MAX_REPLICAS`].
+    Count(u32),
+    /// A reserved field is not zero.
+    Reserved,
+    /// The same bucket twice: a free that would half-apply.
+    Duplicate(BucketRef),
+}
+
+impl FreeArgs {
+    /// The buckets to free: `n` of them, 1..=[`MAX_REPLICAS`], each named
+    /// once, reserved fields zero. Nothing past `n` is looked at.
+    pub fn refs(&self) -> Result<&[BucketRef], FreeError> {
+        let n = self.n as usize;
+        if n == 0 || n > MAX_REPLICAS {
+            return Err(FreeError::Count(self.n));
+        }
+        let refs = &self.buckets[..n];
+        if self.pad != 0 || refs.iter().any(|r| r.pad != 0) {
+            return Err(FreeError::Reserved);
+        }
+        for (i, r) in refs.iter().enumerate() {
+            if refs[..i]
+                .iter()
+                .any(|q| (q.dev, q.bucket) == (r.dev, r.bucket))
+            {
+                return Err(FreeError::Duplicate(*r));
+            }
+        }
+        Ok(refs)
     }
 }
 
@@ -395,3 +432,57 @@ const _: () = assert!(StatusArgs::SIZE < 0x3fff);
 const _: () = assert!(InsertArgs::SIZE == core::mem::size_of::<InsertArgs>());
 const _: () = assert!(GetArgs::SIZE == core::mem::size_of::<GetArgs>());
 const _: () = assert!(FlushArgs::SIZE == core::mem::size_of::<FlushArgs>());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn free(n: u32, refs: &[(u32, u64)]) -> FreeArgs {
+        let mut f = FreeArgs {
+            n,
+            ..FreeArgs::default()
+        };
+        for (slot, &(dev, bucket)) in f.buckets.iter_mut().zip(refs) {
+            *slot = BucketRef {
+                dev,
+                pad: 0,
+                bucket,
+            };
+        }
+        f
+    }
+
+    #[test]
+    fn a_free_names_1_to_max_distinct_buckets() {
+        assert_eq!(free(2, &[(0, 7), (1, 7)]).refs().map(<[_]>::len), Ok(2));
+        assert_eq!(free(0, &[]).refs(), Err(FreeError::Count(0)));
+        let five = u32::try_from(MAX_REPLICAS + 1).unwrap();
+        assert_eq!(free(five, &[]).refs(), Err(FreeError::Count(five)));
+        assert_eq!(
+            free(3, &[(0, 7), (1, 7), (0, 7)]).refs(),
+            Err(FreeError::Duplicate(BucketRef {
+                dev: 0,
+                pad: 0,
+                bucket: 7
+            }))
+        );
+        // A duplicate past n is not part of the request.
+        assert_eq!(free(1, &[(0, 7), (0, 7)]).refs().map(<[_]>::len), Ok(1));
+    }
+
+    #[test]
+    fn reserved_fields_must_be_zero_and_survive_decoding() {
+        let mut bytes = [0u8; FreeArgs::SIZE];
+        free(1, &[(0, 7)]).encode(&mut bytes);
+        assert!(FreeArgs::decode(&bytes).unwrap().refs().is_ok());
+        for off in [20, 24 + 4] {
+            let mut b = bytes;
+            b[off] = 1;
+            assert_eq!(
+                FreeArgs::decode(&b).unwrap().refs(),
+                Err(FreeError::Reserved),
+                "offset {off}"
+            );
+        }
+    }
+}

@@ -25,6 +25,7 @@ pub mod format;
 pub mod latency;
 pub mod options;
 pub mod placement;
+pub mod replay_window;
 pub mod request;
 pub mod stuck;
 pub mod uuid;

@@ -21,6 +21,7 @@
 //! waiting, and a rebuild does not restart the clock (a flood of option writes must not
 //! postpone a deadline forever).
 
+use super::buckets::BucketState;
 use super::options::{OptId, Options, WaitPolicy};
 use super::placement::{Kind, Request, MAX_REPLICAS};
 use super::watermark::Watermark;
@@ -38,6 +39,11 @@ pub struct Overrides {
     pub deadline_secs: Option<u32>,
     /// Buckets on each device, ≥ 1 (a btree split of k nodes asks k).
     pub per_dev: Option<u32>,
+    /// The buckets go to a user of `/dev/bkalloc`: they take the user state
+    /// whatever the kind (a btree-kind request from a user borrows only the
+    /// btree's replicas and watermark; no tree node will ever point at its
+    /// buckets, so they must not look like tree buckets to replay).
+    pub for_user: bool,
 }
 
 impl Overrides {
@@ -47,6 +53,7 @@ impl Overrides {
         watermark: None,
         deadline_secs: None,
         per_dev: None,
+        for_user: false,
     };
 }
 
@@ -176,6 +183,14 @@ impl RequestSpec {
         }
     }
 
+    /// The state the granted buckets take: the kind's, or user for a user's request.
+    pub const fn state(&self) -> BucketState {
+        match (self.kind, self.overrides.for_user) {
+            (Kind::Btree, false) => BucketState::Btree,
+            (Kind::User, _) | (_, true) => BucketState::User,
+        }
+    }
+
     /// Whether `replicas` came from the options (so changing them changes this request).
     pub const fn replicas_from_options(&self) -> bool {
         self.overrides.replicas.is_none()
@@ -197,6 +212,26 @@ mod tests {
         );
         let u = build(Kind::User, &o, 1);
         assert_eq!((u.replicas, u.watermark), (3, Watermark::Normal));
+    }
+
+    #[test]
+    fn a_users_buckets_are_user_buckets_whatever_the_kind() {
+        let o = Options::defaults();
+        assert_eq!(build(Kind::Btree, &o, 0).state(), BucketState::Btree);
+        assert_eq!(build(Kind::User, &o, 0).state(), BucketState::User);
+        let user = Overrides {
+            for_user: true,
+            ..Overrides::NONE
+        };
+        let b = build_with(Kind::Btree, &o, 0, user).unwrap();
+        assert_eq!(b.state(), BucketState::User);
+        // It still asks what a btree node would, and keeps that when rebuilt.
+        assert_eq!((b.replicas, b.watermark), (2, Watermark::Btree));
+        assert_eq!(b.rebuild(&o, 1).state(), BucketState::User);
+        assert_eq!(
+            build_with(Kind::User, &o, 0, user).unwrap().state(),
+            BucketState::User
+        );
     }
 
     #[test]

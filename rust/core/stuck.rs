@@ -116,6 +116,18 @@ impl WakeReason {
         }
     }
 
+    /// The reason a waiter woken for `self`, and not yet looking, is woken
+    /// for when `new` arrives. An abort is a verdict, every other reason a
+    /// hint to look again: an abort not yet seen is never replaced (an
+    /// option write landing right after `abort_waiting` must not turn it
+    /// into a restart).
+    pub const fn then(self, new: WakeReason) -> WakeReason {
+        match self {
+            WakeReason::Abort => WakeReason::Abort,
+            _ => new,
+        }
+    }
+
     /// The name in `waiters` and logs.
     pub const fn name(self) -> &'static str {
         match self {
@@ -511,5 +523,22 @@ impl fmt::Display for InfeasibleMsg<'_> {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unseen_abort_is_never_replaced() {
+        for new in WakeReason::ALL {
+            assert_eq!(WakeReason::Abort.then(new), WakeReason::Abort);
+            for pending in WakeReason::ALL {
+                if pending != WakeReason::Abort {
+                    assert_eq!(pending.then(new), new);
+                }
+            }
+        }
     }
 }

@@ -7,8 +7,10 @@
 //! attribute file dispatches `show`/`store` to an [`AttrOps`] implementation
 //! with an attribute id, so one Rust object serves a whole directory.
 
-use core::{fmt, ptr::NonNull};
-use kernel::{bindings, container_of, prelude::*, str::CString, sync::Arc, types::Opaque};
+use core::{cell::Cell, fmt, ptr::NonNull};
+use kernel::{
+    bindings, container_of, prelude::*, str::CString, sync::Arc, types::Opaque, ModuleMetadata,
+};
 
 /// Mode of a read-only attribute file.
 pub(crate) const MODE_RO: u16 = 0o444;
@@ -184,6 +186,18 @@ impl ShowBuf<'_> {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+
+    /// Bytes that still fit.
+    pub(crate) fn room(&self) -> usize {
+        // The last byte stays for the NUL.
+        self.page.len().saturating_sub(self.len + 1)
+    }
+
+    /// Forgets what was formatted after the first `len` bytes (a line that
+    /// did not fit).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
 }
 
 impl fmt::Write for ShowBuf<'_> {
@@ -203,23 +217,48 @@ impl fmt::Write for ShowBuf<'_> {
 pub(crate) struct StoreCtx {
     kobj: *mut bindings::kobject,
     attr: *const bindings::attribute,
+    /// Set by [`StoreCtx::allow_self_removal`]; dropped when the callback
+    /// has let go of everything else.
+    removal: Cell<Option<ActiveBreak>>,
 }
 
 impl StoreCtx {
     /// Lets this store remove its own file (and directory) without waiting
     /// for itself: sysfs otherwise drains every running callback of a file
-    /// it removes. The protection comes back when the guard drops.
-    pub(crate) fn allow_self_removal(&self) -> ActiveBreak {
+    /// it removes. The protection comes back when the callback returns.
+    ///
+    /// Once the protection is broken, nothing makes the module's exit wait
+    /// for this callback, and kernfs takes no module reference for one: the
+    /// callback holds one until it has dropped everything of the module's,
+    /// the attribute's object included (its last reference may go there).
+    /// `ENODEV` if the module is already going away (its exit then does
+    /// what this store was about to).
+    pub(crate) fn allow_self_removal(&self) -> Result {
+        let guard = self.break_active_protection()?;
+        self.removal.set(Some(guard));
+        Ok(())
+    }
+
+    fn break_active_protection(&self) -> Result<ActiveBreak> {
+        let module = <crate::LocalModule as ModuleMetadata>::THIS_MODULE.as_ptr();
+        // SAFETY: `module` is this module, alive while one of its sysfs
+        // callbacks runs with its active protection (the module's exit
+        // removes this file, which waits for the callback).
+        if !unsafe { bindings::try_module_get(module) } {
+            return Err(ENODEV);
+        }
         // SAFETY: `kobj` and `attr` are those of the running callback, which
         // keeps them alive; the call takes its own references on both.
         let kn = unsafe { bindings::sysfs_break_active_protection(self.kobj, self.attr) };
-        ActiveBreak { kn }
+        Ok(ActiveBreak { kn, module })
     }
 }
 
-/// Guard of [`StoreCtx::allow_self_removal`].
-pub(crate) struct ActiveBreak {
+/// Held by a [`StoreCtx`] after [`StoreCtx::allow_self_removal`]: the
+/// broken protection and a reference on the module.
+struct ActiveBreak {
     kn: *mut bindings::kernfs_node,
+    module: *mut bindings::module,
 }
 
 impl Drop for ActiveBreak {
@@ -229,6 +268,8 @@ impl Drop for ActiveBreak {
             // released exactly once here.
             unsafe { bindings::sysfs_unbreak_active_protection(self.kn) };
         }
+        // SAFETY: the reference `allow_self_removal` took, dropped once.
+        unsafe { bindings::module_put(self.module) };
     }
 }
 
@@ -285,8 +326,14 @@ unsafe extern "C" fn store_callback<T: AttrOps>(
         kobj,
         // SAFETY: `kattr` is valid (see above); only its address is taken.
         attr: unsafe { &raw const (*kattr).attr },
+        removal: Cell::new(None),
     };
-    match T::store(&ops, id, input, &ctx) {
+    let res = T::store(&ops, id, input, &ctx);
+    // The object's last reference may go here: while a module reference
+    // taken by `allow_self_removal` is still held, then that one.
+    drop(ops);
+    drop(ctx);
+    match res {
         Ok(()) => count as isize,
         Err(e) => e.to_errno() as isize,
     }

@@ -40,6 +40,9 @@ vm_prepare() {
 VM_BOOTS=0
 VM_DISKS=()
 VM_MEM=${VM_MEM:-}
+# Extra -drive options for the test disks, e.g. "throttling.iops-total=100"
+# to make the guest's I/O slow enough to race against.
+VM_DRIVE_OPTS=${VM_DRIVE_OPTS:-}
 
 # disks COUNT SIZE: (re)create COUNT sparse images of SIZE (truncate syntax).
 disks() {
@@ -101,7 +104,7 @@ vm_guest() {
 	[ "${BKALLOC_KVM:-0}" = 1 ] && accel="-accel kvm -cpu host"
 	local drives="" i=0 img
 	for img in "${VM_DISKS[@]}"; do
-		drives="$drives -drive file=/cache/${img#"$BKALLOC_CACHE"/},if=none,id=d$i,format=raw,discard=unmap"
+		drives="$drives -drive file=/cache/${img#"$BKALLOC_CACHE"/},if=none,id=d$i,format=raw,discard=unmap${VM_DRIVE_OPTS:+,$VM_DRIVE_OPTS}"
 		drives="$drives -device nvme,serial=bk$i,drive=d$i"
 		i=$((i + 1))
 	done

@@ -392,7 +392,7 @@ pub fn decode_node<'a>(
     let level = f.u8("level", off::LEVEL)?;
     let hdr = NodeHeader {
         level,
-        seq: f.u64("seq", off::SEQ)?,
+        seq: f.counter("seq", off::SEQ)?,
         min_key: f.u64("min_key", off::MIN_KEY)?,
         max_key: f.u64("max_key", off::MAX_KEY)?,
     };

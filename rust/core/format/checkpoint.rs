@@ -131,8 +131,8 @@ impl Checkpoint {
             *c = f.u64("counts", off::COUNTS + 8 * i)?;
         }
         let cp = Checkpoint {
-            generation: f.u64("generation", off::GENERATION)?,
-            journal_seq: f.u64("journal_seq", off::JOURNAL_SEQ)?,
+            generation: f.counter("generation", off::GENERATION)?,
+            journal_seq: f.counter("journal_seq", off::JOURNAL_SEQ)?,
             member_index: f.u32("member_index", off::MEMBER_INDEX)?,
             root_level: f.u8("root_level", off::ROOT_LEVEL)?,
             root: BtreePtr::decode(&f, off::ROOT)?,

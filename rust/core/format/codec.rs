@@ -89,6 +89,13 @@ impl<'a> Fields<'a> {
         Ok(u64::from_le_bytes(self.bytes(field, off)?))
     }
 
+    /// A sequence number or generation: a u64 at most [`super::MAX_COUNTER`].
+    pub(super) fn counter(&self, field: &'static str, off: usize) -> Result<u64, FormatError> {
+        let v = self.u64(field, off)?;
+        self.range(field, off, v, 0, super::MAX_COUNTER)?;
+        Ok(v)
+    }
+
     /// Checks that `len` bytes at `off` are zero; the error points at the first that is not.
     pub(super) fn zero(
         &self,

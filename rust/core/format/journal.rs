@@ -269,7 +269,7 @@ pub fn decode_entry<'a>(buf: &'a [u8], volume: &Uuid) -> Result<Entry<'a>, Forma
     if &f.bytes::<16>("volume_uuid", off::VOLUME_UUID)? != volume {
         return Err(f.err("volume_uuid", off::VOLUME_UUID, ErrorKind::WrongVolume));
     }
-    let seq = f.u64("seq", off::SEQ)?;
+    let seq = f.counter("seq", off::SEQ)?;
     if seq == 0 {
         return Err(f.err("seq", off::SEQ, ErrorKind::Zero));
     }

@@ -189,6 +189,11 @@ pub const MAX_REPLICAS: usize = 4;
 pub const VALUE_SIZE: usize = 32;
 /// A btree value.
 pub type Value = [u8; VALUE_SIZE];
+/// Largest sequence number or generation on disk (superblock seq, checkpoint generation
+/// and journal_seq, journal entry seq, node seq). Each only ever grows by one per write: at
+/// a billion writes a second this takes 146 years to reach, so a larger value is a crafted
+/// or corrupt image, refused at decode before any `+ 1` can overflow.
+pub const MAX_COUNTER: u64 = 1 << 62;
 /// Highest node level (so at most 16 levels).
 pub const MAX_LEVEL: u8 = 15;
 /// Largest on-disk node (`node_size`), whatever the bucket size.

@@ -297,7 +297,7 @@ impl Superblock {
         let sb = Superblock {
             volume_uuid: f.bytes("volume_uuid", off::VOLUME_UUID)?,
             member_uuid: f.bytes("member_uuid", off::MEMBER_UUID)?,
-            seq: f.u64("seq", off::SEQ)?,
+            seq: f.counter("seq", off::SEQ)?,
             member_index: f.u32("member_index", off::MEMBER_INDEX)?,
             member_count: f.u32("member_count", off::MEMBER_COUNT)?,
             members,

@@ -318,6 +318,7 @@ fn requests_from_options() {
         watermark: Some(Watermark::Reclaim),
         deadline_secs: Some(9),
         per_dev: Some(3),
+        for_user: false,
     };
     let x = build_with(Kind::User, &o, 8, ov).unwrap();
     assert_eq!(

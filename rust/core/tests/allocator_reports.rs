@@ -375,6 +375,7 @@ fn spec_strategy() -> impl Strategy<Value = RequestSpec> {
                     watermark,
                     deadline_secs,
                     per_dev,
+                    ..Overrides::NONE
                 };
                 build_with(kind, &o, g, ov).unwrap()
             },

@@ -225,3 +225,152 @@ write $v/unregister 1
 bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after concurrent use"
 EOF_GUEST
 }
+
+# Issue 12 #2 and #23: a user free takes only user buckets, each once. A
+# tree node's bucket freed through the ioctl would be discarded and handed
+# out again while the tree still points at it.
+test_free_takes_only_user_buckets() {
+	disks 2 64M
+	vm_guest <<'EOF_GUEST'
+starved_scenario
+load_module
+write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register"
+v=$(volume_dir)
+u=${v##*/}
+sb=$(usage_of $v/dev-0 sb)
+bt=$(usage_of $v/dev-0 btree)
+[ "$bt" -ge 1 ] || fail "the scenario has no btree bucket on dev-0"
+before=$(cat $v/dev-0/usage $v/dev-1/usage)
+step "the tree's bucket 0:$sb cannot be freed"
+# The scenario puts dev 0's btree buckets right after its sb buckets.
+expect_fail "Invalid argument" bkalloc free $u 0:$sb
+step "nor a superblock bucket"
+expect_fail "Invalid argument" bkalloc free $u 0:0
+expect_eq "$(cat $v/dev-0/usage $v/dev-1/usage)" "$before" "usage after refused frees"
+step "a free naming one bucket twice changes nothing"
+a=$(bkalloc alloc $u) || fail "alloc"
+held=$(cat $v/dev-0/usage $v/dev-1/usage)
+expect_fail "Invalid argument" bkalloc free $u $a $a
+expect_eq "$(cat $v/dev-0/usage $v/dev-1/usage)" "$held" "usage after a duplicate free"
+bkalloc free $u $a || fail "free of the user's own bucket $a"
+write $v/unregister 1
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+EOF_GUEST
+}
+
+# Issue 12 #6: a user's --kind btree alloc is acknowledged, so it must
+# survive a re-register; replay takes back only tree buckets no node uses.
+test_btree_kind_alloc_survives_reregister() {
+	disks 2 256M
+	vm_guest <<'EOF_GUEST'
+format_disks 0 1
+load_module
+# discard=0: the counts stay as the alloc left them.
+write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register"
+v=$(volume_dir)
+u=${v##*/}
+a=$(bkalloc alloc $u --kind btree) || fail "alloc --kind btree"
+expect_eq "$(echo $a | wc -w)" 2 "buckets of a btree-kind alloc (metadata_replicas 2)"
+held=$(cat $v/dev-0/usage $v/dev-1/usage | grep -E '^(free|need_discard|btree|user) ')
+echo "INFO: after the alloc: $(echo $held | tr '\n' ' ')"
+write $v/unregister 1
+write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register again"
+v=$(volume_dir)
+expect_eq "$(cat $v/dev-0/usage $v/dev-1/usage | grep -E '^(free|need_discard|btree|user) ')" "$held" \
+	"bucket counts after re-register"
+bkalloc free $u $a || fail "the user's buckets $a are no longer the user's"
+write $v/unregister 1
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+EOF_GUEST
+}
+
+# Issue 12 #9 and #21: a waiter's timers do not depend on how it wakes.
+# allocator_stuck_timeout=0 written after a report left the next report time
+# set, and the waiter slept 0 ms in a loop (woken at every tick);
+# deadlines were checked only after a sleep that timed out, so option writes
+# less than a second apart postponed a `fail` deadline forever.
+test_waiter_timers_ignore_wakes() {
+	disks 2 64M
+	vm_guest --timeout 180 <<'EOF_GUEST'
+starved_scenario
+load_module
+write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register"
+v=$(volume_dir)
+u=${v##*/}
+# Times a process was switched out (each sleep, even of one tick, is one).
+switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' /proc/$1/status; }
+
+step "a report, then allocator_stuck_timeout=0: the waiter sleeps"
+write $v/options/allocator_stuck_timeout 1
+bkalloc alloc $u --kind btree >/tmp/a1 2>&1 &
+pid=$!
+wait_until 10 "a stuck report" grep -q needs $v/alloc_stuck
+write $v/options/allocator_stuck_timeout 0
+sleep 2
+s0=$(switches $pid)
+sleep 2
+n=$(( $(switches $pid) - s0 ))
+echo "INFO: the waiter was switched out $n times in 2 s"
+[ $n -le 10 ] || fail "the waiter was switched out $n times in 2 s: it polls"
+write $v/abort_waiting all
+wait $pid && fail "the aborted alloc succeeded"
+
+step "option writes back to back do not postpone a 1 s fail deadline, 8 times"
+# A wake that lands after the deadline, before the waiter looked, sent it
+# back to sleep for a second, and every later wake did it again.
+write $v/options/alloc_wait_policy fail
+timeouts=$(counter $v timeouts)
+restarts=$(counter $v restarts)
+touch /tmp/flip
+(i=0; while [ -e /tmp/flip ]; do
+	i=$((i + 1))
+	write $v/options/allocator_stuck_timeout $((i % 2 + 5))
+done) &
+flipper=$!
+for try in 1 2 3 4 5 6 7 8; do
+	t0=$(date +%s)
+	bkalloc alloc $u --kind btree --deadline 1 >/tmp/a2 2>&1 &
+	pid=$!
+	wait_until 4 "try $try: the alloc to fail at its deadline while options change" sh -c "! kill -0 $pid"
+	t=$(( $(date +%s) - t0 ))
+	wait $pid && fail "try $try: the alloc succeeded: $(cat /tmp/a2)"
+	grep -q "No space left on device" /tmp/a2 || fail "try $try: '$(cat /tmp/a2)', expected ENOSPC"
+	[ $t -ge 1 ] || fail "try $try: failed after ${t}s, before its 1 s deadline"
+done
+rm /tmp/flip
+wait $flipper
+echo "INFO: 8 deadlines kept with $(( $(counter $v restarts) - restarts )) restarts on the way"
+expect_eq "$(counter $v timeouts)" $((timeouts + 8)) "timeouts"
+[ $(( $(counter $v restarts) - restarts )) -ge 16 ] || fail "the option writes did not wake the waiters"
+write $v/unregister 1
+EOF_GUEST
+}
+
+# Issue 12 #20: more waiters than a page of `waiters` holds: the file is
+# cut at a line and says how many more there are (it failed with EINVAL).
+test_waiters_past_a_page() {
+	disks 2 64M
+	vm_guest --timeout 180 <<'EOF_GUEST'
+starved_scenario
+load_module
+write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register"
+v=$(volume_dir)
+u=${v##*/}
+step "60 blocked requests"
+for i in $(seq 1 60); do
+	bkalloc alloc $u --kind btree >/dev/null 2>&1 &
+done
+wait_until 60 "60 waiters" grep -qx 'waits 60' $v/counters
+cat $v/waiters >/tmp/w || fail "reading waiters with 60 waiters failed"
+shown=$(grep -c '^id=' /tmp/w)
+last=$(tail -n 1 /tmp/w)
+echo "INFO: $shown lines, $(wc -c </tmp/w) bytes, then '$last'"
+expect_eq "$last" "+$((60 - shown)) more waiters" "the last line of waiters"
+[ "$shown" -ge 30 ] || fail "only $shown waiters fit in a page"
+[ "$(wc -c </tmp/w)" -lt 4096 ] || fail "waiters is a page or more"
+write $v/abort_waiting all
+wait
+expect_eq "$(nwaiters $v)" 0 "waiters after the abort"
+write $v/unregister 1
+EOF_GUEST
+}

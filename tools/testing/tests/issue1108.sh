@@ -141,3 +141,34 @@ write $v/unregister 1
 bkalloc fsck "$(disk 0)" "$(disk 1)" >/dev/null || fail "fsck"
 EOF_GUEST
 }
+
+# Issue 12 #3: rmmod while a register's replay is blocked. The module's
+# exit removed the register file first, which waits for the blocked write,
+# before it tore the volumes down (which would have ended the write): rmmod
+# hung in D state until `abort_waiting`. Now the volumes go first.
+test_rmmod_while_replay_blocks() {
+	disks 2 64M
+	vm_guest --timeout 180 <<'EOF_GUEST'
+replay_scenario
+load_module
+register_bg "$(disk 0) $(disk 1) discard=0,replay_discard_priority=0"
+v=$(volume_dir)
+wait_waiters $v 1
+step "rmmod returns while the replay waits"
+rmmod bkalloc >/tmp/rmmod 2>&1 &
+pid=$!
+wait_until 20 "rmmod to return (replay blocked: $(cat $v/replay 2>&1))" sh -c "! kill -0 $pid"
+wait $pid || fail "rmmod failed: $(cat /tmp/rmmod)"
+wait_until 20 "the register write to return" sh -c "! kill -0 $regpid"
+wait $regpid && fail "register succeeded although the module went away"
+echo "INFO: register: $(cat /tmp/reg)"
+[ ! -e $BK ] || fail "/sys/fs/bkalloc still there"
+step "nothing was written: a register with the defaults replays every key"
+load_module
+write $BK/register "$(disk 0) $(disk 1)" || fail "register after rmmod"
+u=$(volume_uuid)
+check_keys $u 64 40
+write $(volume_dir)/unregister 1
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+EOF_GUEST
+}

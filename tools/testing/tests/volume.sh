@@ -193,3 +193,59 @@ write "$(volume_dir)/unregister" 1
 unload_module
 EOF_GUEST
 }
+
+# Issue 12 #1: rmmod racing `echo 1 > unregister`. The store runs the
+# volume's teardown (writer lock, checkpoint I/O) with its sysfs active
+# protection broken, so the module's exit no longer waits for it; without a
+# module reference rmmod freed the module under it (debug kernel: "kernel
+# tried to execute NX-protected page", an Oops through kernfs_fop_write_iter).
+test_rmmod_racing_unregister() {
+	disks 2 64M
+	# Slow disks (QEMU throttling): the unregister's checkpoint takes long
+	# enough that an rmmod 0.3 s after it starts lands in the middle.
+	VM_DRIVE_OPTS=throttling.iops-total=100 vm_guest --timeout 300 <<'EOF_GUEST'
+format_small_nodes
+load_module
+write $BK/register "$(disk 0) $(disk 1)" || fail "register"
+u=$(volume_uuid)
+held=0
+for round in 1 2 3; do
+	# Round 1: rmmod at once (either may win); rounds 2 and 3: in the middle
+	# of the unregister's checkpoint.
+	delay=0.3
+	[ $round = 1 ] && delay=0
+	step "round $round: 100 keys not flushed, unregister in the background, rmmod after ${delay}s"
+	bkalloc insert $u --from $((round * 1000)) --count 100 >/dev/null || fail "insert"
+	write $BK/$u/unregister 1 >/tmp/unreg 2>&1 &
+	pid=$!
+	sleep $delay
+	rc=0
+	rmmod bkalloc 2>/tmp/rmmod || rc=$?
+	wait_until 60 "the unregister write to return" sh -c "! kill -0 $pid"
+	echo "INFO: round $round: rmmod rc $rc $(cat /tmp/rmmod); unregister: $(cat /tmp/unreg)"
+	# Whichever won, the other either did nothing or said why: rmmod fails
+	# with EAGAIN while the unregister runs; an unregister that comes too
+	# late finds no file or a module going away. Then the module goes,
+	# and the keys are all there at the next register.
+	if [ $rc != 0 ]; then
+		grep -q "Resource temporarily unavailable" /tmp/rmmod || fail "rmmod: $(cat /tmp/rmmod)"
+		held=$((held + 1))
+	fi
+	case $(cat /tmp/unreg) in
+	"" | *"No such device"* | *"No such file"* | *"nonexistent directory"*) ;;
+	*) fail "unregister: $(cat /tmp/unreg)" ;;
+	esac
+	[ ! -e $BK ] || rmmod bkalloc || fail "rmmod after the unregister returned"
+	[ ! -e $BK ] || fail "/sys/fs/bkalloc still there after rmmod"
+	load_module
+	write $BK/register "$(disk 0) $(disk 1)" || fail "register after round $round"
+	bkalloc get $u --from $((round * 1000)) --count 100 --verify >/dev/null ||
+		fail "the keys of round $round after rmmod and register"
+done
+# The race the test is about happened: an unregister held the module.
+[ $held -ge 2 ] || fail "rmmod never came while an unregister ran ($held of 3 rounds)"
+write $BK/$u/unregister 1 || fail "unregister"
+unload_module
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+EOF_GUEST
+}

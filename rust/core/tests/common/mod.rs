@@ -7,8 +7,8 @@
 use bkcore::buckets::{BucketCounts, BucketState};
 use bkcore::format::{
     alloc_table, btree_node::NodeWriter, journal::EntryWriter, max_node_entries, BtreePtr,
-    Checkpoint, Layout, NodeHeader, Record, Replica, Superblock, Value, BLOCK_SIZE, MAX_LEVEL,
-    MAX_MEMBERS,
+    Checkpoint, Layout, NodeHeader, Record, Replica, Superblock, Value, BLOCK_SIZE, MAX_COUNTER,
+    MAX_LEVEL, MAX_MEMBERS,
 };
 use bkcore::options::{OptId, OptType, Options, OPTIONS};
 use bkcore::uuid::{Uuid, NIL};
@@ -86,7 +86,7 @@ pub(crate) fn superblock() -> impl Strategy<Value = Superblock> {
                 0..count,
                 uuid(),
                 vec(uuid(), count as usize),
-                1u64..=u64::MAX,
+                1u64..=MAX_COUNTER,
                 4u32..=max_node_entries(bs),
                 0u32..=100,
                 options(count),
@@ -135,8 +135,8 @@ pub(crate) fn counts() -> impl Strategy<Value = BucketCounts> {
 
 pub(crate) fn checkpoint() -> impl Strategy<Value = Checkpoint> {
     (
-        1u64..,
-        any::<u64>(),
+        1u64..=MAX_COUNTER,
+        0u64..=MAX_COUNTER,
         0u32..MAX_MEMBERS as u32,
         0u8..=MAX_LEVEL,
         ptr(),
@@ -169,7 +169,7 @@ pub(crate) fn record() -> impl Strategy<Value = Record> {
 
 /// A journal entry: seq and records.
 pub(crate) fn entry() -> impl Strategy<Value = (u64, Vec<Record>)> {
-    (1u64.., vec(record(), 0..=300))
+    (1u64..=MAX_COUNTER, vec(record(), 0..=300))
 }
 
 /// Encodes an entry; returns the buffer cut to whole blocks.
@@ -195,7 +195,7 @@ pub(crate) struct NodeSpec {
 pub(crate) fn node(max_entries: usize) -> impl Strategy<Value = NodeSpec> {
     (
         0u8..=3,
-        any::<u64>(),
+        0u64..=MAX_COUNTER,
         btree_set(any::<u64>(), 1..=max_entries + 1),
     )
         .prop_flat_map(move |(level, seq, keys)| {
