@@ -101,6 +101,14 @@ format_disks() {
 	bkalloc format $devs >/dev/null || fail "bkalloc format$devs"
 }
 
+# register_pair [OPTIONS]: registers disks 0 and 1 as one volume, with
+# OPTIONS for this registration, and sets v (its directory) and u (its uuid).
+register_pair() {
+	write $BK/register "$(disk 0) $(disk 1)${1:+ $1}" || fail "register${1:+ $1}"
+	v=$(volume_dir)
+	u=${v##*/}
+}
+
 # The uuid directory of the only registered volume.
 volume_dir() {
 	set -- $BK/*-*

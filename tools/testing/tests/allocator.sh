@@ -9,9 +9,7 @@ test_alloc_basic() {
 format_disks 0 1
 load_module
 # discard=0: freed buckets stay need_discard for the checks below.
-write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register"
-v=$(volume_dir)
-u=${v##*/}
+register_pair discard=0
 [ -c /dev/bkalloc ] || fail "/dev/bkalloc missing"
 step "data_replicas=1: one user bucket"
 one=$(bkalloc alloc $u) || fail "alloc"
@@ -47,9 +45,7 @@ test_alloc_block_restart_abort_kill() {
 starved_scenario
 load_module
 # discard=0: only what the test does may unstick the waiters.
-write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register"
-v=$(volume_dir)
-u=${v##*/}
+register_pair discard=0
 
 step "a btree request needing both devices blocks and shows in waiters"
 bkalloc alloc $u --kind btree >/tmp/a1 2>&1 &
@@ -133,9 +129,7 @@ test_alloc_stuck_report_and_deadline_policies() {
 	vm_guest --timeout 180 <<'EOF_GUEST'
 starved_scenario
 load_module
-write $BK/register "$(disk 0) $(disk 1) allocator_stuck_timeout=2,discard=0" || fail "register"
-v=$(volume_dir)
-u=${v##*/}
+register_pair allocator_stuck_timeout=2,discard=0
 
 step "a stuck report after allocator_stuck_timeout names the starved device"
 dmesg -c >/dev/null
@@ -185,9 +179,7 @@ test_alloc_concurrent_with_option_flips() {
 	vm_guest --timeout 240 <<'EOF_GUEST'
 format_disks 0 1
 load_module
-write $BK/register "$(disk 0) $(disk 1)" || fail "register"
-v=$(volume_dir)
-u=${v##*/}
+register_pair
 user0=$(( $(usage_of $v/dev-0 user) + $(usage_of $v/dev-1 user) ))
 step "4 workers allocate and free while data_replicas flips"
 for w in 1 2 3 4; do
@@ -234,9 +226,7 @@ test_free_takes_only_user_buckets() {
 	vm_guest <<'EOF_GUEST'
 starved_scenario
 load_module
-write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register"
-v=$(volume_dir)
-u=${v##*/}
+register_pair discard=0
 sb=$(usage_of $v/dev-0 sb)
 bt=$(usage_of $v/dev-0 btree)
 [ "$bt" -ge 1 ] || fail "the scenario has no btree bucket on dev-0"
@@ -266,9 +256,7 @@ test_btree_kind_alloc_survives_reregister() {
 format_disks 0 1
 load_module
 # discard=0: the counts stay as the alloc left them.
-write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register"
-v=$(volume_dir)
-u=${v##*/}
+register_pair discard=0
 a=$(bkalloc alloc $u --kind btree) || fail "alloc --kind btree"
 expect_eq "$(echo $a | wc -w)" 2 "buckets of a btree-kind alloc (metadata_replicas 2)"
 held=$(cat $v/dev-0/usage $v/dev-1/usage | grep -E '^(free|need_discard|btree|user) ')
@@ -294,9 +282,7 @@ test_waiter_timers_ignore_wakes() {
 	vm_guest --timeout 180 <<'EOF_GUEST'
 starved_scenario
 load_module
-write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register"
-v=$(volume_dir)
-u=${v##*/}
+register_pair discard=0
 # Times a process was switched out (each sleep, even of one tick, is one).
 switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' /proc/$1/status; }
 
@@ -353,9 +339,7 @@ test_waiters_past_a_page() {
 	vm_guest --timeout 180 <<'EOF_GUEST'
 starved_scenario
 load_module
-write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register"
-v=$(volume_dir)
-u=${v##*/}
+register_pair discard=0
 step "60 blocked requests"
 for i in $(seq 1 60); do
 	bkalloc alloc $u --kind btree >/dev/null 2>&1 &

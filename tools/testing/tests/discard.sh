@@ -39,9 +39,7 @@ test_discard_unsticks_a_starved_waiter() {
 starved_scenario
 load_module
 step "discard=0: a request needing the starved device blocks"
-write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register"
-v=$(volume_dir)
-u=${v##*/}
+register_pair discard=0
 bkalloc alloc $u --kind btree >/tmp/a1 2>&1 &
 pid=$!
 wait_waiters $v 1

@@ -8,9 +8,7 @@ test_journal_insert_flush_reregister() {
 	vm_guest --timeout 240 <<'EOF_GUEST'
 format_small_nodes
 load_module
-write $BK/register "$(disk 0) $(disk 1)" || fail "register"
-v=$(volume_dir)
-u=$(volume_uuid)
+register_pair
 step "insert 600 keys, every one a journal entry; a full journal checkpoints"
 bkalloc insert $u --from 0 --count 600 --step 3 || fail "insert"
 echo "INFO: $(grep -E '^(btree_keys|btree_nodes|checkpoint_generation|journal_seq)' $v/counters | tr '\n' ' ')"
@@ -42,8 +40,7 @@ test_journal_replay_after_crash() {
 	vm_guest --timeout 240 <<'EOF_GUEST'
 format_small_nodes
 load_module
-write $BK/register "$(disk 0) $(disk 1)" || fail "register"
-u=$(volume_uuid)
+register_pair
 bkalloc insert $u --from 1000 --count 300 || fail "insert"
 a=$(bkalloc alloc $u --kind user) || fail "alloc"
 echo "$a" >/dev/null
@@ -140,8 +137,7 @@ test_journal_gap_refuses_register() {
 	vm_guest --timeout 240 <<'EOF_GUEST'
 format_small_nodes
 load_module
-write $BK/register "$(disk 0) $(disk 1)" || fail "register"
-u=$(volume_uuid)
+register_pair
 bkalloc insert $u --from 1 --count 20 >/dev/null || fail "insert"
 crash_now "20 keys journaled after the format's checkpoint, no checkpoint since"
 EOF_GUEST

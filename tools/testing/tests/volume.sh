@@ -206,8 +206,7 @@ test_rmmod_racing_unregister() {
 	VM_DRIVE_OPTS=throttling.iops-total=100 vm_guest --timeout 300 <<'EOF_GUEST'
 format_small_nodes
 load_module
-write $BK/register "$(disk 0) $(disk 1)" || fail "register"
-u=$(volume_uuid)
+register_pair
 held=0
 for round in 1 2 3; do
 	# Round 1: rmmod at once (either may win); rounds 2 and 3: in the middle
