@@ -504,11 +504,13 @@ impl Volume {
 
     /// `abort_waiting`: "all" or a waiter id.
     pub(crate) fn abort_waiting(&self, what: &str) -> Result {
-        let mut inner = self.lock_inner();
         if what == "all" {
-            inner.alloc.waiters.wake_all(WakeReason::Abort);
+            self.lock_inner().alloc.waiters.wake_all(WakeReason::Abort);
+            // Those waiting to write the btree too (behind a blocked split).
+            self.writer.abort_waiters();
             return Ok(());
         }
+        let mut inner = self.lock_inner();
         let id: u64 = what.parse().map_err(|_| EINVAL)?;
         if inner.alloc.waiters.wake_one(id, WakeReason::Abort) {
             Ok(())

@@ -25,6 +25,7 @@ mod registry;
 mod replay;
 mod volume;
 mod waitlist;
+mod writer;
 
 use ctl::Ctl;
 use glue::kobject::{AttrFile, MODE_WO};

@@ -172,7 +172,7 @@ impl Volume {
     /// The flush ioctl: a checkpoint now.
     pub(crate) fn flush(&self) -> Result<(u64, u64)> {
         self.check_up()?;
-        let _w = self.writer.lock();
+        let _w = self.writer.enter()?;
         self.check_up()?;
         self.checkpoint_locked()
     }

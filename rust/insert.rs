@@ -26,7 +26,7 @@ impl Volume {
     pub(crate) fn insert(&self, key: u64, value: Value) -> Result<u64> {
         // Checked before the writer lock too: during replay, EAGAIN at once.
         self.check_up()?;
-        let _w = self.writer.lock();
+        let _w = self.writer.enter()?;
         self.check_up()?;
         self.insert_locked(key, value, true)
     }
@@ -88,7 +88,7 @@ impl Volume {
     /// Appends without the writer lock (taken if a checkpoint is needed).
     fn append(&self, records: &[Record]) -> Result<u64> {
         self.append_or(records, || {
-            let _w = self.writer.lock();
+            let _w = self.writer.enter()?;
             self.checkpoint_locked()
         })
     }

@@ -222,7 +222,7 @@ impl Volume {
             );
         }
         {
-            let _w = self.writer.lock();
+            let _w = self.writer.enter_always();
             for r in scan.records.iter() {
                 if let Record::Insert { key, value } = *r {
                     self.insert_locked(key, value, false)?;

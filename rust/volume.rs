@@ -31,6 +31,7 @@ use crate::journal::Journal;
 use crate::member::Member;
 use crate::registry::Registry;
 use crate::replay::{Phase, ReplayStatus};
+use crate::writer::Writer;
 use core::{fmt::Write, ptr::NonNull};
 use kernel::{
     new_mutex,
@@ -115,7 +116,7 @@ pub(crate) struct Volume {
     /// Serialises btree writers (inserts, checkpoints, replay), held
     /// across a split's allocation; readers need only `tree`.
     #[pin]
-    pub(crate) writer: Mutex<()>,
+    pub(crate) writer: Writer,
     /// The btree. Lock order: `writer`, `tree`, `inner`, `journal`.
     #[pin]
     pub(crate) tree: Mutex<Tree>,
@@ -241,7 +242,7 @@ impl Volume {
                     closing: false,
                     replay: ReplayStatus::new(),
                 }),
-                writer <- new_mutex!(()),
+                writer <- Writer::new(),
                 tree <- new_mutex!(Tree::new()),
                 journal <- new_mutex!(journal),
                 sysfs <- new_mutex!(None),
@@ -407,16 +408,18 @@ impl Volume {
     pub(crate) fn teardown(&self) {
         self.inner.lock().closing = true;
         // Waiters see `closing` and fail with ENODEV; a blocked insert or
-        // replay lets go of the writer lock.
+        // replay lets go of the writer, and those waiting for it leave.
         self.wake_waiters_for_teardown();
+        self.writer.close();
         // Stopping waits for a batch in flight; take it out of the mutex so
         // a kick meanwhile does not wait on us.
         let thread = self.discard_thread.lock().take();
         self.discarder.kick();
         drop(thread);
         {
-            // After any writer (a replay's own checkpoint included) is done.
-            let _w = self.writer.lock();
+            // After any writer (a replay's own checkpoint included) is done;
+            // those waiting to write leave.
+            let _w = self.writer.enter_always();
             let up = {
                 let inner = self.inner.lock();
                 inner.replay.phase == Phase::Done && !inner.members.is_empty()

@@ -358,3 +358,62 @@ expect_eq "$(nwaiters $v)" 0 "waiters after the abort"
 write $v/unregister 1
 EOF_GUEST
 }
+
+# Issue 12 #7: the wait for the btree writer has ways out. A split blocked
+# for buckets holds the writer; a second insert waited for it on a kernel
+# mutex, in D state: `kill -9` did nothing until the split ended. Now it
+# waits interruptibly, and `abort_waiting all` ends it too.
+test_writer_wait_has_ways_out() {
+	disks 2 64M
+	vm_guest --timeout 180 <<'EOF_GUEST'
+# Full leaves of 32 (even keys 0..126), nothing to replay, dev0 starved.
+{
+	cat <<'EOF_TOML'
+bucket_size = "64k"
+node_max_entries = 32
+[options]
+metadata_replicas = 2
+data_replicas = 1
+[btree]
+keys = 64
+fill = 100
+[journal]
+keys = 0
+checkpoint_seq = 100
+EOF_TOML
+	starved_devices
+} >/tmp/full.toml
+bkalloc scenario /tmp/full.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
+load_module
+register_pair discard=0
+step "an insert that splits a full leaf blocks, holding the writer"
+bkalloc insert $u 1001 >/tmp/i1 2>&1 &
+p1=$!
+wait_waiters $v 1
+step "a second insert waits for the writer; kill -9 ends it at once"
+bkalloc insert $u 1003 >/tmp/i2 2>&1 &
+p2=$!
+sleep 1
+kill -0 $p2 || fail "the second insert ended while the writer was held: $(cat /tmp/i2)"
+kill -9 $p2
+wait_until 3 "the killed insert to end" sh -c "! kill -0 $p2"
+step "a flush waits too; abort_waiting all ends it and the split"
+bkalloc flush $u >/tmp/f3 2>&1 &
+p3=$!
+sleep 1
+kill -0 $p3 || fail "the flush ended while the writer was held: $(cat /tmp/f3)"
+write $v/abort_waiting all
+wait_until 5 "the split and the flush to end" sh -c "! kill -0 $p1 && ! kill -0 $p3"
+wait $p1 && fail "the aborted insert succeeded"
+wait $p3 && fail "the aborted flush succeeded"
+grep -q "Operation canceled" /tmp/i1 || fail "insert: '$(cat /tmp/i1)', expected ECANCELED"
+grep -q "Operation canceled" /tmp/f3 || fail "flush: '$(cat /tmp/f3)', expected ECANCELED"
+step "nothing half done: with one replica the insert goes through"
+expect_fail "not found" bkalloc get $u 1001
+write $v/options/metadata_replicas 1
+bkalloc insert $u 1001 >/dev/null || fail "insert after the abort"
+bkalloc get $u 1001 >/dev/null || fail "get 1001"
+write $v/unregister 1
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+EOF_GUEST
+}
