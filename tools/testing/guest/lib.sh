@@ -228,11 +228,12 @@ format_small_nodes() {
 		fail "format"
 }
 
-# The scenario: dev0 has 1 free bucket (reserve 2) and 300 need_discard; a
-# full leaf under the root; 40 journaled inserts after the checkpoint split it.
+# replay_scenario [KEYS]: dev0 has 1 free bucket (reserve 2) and 300
+# need_discard; full leaves of 32 (even keys 0..126) under the root; KEYS
+# (default 40) journaled inserts after the checkpoint split one.
 replay_scenario() {
 	{
-		cat <<'EOF_TOML'
+		cat <<EOF_TOML
 bucket_size = "64k"
 node_max_entries = 32
 [options]
@@ -242,7 +243,7 @@ data_replicas = 1
 keys = 64
 fill = 100
 [journal]
-keys = 40
+keys = ${1:-40}
 checkpoint_seq = 100
 records_per_entry = 8
 EOF_TOML

@@ -366,24 +366,8 @@ EOF_GUEST
 test_writer_wait_has_ways_out() {
 	disks 2 64M
 	vm_guest --timeout 180 <<'EOF_GUEST'
-# Full leaves of 32 (even keys 0..126), nothing to replay, dev0 starved.
-{
-	cat <<'EOF_TOML'
-bucket_size = "64k"
-node_max_entries = 32
-[options]
-metadata_replicas = 2
-data_replicas = 1
-[btree]
-keys = 64
-fill = 100
-[journal]
-keys = 0
-checkpoint_seq = 100
-EOF_TOML
-	starved_devices
-} >/tmp/full.toml
-bkalloc scenario /tmp/full.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
+# Full leaves of 32, nothing to replay, dev0 starved.
+replay_scenario 0
 load_module
 register_pair discard=0
 step "an insert that splits a full leaf blocks, holding the writer"
