@@ -368,11 +368,7 @@ impl Volume {
     /// register, and on a starved device one is enough to wedge it.
     fn leave(&self, inner: &mut Inner, id: u64, err: Error) -> Error {
         if let Some(grant) = inner.alloc.waiters.remove(id).and_then(|w| w.data.granted) {
-            for &(dev, b) in grant.iter() {
-                if let Some(m) = inner.members.get_mut(dev as usize) {
-                    m.release_open(b);
-                }
-            }
+            release(&mut inner.members, &grant);
         }
         grant_pass(inner, u64::MAX, WakeReason::Device);
         err

@@ -259,13 +259,14 @@ load_module
 register_pair discard=0
 a=$(bkalloc alloc $u --kind btree) || fail "alloc --kind btree"
 expect_eq "$(echo $a | wc -w)" 2 "buckets of a btree-kind alloc (metadata_replicas 2)"
-held=$(cat $v/dev-0/usage $v/dev-1/usage | grep -E '^(free|need_discard|btree|user) ')
+# Bucket counts per state of both members.
+counts() { cat $v/dev-0/usage $v/dev-1/usage | grep -E '^(free|need_discard|btree|user) '; }
+held=$(counts)
 echo "INFO: after the alloc: $(echo $held | tr '\n' ' ')"
 write $v/unregister 1
 write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register again"
 v=$(volume_dir)
-expect_eq "$(cat $v/dev-0/usage $v/dev-1/usage | grep -E '^(free|need_discard|btree|user) ')" "$held" \
-	"bucket counts after re-register"
+expect_eq "$(counts)" "$held" "bucket counts after re-register"
 bkalloc free $u $a || fail "the user's buckets $a are no longer the user's"
 write $v/unregister 1
 bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
