@@ -63,6 +63,7 @@ pub(crate) struct Counters {
     discard_buckets: u64,
     starved_discard_buckets: u64,
     discard_buckets_dev: [u64; MAX_MEMBERS],
+    released_buckets: u64,
 }
 
 /// Allocator state of a volume, under the volume's lock.
@@ -102,6 +103,12 @@ impl Allocator {
         if let Some(d) = c.discard_buckets_dev.get_mut(dev as usize) {
             *d += buckets;
         }
+    }
+
+    /// Counts `buckets` released without a discard (a device that cannot
+    /// discard).
+    pub(crate) fn note_release(&mut self, buckets: u64) {
+        self.counters.released_buckets += buckets;
     }
 
     /// A new allocator with no waiters.
@@ -609,6 +616,7 @@ impl Volume {
             ("discards_issued", c.discards_issued),
             ("discard_buckets", c.discard_buckets),
             ("starved_discard_buckets", c.starved_discard_buckets),
+            ("released_buckets", c.released_buckets),
             ("waiters", a.waiters.len() as u64),
             ("restart_latency_count", a.restart_latency.count()),
             ("restart_latency_ns_p50", a.restart_latency.percentile(500)),

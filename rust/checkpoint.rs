@@ -8,7 +8,8 @@
 //! 1. dirty nodes, children first, each to its replicas: a node that was
 //!    on disk goes to new buckets (copy-on-write) and its old buckets are
 //!    *retiring*; a node a split created goes to the buckets it got then;
-//! 2. every member's alloc table, with retiring buckets as need_discard;
+//! 2. every member's alloc table copy of the new generation (the one the
+//!    previous checkpoint does not use), retiring buckets as need_discard;
 //! 3. every member's checkpoint: new generation, root, journal_seq, counts.
 //!
 //! Only then do retiring buckets become need_discard in memory, where the
@@ -143,7 +144,7 @@ impl Volume {
             let mut retiring = KVec::with_capacity(n, GFP_KERNEL)?;
             for (d, m) in inner.members.iter().enumerate() {
                 let mine = retiring_on(&tree.retiring, d)?;
-                counts.push(m.write_alloc_table(&mine)?, GFP_KERNEL)?;
+                counts.push(m.write_alloc_table(&mine, cp.generation)?, GFP_KERNEL)?;
                 retiring.push(mine, GFP_KERNEL)?;
             }
             Self::flush_all(&devs)?;
@@ -178,11 +179,13 @@ impl Volume {
     }
 }
 
-/// The retiring buckets on member `dev`.
+/// The retiring buckets on member `dev`, sorted (the table write looks
+/// each bucket up).
 fn retiring_on(retiring: &[Replica], dev: usize) -> Result<KVec<u64>> {
     let mut out = KVec::new();
     for r in retiring.iter().filter(|r| r.dev as usize == dev) {
         out.push(r.bucket, GFP_KERNEL)?;
     }
+    out.sort_unstable();
     Ok(out)
 }

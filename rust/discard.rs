@@ -8,7 +8,9 @@
 //! `replay_discard_priority` is on and requests are blocked), merges
 //! contiguous buckets into one discard each, issues them one at a time,
 //! then marks the buckets free through the persistent path and runs a grant
-//! pass for that device. With `discard=0` it does nothing. It sleeps until
+//! pass for that device. On a device that cannot discard, buckets are
+//! released without one; with `discard=0`, or during a replay with
+//! `replay_discard_priority=0`, it does nothing. It sleeps until
 //! kicked (options changed, buckets freed, a request parked) or a second
 //! passes, and stops when the volume is torn down.
 
@@ -16,7 +18,13 @@ use crate::allocator;
 use crate::bkcore::{discard_order, placement::dev_bit, stuck::WakeReason};
 use crate::glue::{kthread, wake::Wake};
 use crate::volume::Volume;
-use kernel::{new_mutex, prelude::*, sync::Arc, sync::Mutex};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::Arc,
+    sync::Mutex,
+    time::{Instant, Monotonic},
+};
 
 /// How the discard thread is woken.
 #[pin_data]
@@ -96,28 +104,54 @@ impl kthread::KthreadBody for DiscardThread {
 }
 
 impl Volume {
-    /// Discards one batch; `Ok(false)` when there was nothing to do.
+    /// Turns one batch of need_discard buckets free; `Ok(false)` when there
+    /// was nothing to do.
+    ///
+    /// The buckets are discarded first; on a device that cannot discard
+    /// they are released without one. A failed discard leaves them
+    /// need_discard, and the device is left alone for a pause that doubles
+    /// per failure in a row.
     pub(crate) fn discard_batch(&self) -> Result<bool> {
-        let (pick, dev, bucket_size, buckets) = {
+        let (pick, dev, bucket_size, buckets, issue) = {
             let mut inner = self.lock_inner();
-            if !inner.options.discard() || inner.members.is_empty() {
+            let priority = inner.options.replay_discard_priority();
+            let off = !inner.options.discard();
+            if off || inner.members.is_empty() || (!inner.up() && !priority) {
                 return Ok(false);
             }
-            let devs = allocator::snapshots(&inner.members)?;
+            let mut devs = allocator::snapshots(&inner.members)?;
+            for (d, m) in devs.iter_mut().zip(inner.members.iter()) {
+                let pause = discard_order::backoff_ms(m.discard_failures);
+                if m.discard_failed_at
+                    .is_some_and(|t| (t.elapsed().as_millis().max(0) as u64) < pause)
+                {
+                    d.need_discard = 0;
+                }
+            }
             let (waiting, watermark) = inner.alloc.waiting();
-            let priority = inner.options.replay_discard_priority();
             let Some(pick) = discard_order::pick(&devs, waiting, watermark, priority) else {
                 return Ok(false);
             };
             let m = inner.members.get_mut(pick.dev as usize).ok_or(EINVAL)?;
             let buckets = m.take_need_discard(pick.max_buckets)?;
-            (pick, m.dev.clone(), u64::from(m.sb.bucket_size), buckets)
+            if buckets.is_empty() {
+                // The counts promised some; nothing to do until they change.
+                return Ok(false);
+            }
+            let issue = !m.no_discard;
+            (
+                pick,
+                m.dev.clone(),
+                u64::from(m.sb.bucket_size),
+                buckets,
+                issue,
+            )
         };
         // Contiguous buckets make one discard; one discard in flight.
         let mut runs = 0u64;
         let mut res = Ok(());
         let mut i = 0;
-        while i < buckets.len() && res.is_ok() {
+        while issue && i < buckets.len() && res.is_ok() {
             let mut j = i + 1;
             while j < buckets.len() && buckets[j] == buckets[j - 1] + 1 {
                 j += 1;
@@ -127,16 +161,66 @@ impl Volume {
             i = j;
         }
         let mut inner = self.lock_inner();
+        let name = self.name();
         let m = inner.members.get_mut(pick.dev as usize).ok_or(ENODEV)?;
-        m.end_discard(&buckets, res.is_ok())?;
-        res?;
-        inner
-            .alloc
-            .note_discard(pick.dev, runs, buckets.len() as u64, pick.starved);
+        match res {
+            Err(e) if e == EOPNOTSUPP => {
+                pr_warn!(
+                    "volume {}: dev{} ({}) cannot discard: freed buckets are released without a discard\n",
+                    name,
+                    pick.dev,
+                    &*m.path
+                );
+                m.no_discard = true;
+                runs = 0;
+            }
+            Err(e) => {
+                m.end_discard(&buckets, false)?;
+                m.discard_failures = m.discard_failures.saturating_add(1);
+                let pause = discard_order::backoff_ms(m.discard_failures);
+                m.discard_failed_at = Some(Instant::<Monotonic>::now());
+                if discard_order::log_failure(m.discard_failures) {
+                    pr_warn!(
+                        "volume {}: dev{} ({}): discard failed (error {}, {} in a row); its {} need_discard buckets wait, next try in {} ms\n",
+                        name,
+                        pick.dev,
+                        &*m.path,
+                        e.to_errno(),
+                        m.discard_failures,
+                        m.count(crate::bkcore::buckets::BucketState::NeedDiscard),
+                        pause
+                    );
+                }
+                return Ok(true);
+            }
+            Ok(()) => {
+                if m.discard_failures > 0 && issue {
+                    pr_info!(
+                        "volume {}: dev{}: discards work again after {} failures\n",
+                        name,
+                        pick.dev,
+                        m.discard_failures
+                    );
+                }
+                if issue {
+                    m.discard_failures = 0;
+                    m.discard_failed_at = None;
+                }
+            }
+        }
+        m.end_discard(&buckets, true)?;
+        if runs > 0 {
+            inner
+                .alloc
+                .note_discard(pick.dev, runs, buckets.len() as u64, pick.starved);
+        } else {
+            inner.alloc.note_release(buckets.len() as u64);
+        }
         if pick.starved {
             pr_info!(
-                "volume {}: discarded {} buckets ({} discards) on starved dev{}\n",
+                "volume {}: {} {} buckets ({} discards) on starved dev{}\n",
                 self.name(),
+                if runs > 0 { "discarded" } else { "released" },
                 buckets.len(),
                 runs,
                 pick.dev

@@ -5,13 +5,24 @@
 
 use crate::bkcore::{
     buckets::{BucketCounts, BucketState},
-    format::{self, alloc_table, layout::Layout, superblock::Superblock, Checkpoint, BLOCK_SIZE},
+    format::{
+        self, alloc_table,
+        layout::{Layout, SB_COPIES},
+        superblock::{self, Superblock},
+        Checkpoint, BLOCK_SIZE,
+    },
     options::Options,
     placement::DevSnapshot,
 };
 use crate::fmt::Core;
 use crate::glue::bdev::BlockDevice;
-use kernel::{alloc::KVVec, prelude::*, str::CString, sync::Arc};
+use kernel::{
+    alloc::KVVec,
+    prelude::*,
+    str::CString,
+    sync::Arc,
+    time::{Instant, Monotonic},
+};
 
 /// One member device of a volume.
 pub(crate) struct Member {
@@ -35,6 +46,11 @@ pub(crate) struct Member {
     pub(crate) discarding: u64,
     /// Where the next search for a free bucket starts.
     cursor: usize,
+    /// Failed discard batches in a row, and when the last one failed.
+    pub(crate) discard_failures: u32,
+    pub(crate) discard_failed_at: Option<Instant<Monotonic>>,
+    /// The device said it cannot discard: buckets are released without.
+    pub(crate) no_discard: bool,
     /// The newest valid checkpoint (read at register, written at flush).
     checkpoint: Option<Checkpoint>,
 }
@@ -67,7 +83,7 @@ impl Member {
             );
             return Err(EINVAL);
         }
-        if (dev.size() as usize) < BLOCK_SIZE {
+        if dev.size() < (SB_COPIES * BLOCK_SIZE) as u64 {
             pr_err!(
                 "{}: too small ({} bytes) to hold a superblock\n",
                 &*path,
@@ -76,14 +92,30 @@ impl Member {
             return Err(EINVAL);
         }
         let mut buf = block_buf()?;
-        dev.read(0, &mut buf).inspect_err(|e| {
-            pr_err!(
-                "{}: reading the superblock failed (error {})\n",
-                &*path,
-                e.to_errno()
-            );
-        })?;
-        let sb = Superblock::decode(&buf).map_err(|e| {
+        let mut copies = [const { None }; SB_COPIES];
+        for (copy, slot) in copies.iter_mut().enumerate() {
+            dev.read(Layout::sb_offset(copy), &mut buf)
+                .inspect_err(|e| {
+                    pr_err!(
+                        "{}: reading superblock copy {} failed (error {})\n",
+                        &*path,
+                        copy,
+                        e.to_errno()
+                    );
+                })?;
+            *slot = Some(Superblock::decode(&buf));
+        }
+        let [Some(c0), Some(c1)] = copies else {
+            return Err(EINVAL);
+        };
+        for (copy, res) in [(0, &c0), (1, &c1)] {
+            if let Err(e) = res {
+                // Torn or never written: the other copy serves, and the next
+                // superblock write rewrites both.
+                pr_warn!("{}: superblock copy {}: {}\n", &*path, copy, Core(e));
+            }
+        }
+        let sb = superblock::pick_copy(c0, c1).map_err(|e| {
             pr_err!("{}: not a valid bkalloc member: {}\n", &*path, Core(e));
             EINVAL
         })?;
@@ -111,42 +143,44 @@ impl Member {
             open: 0,
             discarding: 0,
             cursor: 0,
+            discard_failures: 0,
+            discard_failed_at: None,
+            no_discard: false,
             checkpoint: None,
         })
     }
 
-    /// Loads the alloc table: every block validated, one state per bucket.
-    pub(crate) fn load_alloc_table(&mut self) -> Result {
+    /// Loads the alloc table copy that goes with the volume's checkpoint of
+    /// `generation`: every block validated, one state per bucket.
+    pub(crate) fn load_alloc_table(&mut self, generation: u64) -> Result {
+        let copy = (generation % 2) as usize;
         let nbuckets = usize::try_from(self.sb.bucket_count).map_err(|_| EINVAL)?;
         let mut states = KVVec::with_capacity(nbuckets, GFP_KERNEL)?;
         let mut counts = BucketCounts::new();
         let mut buf = block_buf()?;
         for block in 0..self.layout.alloc_blocks {
-            let offset = format::layout::ALLOC_OFFSET + u64::from(block) * BLOCK_SIZE as u64;
+            let offset = self.layout.alloc_block_offset(copy, block);
             self.dev.read(offset, &mut buf).inspect_err(|e| {
                 pr_err!(
-                    "{}: reading alloc table block {} failed (error {})\n",
+                    "{}: reading alloc table copy {} block {} failed (error {})\n",
                     &*self.path,
+                    copy,
                     block,
                     e.to_errno()
                 );
             })?;
-            let decoded = format::decode_alloc_block(
-                &buf,
-                &self.layout,
-                &self.sb.volume_uuid,
-                self.sb.member_index,
-                block,
-            )
-            .map_err(|e| {
-                pr_err!(
-                    "{}: alloc table block {}: {}\n",
-                    &*self.path,
-                    block,
-                    Core(e)
-                );
-                EINVAL
-            })?;
+            let decoded =
+                format::decode_alloc_block(&buf, &self.layout, self.alloc_id(block, generation))
+                    .map_err(|e| {
+                        pr_err!(
+                            "{}: alloc table copy {} block {}: {}\n",
+                            &*self.path,
+                            copy,
+                            block,
+                            Core(e)
+                        );
+                        EINVAL
+                    })?;
             for state in decoded.iter() {
                 states.push(state.to_u8(), GFP_KERNEL)?;
                 counts.add(state);
@@ -376,10 +410,27 @@ impl Member {
         Ok(out)
     }
 
-    /// Writes the whole alloc table as it will be once `retired` (btree
-    /// buckets of replaced nodes) are need_discard; returns the counts of
-    /// what was written. The caller flushes.
-    pub(crate) fn write_alloc_table(&self, retired: &[u64]) -> Result<BucketCounts> {
+    /// Where alloc table block `block` of this member's copy for checkpoint
+    /// `generation` belongs.
+    fn alloc_id(&self, block: u32, generation: u64) -> alloc_table::BlockId<'_> {
+        alloc_table::BlockId {
+            volume: &self.sb.volume_uuid,
+            member: self.sb.member_index,
+            block,
+            generation,
+        }
+    }
+
+    /// Writes the alloc table copy of checkpoint `generation` as it will be
+    /// once `retired` (btree buckets of replaced nodes, sorted) are
+    /// need_discard; returns the counts of what was written. The caller
+    /// flushes.
+    pub(crate) fn write_alloc_table(
+        &self,
+        retired: &[u64],
+        generation: u64,
+    ) -> Result<BucketCounts> {
+        let copy = (generation % 2) as usize;
         let mut counts = self.counts;
         for _ in retired {
             counts.transfer(BucketState::Btree, BucketState::NeedDiscard);
@@ -393,11 +444,9 @@ impl Member {
             alloc_table::encode_block(
                 &mut buf,
                 &self.layout,
-                &self.sb.volume_uuid,
-                self.sb.member_index,
-                block,
+                self.alloc_id(block, generation),
                 states.iter().enumerate().map(|(i, &s)| {
-                    if retired.contains(&((first + i) as u64)) {
+                    if retired.binary_search(&((first + i) as u64)).is_ok() {
                         return BucketState::NeedDiscard;
                     }
                     BucketState::from_u8(s & !(OPEN | DISCARDING)).unwrap_or(BucketState::Free)
@@ -413,7 +462,7 @@ impl Member {
                 EINVAL
             })?;
             self.dev
-                .write(self.layout.alloc_block_offset(block), &buf)?;
+                .write(self.layout.alloc_block_offset(copy, block), &buf)?;
         }
         Ok(counts)
     }
@@ -429,8 +478,9 @@ impl Member {
         self.set_states(&[bucket], from, to)
     }
 
-    /// Writes this member's superblock with `options` and sequence `seq`,
-    /// then flushes, so the change is durable when this returns.
+    /// Writes this member's superblock with `options` and sequence `seq`:
+    /// copy 0, flush, copy 1, flush, so a torn write leaves one copy whole
+    /// and the change is durable when this returns.
     pub(crate) fn write_superblock(&mut self, options: Options, seq: u64) -> Result {
         let mut sb = self.sb;
         sb.options = options;
@@ -444,8 +494,10 @@ impl Member {
             );
             EINVAL
         })?;
-        self.dev.write(0, &buf)?;
-        self.dev.flush()?;
+        for copy in 0..SB_COPIES {
+            self.dev.write(Layout::sb_offset(copy), &buf)?;
+            self.dev.flush()?;
+        }
         self.sb = sb;
         Ok(())
     }

@@ -15,6 +15,7 @@
 use crate::allocator::Allocator;
 use crate::bkcore::{
     buckets::BucketState,
+    format::superblock,
     options::{OptId, Options, When, NR_OPTS, OPTIONS},
     uuid::{Hyphenated, Uuid},
     watermark::{self, Watermark},
@@ -103,6 +104,13 @@ pub(crate) struct Inner {
     pub(crate) closing: bool,
     /// Register-time recovery, shown in `replay`.
     pub(crate) replay: ReplayStatus,
+}
+
+impl Inner {
+    /// Whether register's replay is over and the volume is up.
+    pub(crate) fn up(&self) -> bool {
+        self.replay.phase == Phase::Done
+    }
 }
 
 /// A registered volume.
@@ -214,18 +222,39 @@ impl Volume {
         }
         let members = Self::check_members(members)?;
         let first = &members[0].sb;
-        let newest = members
-            .iter()
-            .max_by_key(|m| m.sb.seq)
-            .map_or(first, |m| &m.sb);
-        let disk_options = newest.options;
+        let mut sbs = KVec::with_capacity(members.len(), GFP_KERNEL)?;
+        for m in members.iter() {
+            sbs.push(m.sb, GFP_KERNEL)?;
+        }
+        let source = superblock::options_source(&sbs);
+        let disk_options = sbs.get(source).ok_or(EINVAL)?.options;
+        let top = sbs.iter().map(|sb| sb.seq).max().unwrap_or(0);
+        if top > sbs[source].seq {
+            pr_warn!(
+                "volume {}: an option write (superblock seq {}) did not reach every member; it was never acknowledged: options are those of seq {}\n",
+                Core(Hyphenated(&first.volume_uuid)),
+                top,
+                sbs[source].seq
+            );
+        }
         let options = Self::resolve_options(disk_options, args, defaults, first.member_count)?;
         let uuid = first.volume_uuid;
         let nr_members = first.member_count;
         let mut members = members;
         for m in members.iter_mut() {
             m.load_checkpoint()?;
-            m.load_alloc_table()?;
+        }
+        // Every member's table copy of the volume's newest checkpoint was
+        // written before any member's checkpoint, so it is there even on a
+        // member whose own checkpoint write was cut short.
+        let generation = members
+            .iter()
+            .filter_map(|m| m.checkpoint())
+            .map(|c| c.generation)
+            .max()
+            .ok_or(EINVAL)?;
+        for m in members.iter_mut() {
+            m.load_alloc_table(generation)?;
         }
         let journal = Journal::new(uuid, &members)?;
         Arc::pin_init(
@@ -555,21 +584,16 @@ impl AttrOps for Volume {
         let input = core::str::from_utf8(input).map_err(|_| EINVAL)?;
         match Attr::from_id(id).ok_or(EINVAL)? {
             Attr::Option(o) => {
-                this.store_option(o, input)?;
                 // Discards asked for during a replay registered without
-                // them (the thread starts after replay then): start now.
-                let on = {
-                    let opts = this.inner.lock().options;
-                    match o {
-                        OptId::ReplayDiscardPriority => opts.replay_discard_priority(),
-                        OptId::Discard => opts.discard(),
-                        _ => false,
-                    }
-                };
+                // them (the thread starts after replay then): the thread
+                // starts first, so a failure to start it changes nothing;
+                // it does nothing the options do not allow.
+                let on = matches!(o, OptId::ReplayDiscardPriority | OptId::Discard)
+                    && o.desc().parse(input.trim()).is_ok_and(|v| v != 0);
                 if on {
                     this.start_discard()?;
                 }
-                Ok(())
+                this.store_option(o, input)
             }
             Attr::AbortWaiting => this.abort_waiting(input.trim()),
             Attr::Unregister => {

@@ -6,7 +6,8 @@
 //! comes first: among the devices blocked requests could use, the one
 //! furthest below what the waiting watermark needs, in small batches so
 //! its waiters proceed as soon as possible. Otherwise the device with the
-//! most need_discard buckets goes first, in large batches.
+//! most need_discard buckets goes first, in large batches. A device whose
+//! discards fail is left alone for a while ([`backoff_ms`]).
 
 use super::placement::DevSnapshot;
 use super::watermark::{self, Watermark};
@@ -17,6 +18,32 @@ pub const STARVED_SLACK: u64 = 8;
 pub const STARVED_MAX: u64 = 64;
 /// Batch size when nobody starves.
 pub const BULK: u64 = 1024;
+
+/// First pause after a failed discard on a device; it doubles per failure in a row.
+pub const BACKOFF_FIRST_MS: u64 = 1000;
+/// Longest pause between discard attempts on a failing device.
+pub const BACKOFF_MAX_MS: u64 = 64_000;
+
+/// How long the discard thread leaves a device alone after `failures` failed discards in
+/// a row (its buckets stay need_discard meanwhile): 1 s, doubling, at most 64 s.
+pub const fn backoff_ms(failures: u32) -> u64 {
+    if failures == 0 {
+        return 0;
+    }
+    let shift = if failures - 1 > 6 { 6 } else { failures - 1 };
+    let ms = BACKOFF_FIRST_MS << shift;
+    if ms > BACKOFF_MAX_MS {
+        BACKOFF_MAX_MS
+    } else {
+        ms
+    }
+}
+
+/// Whether the `failures`-th failure in a row is worth a log line: the 1st, 2nd, 4th, 8th
+/// ..., so a device that keeps failing logs a few lines, not one per attempt.
+pub const fn log_failure(failures: u32) -> bool {
+    failures.is_power_of_two()
+}
 
 /// What to discard next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

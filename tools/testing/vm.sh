@@ -43,6 +43,40 @@ VM_MEM=${VM_MEM:-}
 # Extra -drive options for the test disks, e.g. "throttling.iops-total=100"
 # to make the guest's I/O slow enough to race against.
 VM_DRIVE_OPTS=${VM_DRIVE_OPTS:-}
+# Device faults through QEMU's blkdebug driver: a space-separated list of
+# DISK:IOTYPE:SECTOR[:once] (IOTYPE read, write, flush or discard; SECTOR in
+# 512-byte units, or "any"): disk DISK fails those requests with EIO, for the
+# whole boot or once. E.g. "1:write:0" fails every write to disk 1's block 0.
+VM_FAULTS=${VM_FAULTS:-}
+
+# blkdebug_config DISK: writes the blkdebug rules of VM_FAULTS for DISK to
+# $WORK/blkdebug-DISK.conf and prints its guest-visible path; nothing (and
+# no file) when DISK has none.
+blkdebug_config() {
+	local f=$WORK/blkdebug-$1.conf fault disk iotype sector once any=0
+	rm -f "$f"
+	for fault in $VM_FAULTS; do
+		IFS=: read -r disk iotype sector once <<<"$fault"
+		[ "$disk" = "$1" ] || continue
+		case $iotype in read | write | flush | discard) ;;
+		*) echo "vm: VM_FAULTS: '$fault': iotype must be read, write, flush or discard" >&2; return 1 ;;
+		esac
+		{
+			echo '[inject-error]'
+			# "none" fires once, when the node opens: the rule is active for
+			# the whole boot (no other event has rules to replace it).
+			echo 'event = "none"'
+			echo "iotype = \"$iotype\""
+			[ "$sector" = any ] || echo "sector = \"$sector\""
+			echo 'errno = "5"'
+			[ "$once" = once ] && echo 'once = "on"'
+			echo
+		} >>"$f"
+		any=1
+	done
+	[ $any = 1 ] && echo "/cache/${f#"$BKALLOC_CACHE"/}"
+	return 0
+}
 
 # disks COUNT SIZE: (re)create COUNT sparse images of SIZE (truncate syntax).
 disks() {
@@ -103,8 +137,10 @@ vm_guest() {
 	local accel="-accel tcg -cpu max"
 	[ "${BKALLOC_KVM:-0}" = 1 ] && accel="-accel kvm -cpu host"
 	local drives="" i=0 img
+	local faults
 	for img in "${VM_DISKS[@]}"; do
-		drives="$drives -drive file=/cache/${img#"$BKALLOC_CACHE"/},if=none,id=d$i,format=raw,discard=unmap${VM_DRIVE_OPTS:+,$VM_DRIVE_OPTS}"
+		faults=$(blkdebug_config $i) || return 1
+		drives="$drives -drive file=${faults:+blkdebug:$faults:}/cache/${img#"$BKALLOC_CACHE"/},if=none,id=d$i,format=raw,discard=unmap${VM_DRIVE_OPTS:+,$VM_DRIVE_OPTS}"
 		drives="$drives -device nvme,serial=bk$i,drive=d$i"
 		i=$((i + 1))
 	done

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The alloc table: one state byte per bucket, in 4 KiB blocks that each carry their own
-//! header and crc32c, so a bad block is pinpointed and rewritten alone.
+//! header and crc32c, so a bad block is pinpointed. Two copies: the checkpoint of
+//! generation `g` goes with copy `g % 2`, and each block names that generation.
 
 use super::super::buckets::{BucketCounts, BucketState};
 use super::super::uuid::Uuid;
-use super::codec::{need_mut, put, put_u32, seal, zero, Fields};
+use super::codec::{need_mut, put, put_u32, put_u64, seal, zero, Fields};
 use super::error::{ErrorKind, FormatError};
 use super::layout::Layout;
 use super::BLOCK_SIZE;
@@ -13,7 +14,7 @@ use super::BLOCK_SIZE;
 /// "BKAT".
 pub const ALLOC_MAGIC: [u8; 4] = *b"BKAT";
 /// Bytes before the states in each block.
-pub const ALLOC_HEADER_SIZE: usize = 32;
+pub const ALLOC_HEADER_SIZE: usize = 40;
 /// Bucket states per block.
 pub const STATES_PER_BLOCK: usize = BLOCK_SIZE - ALLOC_HEADER_SIZE;
 
@@ -31,8 +32,10 @@ pub mod off {
     pub const MEMBER_INDEX: usize = 24;
     /// `block_index`, u32 (position in the table: catches misdirected writes).
     pub const BLOCK_INDEX: usize = 28;
+    /// `generation`, u64: the checkpoint this copy was written for.
+    pub const GENERATION: usize = 32;
     /// `states`, one byte per bucket.
-    pub const STATES: usize = 32;
+    pub const STATES: usize = 40;
 }
 
 /// Checks where a block belongs: `block < layout.alloc_blocks`.
@@ -51,21 +54,33 @@ fn check_index(f: &Fields<'_>, layout: &Layout, block: u32) -> Result<usize, For
     Ok(layout.alloc_block_states(block))
 }
 
-/// Encodes alloc table block `block` of member `member` into `buf[..4096]`, taking exactly
+/// Where an alloc table block belongs: its volume, member, block index and the checkpoint
+/// generation whose copy it is part of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockId<'a> {
+    /// The volume.
+    pub volume: &'a Uuid,
+    /// The member the table describes.
+    pub member: u32,
+    /// The block's index in its copy.
+    pub block: u32,
+    /// The checkpoint generation (the copy is `generation % 2`).
+    pub generation: u64,
+}
+
+/// Encodes alloc table block `id` into `buf[..4096]`, taking exactly
 /// [`Layout::alloc_block_states`] states from `states` (fails if it yields fewer).
 pub fn encode_block<I>(
     buf: &mut [u8],
     layout: &Layout,
-    volume: &Uuid,
-    member: u32,
-    block: u32,
+    id: BlockId<'_>,
     states: I,
 ) -> Result<(), FormatError>
 where
     I: IntoIterator<Item = BucketState>,
 {
     need_mut(buf, S, BLOCK_SIZE)?;
-    let n = check_index(&Fields::new(&[], S), layout, block)?;
+    let n = check_index(&Fields::new(&[], S), layout, id.block)?;
     zero(buf, 0, BLOCK_SIZE);
     let mut it = states.into_iter();
     for i in 0..n {
@@ -83,9 +98,10 @@ where
         put(buf, off::STATES + i, &[s.to_u8()]);
     }
     put(buf, off::MAGIC, &ALLOC_MAGIC);
-    put(buf, off::VOLUME_UUID, volume);
-    put_u32(buf, off::MEMBER_INDEX, member);
-    put_u32(buf, off::BLOCK_INDEX, block);
+    put(buf, off::VOLUME_UUID, id.volume);
+    put_u32(buf, off::MEMBER_INDEX, id.member);
+    put_u32(buf, off::BLOCK_INDEX, id.block);
+    put_u64(buf, off::GENERATION, id.generation);
     seal(buf, off::CRC, off::VOLUME_UUID, BLOCK_SIZE);
     Ok(())
 }
@@ -97,15 +113,21 @@ pub struct AllocBlock<'a> {
     states: &'a [u8],
 }
 
-/// Decodes and validates alloc table block `block` of member `member`: header, crc, a
-/// valid state byte for each bucket and zero past the last one.
+/// Decodes and validates alloc table block `id`: header, crc, a valid state byte for each
+/// bucket and zero past the last one. A block of another generation (the other copy, or
+/// this copy before the checkpoint that rewrote it) is refused with a `generation`
+/// mismatch.
 pub fn decode_block<'a>(
     buf: &'a [u8],
     layout: &Layout,
-    volume: &Uuid,
-    member: u32,
-    block: u32,
+    id: BlockId<'_>,
 ) -> Result<AllocBlock<'a>, FormatError> {
+    let BlockId {
+        volume,
+        member,
+        block,
+        generation,
+    } = id;
     let f = Fields::new(buf, S);
     f.need(BLOCK_SIZE)?;
     f.magic(&ALLOC_MAGIC)?;
@@ -127,6 +149,8 @@ pub fn decode_block<'a>(
         u64::from(b),
         u64::from(block),
     )?;
+    let g = f.u64("generation", off::GENERATION)?;
+    f.expect("generation", off::GENERATION, g, generation)?;
     let n = check_index(&f, layout, block)?;
     let end = off::STATES + n;
     let states = buf.get(off::STATES..end).unwrap_or(&[]);

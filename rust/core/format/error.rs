@@ -53,6 +53,8 @@ pub enum ErrorKind {
     NotListed,
     /// Belongs to another volume (stale, e.g. from an earlier format).
     WrongVolume,
+    /// The two superblock copies are both valid but describe different devices.
+    CopiesDisagree,
     /// Not a bucket state byte.
     BadState(u8),
     /// Not a journal record type.
@@ -110,7 +112,11 @@ impl fmt::Display for ErrorKind {
                 f,
                 "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
             ),
-            Self::UnsupportedVersion(v) => write!(f, "unsupported version {v}"),
+            Self::UnsupportedVersion(v) => write!(
+                f,
+                "format version {v} is not supported (this code reads version {}: reformat)",
+                super::FORMAT_VERSION
+            ),
             Self::OutOfRange { value, min, max } => {
                 write!(f, "{value} out of range {min}..={max}")
             }
@@ -121,6 +127,7 @@ impl fmt::Display for ErrorKind {
             Self::Duplicate => f.write_str("duplicate value"),
             Self::NotListed => f.write_str("not the members list's entry at member_index"),
             Self::WrongVolume => f.write_str("belongs to another volume"),
+            Self::CopiesDisagree => f.write_str("differs from copy 0 (not this device's)"),
             Self::BadState(b) => write!(f, "invalid bucket state byte {b}"),
             Self::BadRecordType(t) => write!(f, "invalid record type {t}"),
             Self::Unordered { prev, key } => write!(f, "key {key} not after {prev}"),

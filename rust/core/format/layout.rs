@@ -13,10 +13,12 @@ use super::{
 
 const BLOCK: u64 = BLOCK_SIZE as u64;
 
+/// Copies of the superblock, in blocks 0 and 1: one survives a torn write of the other.
+pub const SB_COPIES: usize = 2;
 /// Byte offset of the first checkpoint slot (the second follows it).
-pub const CHECKPOINT_OFFSET: u64 = BLOCK;
-/// Byte offset of the alloc table.
-pub const ALLOC_OFFSET: u64 = 3 * BLOCK;
+pub const CHECKPOINT_OFFSET: u64 = 2 * BLOCK;
+/// Byte offset of the alloc table's copy 0 (copy 1 follows it).
+pub const ALLOC_OFFSET: u64 = 4 * BLOCK;
 
 /// The regions of one member device. Every offset is a multiple of [`BLOCK_SIZE`].
 ///
@@ -32,7 +34,7 @@ pub struct Layout {
     pub node_max_entries: u32,
     /// Bytes of a btree node on disk (read and written whole; ≤ bucket size).
     pub node_size: u32,
-    /// Blocks of the alloc table.
+    /// Blocks of one copy of the alloc table.
     pub alloc_blocks: u32,
     /// Byte offset of the journal.
     pub journal_offset: u64,
@@ -115,7 +117,7 @@ impl Layout {
             max_count,
         )?;
         let alloc_blocks = bucket_count.div_ceil(STATES_PER_BLOCK as u64);
-        let journal_offset = ALLOC_OFFSET + alloc_blocks * BLOCK;
+        let journal_offset = ALLOC_OFFSET + 2 * alloc_blocks * BLOCK;
         let sb_end = journal_offset + u64::from(journal_blocks) * BLOCK;
         let sb_buckets = sb_end.div_ceil(bs);
         // At least one bucket beyond the metadata region, for the first btree node.
@@ -167,14 +169,21 @@ impl Layout {
         self.bucket_count.saturating_sub(self.sb_buckets as u64)
     }
 
+    /// Byte offset of superblock copy 0 or 1.
+    pub const fn sb_offset(copy: usize) -> u64 {
+        (copy as u64 & 1) * BLOCK
+    }
+
     /// Byte offset of checkpoint slot 0 or 1.
     pub const fn checkpoint_offset(&self, slot: usize) -> u64 {
         CHECKPOINT_OFFSET + (slot as u64 & 1) * BLOCK
     }
 
-    /// Byte offset of alloc table block `i`.
-    pub const fn alloc_block_offset(&self, i: u32) -> u64 {
-        ALLOC_OFFSET + i as u64 * BLOCK
+    /// Byte offset of block `i` of alloc table copy 0 or 1. The checkpoint of generation
+    /// `g` goes with copy `g % 2` (its slot): a checkpoint rewrites only the copy the
+    /// previous one does not use, so a torn table write leaves the previous pair intact.
+    pub const fn alloc_block_offset(&self, copy: usize, i: u32) -> u64 {
+        ALLOC_OFFSET + ((copy as u64 & 1) * self.alloc_blocks as u64 + i as u64) * BLOCK
     }
 
     /// Number of bucket states in alloc table block `i` (all but the last block are full).
@@ -219,16 +228,20 @@ mod tests {
     #[test]
     fn issue_1108_sized_device() {
         let l = Layout::new(64 << 10, 46_800, 256, max_node_entries(64 << 10)).unwrap();
-        assert_eq!(l.alloc_blocks, 12); // ceil(46800 / 4064)
-        assert_eq!(l.journal_offset, 3 * 4096 + 12 * 4096);
-        assert_eq!(l.sb_buckets, 17); // ceil((15 + 256) / 16)
+        assert_eq!(l.alloc_blocks, 12); // ceil(46800 / 4056)
+        assert_eq!(l.journal_offset, 4 * 4096 + 2 * 12 * 4096);
+        assert_eq!(l.sb_buckets, 18); // ceil((4 + 24 + 256) / 16)
         assert_eq!(l.node_max_entries, 1364);
         assert_eq!(l.node_size, 64 << 10);
-        assert_eq!(l.alloc_block_states(11), 46_800 - 11 * 4064);
+        assert_eq!(l.alloc_block_states(11), 46_800 - 11 * 4056);
         assert_eq!(l.alloc_block_states(12), 0);
-        assert_eq!(l.alloc_position(4064), Some((1, 0)));
+        assert_eq!(l.alloc_position(4056), Some((1, 0)));
         assert_eq!(l.alloc_position(46_800), None);
-        assert_eq!(l.checkpoint_offset(1), 8192);
+        assert_eq!(Layout::sb_offset(1), 4096);
+        assert_eq!(l.checkpoint_offset(1), 12288);
+        assert_eq!(l.alloc_block_offset(0, 0), 16384);
+        assert_eq!(l.alloc_block_offset(1, 0), 16384 + 12 * 4096);
+        assert_eq!(l.alloc_block_offset(1, 11) + 4096, l.journal_offset);
         assert_eq!(l.device_bytes(), 46_800 * 65_536);
     }
 

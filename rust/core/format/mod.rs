@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The on-disk format of bkalloc, version 1: its one definition and its documentation.
+//! The on-disk format of bkalloc, version 2: its one definition and its documentation.
 //!
 //! Every integer is little-endian with an explicit size. Every structure is read and
 //! written in whole 4 KiB blocks ([`BLOCK_SIZE`]) at 4 KiB-aligned offsets, and carries a
@@ -17,27 +17,36 @@
 //!
 //! | offset (bytes)                    | size                    | contents                   |
 //! |-----------------------------------|-------------------------|----------------------------|
-//! | 0                                 | 1 block                 | superblock                 |
-//! | 4096                              | 2 blocks                | checkpoint slots 0 and 1   |
-//! | 12288                             | `alloc_blocks` blocks   | alloc table                |
+//! | 0                                 | 2 blocks                | superblock copies 0 and 1  |
+//! | 8192                              | 2 blocks                | checkpoint slots 0 and 1   |
+//! | 16384                             | 2 × `alloc_blocks`      | alloc table copies 0 and 1 |
 //! | `journal_offset`                  | `journal_blocks` blocks | journal (mirrored)         |
 //! | `sb_buckets * bucket_size`        | rest of the device      | btree nodes, user data     |
 //!
-//! `alloc_blocks = ceil(bucket_count / 4064)`, `journal_offset = 12288 + alloc_blocks *
+//! `alloc_blocks = ceil(bucket_count / 4056)`, `journal_offset = 16384 + 2 * alloc_blocks *
 //! 4096`, `sb_buckets = ceil((journal_offset + journal_blocks * 4096) / bucket_size)`.
 //! [`Layout`] computes all of it; the superblock stores the results and decoding checks
 //! they match.
 //!
-//! # Superblock ([`superblock`], block 0)
+//! Nothing is rewritten in place without a second copy to fall back on: the superblock
+//! is written to copy 0, then copy 1, each flushed; a checkpoint writes the alloc table
+//! copy and the checkpoint slot its generation names, which the previous checkpoint does
+//! not use. Version 1 (one copy of each) is refused, naming the version.
+//!
+//! # Superblock ([`superblock`], blocks 0 and 1)
+//!
+//! A member uses the valid copy with the higher `seq` ([`superblock::pick_copy`]); the
+//! volume takes its options from the member with the lowest `seq`
+//! ([`superblock::options_source`]): the newest write every member acknowledged.
 //!
 //! | off  | size | field              | notes                                               |
 //! |------|------|--------------------|-----------------------------------------------------|
 //! | 0    | 8    | magic              | `"bkalloc\0"`                                       |
 //! | 8    | 4    | crc32c             | of bytes 12..4096                                   |
-//! | 12   | 4    | version            | 1                                                   |
+//! | 12   | 4    | version            | 2                                                   |
 //! | 16   | 16   | volume_uuid        | not zero                                            |
 //! | 32   | 16   | member_uuid        | `== members[member_index]`                          |
-//! | 48   | 8    | seq                | ≥ 1, bumped per rewrite; highest has newest options |
+//! | 48   | 8    | seq                | ≥ 1, bumped per rewrite (see above)                 |
 //! | 56   | 4    | member_index       | `< member_count`                                    |
 //! | 60   | 4    | member_count       | 1..=32                                              |
 //! | 64   | 4    | bucket_size        | power of two, 65536..=2^30                          |
@@ -47,13 +56,14 @@
 //! | 84   | 4    | journal_blocks     | 16..=2^20, same on every member                     |
 //! | 88   | 4    | sb_buckets         | derived                                             |
 //! | 92   | 4    | alloc_blocks       | derived                                             |
-//! | 96   | 8    | checkpoint_offset  | 4096                                                |
-//! | 104  | 8    | alloc_offset       | 12288                                               |
+//! | 96   | 8    | checkpoint_offset  | 8192                                                |
+//! | 104  | 8    | alloc_offset       | 16384 (copy 0; copy 1 follows it)                   |
 //! | 112  | 8    | journal_offset     | derived                                             |
 //! | 120  | 4    | opts_set           | bit i: option id i was explicitly set               |
 //! | 124  | 4    | reserved           | 0                                                   |
 //! | 128  | 128  | opts               | 32 × u32, slot = option id; unset slots 0           |
-//! | 256  | 256  | reserved           | 0                                                   |
+//! | 256  | 32   | member_states      | reserved for member states; 0                       |
+//! | 288  | 224  | reserved           | 0                                                   |
 //! | 512  | 512  | members            | 32 × uuid; distinct, non-zero below member_count    |
 //! | 1024 | 3072 | reserved           | 0                                                   |
 //!
@@ -63,7 +73,7 @@
 //! `data_replicas` are always set by `bkalloc format`. Stored values are range-checked
 //! and replicas must not exceed `member_count`.
 //!
-//! # Checkpoint ([`checkpoint`], blocks 1 and 2)
+//! # Checkpoint ([`checkpoint`], blocks 2 and 3)
 //!
 //! | off | size | field        | notes                                               |
 //! |-----|------|--------------|-----------------------------------------------------|
@@ -79,14 +89,16 @@
 //! | 88  | 40   | counts       | 5 × u64: this member's free, need_discard, sb, btree, user |
 //! | 128 | 3968 | reserved     | 0                                                   |
 //!
-//! The newest valid checkpoint over both slots of all members is the volume's state. A
-//! flush writes btree nodes and alloc tables first, then the checkpoint on every member,
-//! so the alloc table always matches the checkpoint's `counts`; changes after it live in
-//! the journal.
+//! The newest valid checkpoint over both slots of all members is the volume's state, with
+//! alloc table copy `generation % 2` of every member. A flush writes btree nodes (to new
+//! buckets) and that alloc table copy first, then the checkpoint on every member, so the
+//! previous checkpoint and its copy stay whole until the new one is durable; changes after
+//! it live in the journal. A member whose own newest checkpoint is older (the flush was cut
+//! short) still has the newer table copy: it was written before any checkpoint.
 //!
 //! # Alloc table ([`alloc_table`])
 //!
-//! `alloc_blocks` blocks; block `i` holds the states of buckets `4064*i ..`:
+//! Two copies of `alloc_blocks` blocks; block `i` holds the states of buckets `4056*i ..`:
 //!
 //! | off | size | field        | notes                                                 |
 //! |-----|------|--------------|-------------------------------------------------------|
@@ -95,7 +107,8 @@
 //! | 8   | 16   | volume_uuid  |                                                       |
 //! | 24  | 4    | member_index | the device it describes                               |
 //! | 28  | 4    | block_index  | `i`                                                   |
-//! | 32  | 4064 | states       | one byte per bucket ([`super::buckets::BucketState`]: 1 free, 2 need_discard, 3 sb, 4 btree, 5 user); 0 past the last bucket |
+//! | 32  | 8    | generation   | the checkpoint this copy goes with (copy = g % 2)     |
+//! | 40  | 4056 | states       | one byte per bucket ([`super::buckets::BucketState`]: 1 free, 2 need_discard, 3 sb, 4 btree, 5 user); 0 past the last bucket |
 //!
 //! # Journal ([`journal`])
 //!
@@ -172,7 +185,7 @@ pub use layout::{default_journal_blocks, max_node_entries, Layout};
 pub use superblock::Superblock;
 
 /// Version written by this code; decoders accept only it.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The unit of all I/O: every structure is whole, aligned blocks.
 pub const BLOCK_SIZE: usize = 4096;
 /// Smallest bucket.

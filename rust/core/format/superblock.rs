@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The per-device superblock: one 4 KiB block at offset 0 (layout in [`super`]).
+//! The per-device superblock: one 4 KiB block, kept twice (blocks 0 and 1; layout in
+//! [`super`]), and the rules that pick a copy and a volume's options from them.
 
 use super::super::options::{OptId, OptType, Options, NR_OPTS};
 use super::super::uuid::{Uuid, NIL};
@@ -64,8 +65,11 @@ pub mod off {
     pub const RESERVED0: usize = 124;
     /// `opts`, 32 × u32.
     pub const OPTS: usize = 128;
+    /// `member_states`, 32 × u8: reserved for member states (rw, ro, failed, spare), 0
+    /// until they exist.
+    pub const MEMBER_STATES: usize = 256;
     /// Reserved up to `members`.
-    pub const RESERVED1: usize = 256;
+    pub const RESERVED1: usize = 288;
     /// `members`, 32 × 16 bytes.
     pub const MEMBERS: usize = 512;
     /// Reserved to the end of the block.
@@ -79,7 +83,8 @@ pub struct Superblock {
     pub volume_uuid: Uuid,
     /// This member's own id (equals `members[member_index]`).
     pub member_uuid: Uuid,
-    /// Bumped on every rewrite; the member with the highest `seq` has the newest options.
+    /// Bumped on every rewrite; the volume's options are those of the member with the
+    /// lowest `seq` ([`options_source`]).
     pub seq: u64,
     /// This device's index in the volume (the `dev` of btree pointers).
     pub member_index: u32,
@@ -182,8 +187,8 @@ impl Superblock {
     }
 
     /// Whether `other` (another member's superblock) describes the same volume: the
-    /// name of the first field that disagrees, if any. `seq` and options may differ (take
-    /// those of the highest `seq`); the per-device fields naturally do.
+    /// name of the first field that disagrees, if any. `seq` and options may differ (see
+    /// [`options_source`]); the per-device fields naturally do.
     pub fn same_volume(&self, other: &Superblock) -> Result<(), &'static str> {
         if self.volume_uuid != other.volume_uuid {
             return Err("volume_uuid");
@@ -259,6 +264,7 @@ impl Superblock {
             ));
         }
         f.zero("reserved", off::RESERVED0, 4)?;
+        f.zero("member_states", off::MEMBER_STATES, MAX_MEMBERS)?;
         f.zero("reserved", off::RESERVED1, off::MEMBERS - off::RESERVED1)?;
         f.zero("reserved", off::RESERVED2, SB_SIZE - off::RESERVED2)?;
 
@@ -347,4 +353,64 @@ impl Superblock {
         }
         Ok(sb)
     }
+}
+
+/// The superblock copy a member uses: the valid one with the higher `seq` (a write goes to
+/// copy 0, then copy 1, each flushed, so a torn write leaves the other copy whole). Both
+/// valid but of different volumes or members, or with one `seq` and different contents, is
+/// refused: one of them is not this device's.
+/// With neither valid, copy 0's error.
+pub fn pick_copy(
+    copy0: Result<Superblock, FormatError>,
+    copy1: Result<Superblock, FormatError>,
+) -> Result<Superblock, FormatError> {
+    match (copy0, copy1) {
+        (Ok(a), Ok(b)) => {
+            if let Err(field) = a.same_volume(&b) {
+                return Err(copy_mismatch(field));
+            }
+            if a.member_index != b.member_index {
+                return Err(copy_mismatch("member_index"));
+            }
+            if a.bucket_count != b.bucket_count {
+                return Err(copy_mismatch("bucket_count"));
+            }
+            if a.seq == b.seq && a != b {
+                // One write makes both copies: the same seq must mean the same bytes.
+                return Err(copy_mismatch("seq"));
+            }
+            Ok(if b.seq > a.seq { b } else { a })
+        }
+        (Ok(a), Err(_)) => Ok(a),
+        (Err(_), Ok(b)) => Ok(b),
+        (Err(e), Err(_)) => Err(e),
+    }
+}
+
+fn copy_mismatch(field: &'static str) -> FormatError {
+    let o = match field {
+        "volume_uuid" => off::VOLUME_UUID,
+        "member_count" => off::MEMBER_COUNT,
+        "members" => off::MEMBERS,
+        "bucket_size" => off::BUCKET_SIZE,
+        "node_max_entries" => off::NODE_MAX_ENTRIES,
+        "journal_blocks" => off::JOURNAL_BLOCKS,
+        "bucket_count" => off::BUCKET_COUNT,
+        "seq" => off::SEQ,
+        _ => off::MEMBER_INDEX,
+    };
+    FormatError::new("superblock copy 1", field, o, ErrorKind::CopiesDisagree)
+}
+
+/// Which member's superblock holds the volume's options: the one with the lowest `seq`.
+///
+/// An option write goes to every member in index order, each flushed, and is acknowledged
+/// only after the last, so every member has reached the lowest `seq` and it is the newest
+/// acknowledged state; a higher one is a write that failed or was cut short, never
+/// acknowledged, and is dropped. The next write uses the highest `seq` plus one everywhere.
+pub fn options_source(sbs: &[Superblock]) -> usize {
+    sbs.iter()
+        .enumerate()
+        .min_by_key(|(i, sb)| (sb.seq, *i))
+        .map_or(0, |(i, _)| i)
 }

@@ -109,7 +109,7 @@ fn alloc_block_every_byte() {
     let states: Vec<_> = (0..3000).map(|i| BucketState::ALL[i % 5]).collect();
     let buf = encode_alloc(&l, &states);
     each_corruption(&buf, 0..BLOCK_SIZE, |b| {
-        alloc_table::decode_block(b, &l, &VOLUME, 3, 0).is_ok()
+        alloc_table::decode_block(b, &l, alloc_id(3, 0)).is_ok()
     });
 }
 
@@ -239,4 +239,118 @@ fn counters_past_max_counter_are_refused() {
     sb.seq = MAX_COUNTER;
     sb.encode(&mut buf).unwrap();
     assert_eq!(Superblock::decode(&buf).unwrap().seq, MAX_COUNTER);
+}
+
+/// Re-seals a superblock after an edit (crc32c of bytes 12..4096 at 8).
+fn reseal_sb(buf: &mut [u8]) {
+    let crc = bkcore::crc32c::crc32c(&buf[12..BLOCK_SIZE]);
+    buf[8..12].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn older_version_and_member_states_are_refused_by_name() {
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    sample_sb().encode(&mut buf).unwrap();
+    buf[12..16].copy_from_slice(&1u32.to_le_bytes());
+    reseal_sb(&mut buf);
+    let e = Superblock::decode(&buf).unwrap_err();
+    assert_eq!(
+        (e.field, e.kind),
+        ("version", ErrorKind::UnsupportedVersion(1))
+    );
+    assert!(
+        e.to_string().contains("format version 1 is not supported"),
+        "{e}"
+    );
+
+    sample_sb().encode(&mut buf).unwrap();
+    buf[256 + 1] = 1;
+    reseal_sb(&mut buf);
+    let e = Superblock::decode(&buf).unwrap_err();
+    assert_eq!((e.field, e.offset), ("member_states", 257));
+}
+
+#[test]
+fn a_torn_superblock_copy_falls_back_to_the_other() {
+    let old = sample_sb();
+    let new = Superblock { seq: 4, ..old };
+    let torn = Err(bkcore::format::FormatError::new(
+        "superblock",
+        "crc32c",
+        8,
+        ErrorKind::BadMagic,
+    ));
+    use bkcore::format::superblock::pick_copy;
+    // Cut short after copy 0: copy 0 new, copy 1 old; the newer wins.
+    assert_eq!(pick_copy(Ok(new), Ok(old)).unwrap().seq, 4);
+    assert_eq!(pick_copy(Ok(old), Ok(new)).unwrap().seq, 4);
+    // Either one torn: the other.
+    assert_eq!(pick_copy(torn, Ok(old)).unwrap().seq, 3);
+    assert_eq!(pick_copy(Ok(new), torn).unwrap().seq, 4);
+    assert_eq!(pick_copy(torn, torn).unwrap_err().field, "crc32c");
+    // Two valid copies of different devices: refused, naming the field.
+    let other = Superblock {
+        volume_uuid: [9; 16],
+        ..old
+    };
+    assert_eq!(
+        pick_copy(Ok(old), Ok(other)).unwrap_err().field,
+        "volume_uuid"
+    );
+    let twin = Superblock {
+        member_index: 0,
+        member_uuid: [1; 16],
+        ..old
+    };
+    assert_eq!(
+        pick_copy(Ok(old), Ok(twin)).unwrap_err().field,
+        "member_index"
+    );
+    let bigger = Superblock {
+        bucket_count: old.bucket_count + 1,
+        ..old
+    };
+    assert_eq!(
+        pick_copy(Ok(old), Ok(bigger)).unwrap_err().field,
+        "bucket_count"
+    );
+    // One seq, two contents: not one write's two copies.
+    let mut opts = old.options;
+    opts.set(bkcore::options::OptId::Discard, 0).unwrap();
+    let same_seq = Superblock {
+        options: opts,
+        ..old
+    };
+    assert_eq!(pick_copy(Ok(old), Ok(same_seq)).unwrap_err().field, "seq");
+}
+
+#[test]
+fn options_come_from_the_write_every_member_finished() {
+    use bkcore::format::superblock::options_source;
+    let a = sample_sb();
+    // Member 0 took a write (seq 4) that failed on member 1 (still 3): member 1's.
+    let sbs = [Superblock { seq: 4, ..a }, a];
+    assert_eq!(options_source(&sbs), 1);
+    assert_eq!(options_source(&[a, a]), 0);
+    assert_eq!(options_source(&[a]), 0);
+}
+
+#[test]
+fn alloc_block_of_another_generation_is_refused() {
+    let l = Layout::new(1 << 16, 3000, 16, 100).unwrap();
+    let states: Vec<_> = (0..3000).map(|i| BucketState::ALL[i % 5]).collect();
+    let buf = encode_alloc(&l, &states);
+    let mut id = alloc_id(3, 0);
+    id.generation = 5;
+    let e = alloc_table::decode_block(&buf, &l, id).unwrap_err();
+    assert_eq!(
+        (e.field, e.kind),
+        (
+            "generation",
+            ErrorKind::Mismatch {
+                expected: 5,
+                found: 7
+            }
+        )
+    );
 }

@@ -73,3 +73,17 @@ fn batches_are_bounded_and_nothing_to_do_is_none() {
     off.online = false;
     assert_eq!(pick(&[off], 1, Some(Watermark::Btree), true), None);
 }
+
+#[test]
+fn failing_devices_back_off_and_log_rarely() {
+    use bkcore::discard_order::{backoff_ms, log_failure, BACKOFF_MAX_MS};
+    let pauses: Vec<u64> = (0..10).map(backoff_ms).collect();
+    assert_eq!(
+        pauses,
+        [0, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 64000, 64000]
+    );
+    assert_eq!(backoff_ms(u32::MAX), BACKOFF_MAX_MS);
+    let logged = (1..=1000).filter(|&f| log_failure(f)).count();
+    assert_eq!(logged, 10); // 1, 2, 4, ..., 512
+    assert!(!log_failure(0));
+}

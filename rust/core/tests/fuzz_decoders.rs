@@ -49,7 +49,7 @@ proptest! {
         let l = Layout::new(1 << 16, 5000, 16, 100).unwrap();
         let _ = Superblock::decode(&data);
         let _ = Checkpoint::decode(&data, &VOLUME);
-        let _ = alloc_table::decode_block(&data, &l, &VOLUME, 0, 1);
+        let _ = alloc_table::decode_block(&data, &l, alloc_id(0, 1));
         let _ = decode_entry(&data, &VOLUME);
         let _ = journal::entry_len(&data);
         let _ = decode_node(&data, &VOLUME, u32::MAX);
@@ -63,7 +63,7 @@ proptest! {
             }
             let _ = Superblock::decode(&d);
             let _ = Checkpoint::decode(&d, &VOLUME);
-            let _ = alloc_table::decode_block(&d, &l, &VOLUME, 0, 0);
+            let _ = alloc_table::decode_block(&d, &l, alloc_id(0, 0));
             let _ = decode_entry(&d, &VOLUME);
             let _ = decode_node(&d, &VOLUME, u32::MAX);
         }
@@ -100,7 +100,7 @@ proptest! {
         let mut buf = encode_alloc(&l, &states);
         mutate(&mut buf, &e, BLOCK_SIZE);
         fix_crc(&mut buf, 4, 8, BLOCK_SIZE);
-        if let Ok(b) = alloc_table::decode_block(&buf, &l, &VOLUME, 3, 0) {
+        if let Ok(b) = alloc_table::decode_block(&buf, &l, alloc_id(3, 0)) {
             let s: Vec<_> = b.iter().collect();
             prop_assert_eq!(encode_alloc(&l, &s), buf);
         }

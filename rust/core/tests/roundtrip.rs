@@ -37,10 +37,10 @@ proptest! {
     #[test]
     fn alloc_block_round_trip((l, states) in alloc_case()) {
         let buf = encode_alloc(&l, &states);
-        let b = alloc_table::decode_block(&buf, &l, &VOLUME, 3, 0).unwrap();
+        let b = alloc_table::decode_block(&buf, &l, alloc_id(3, 0)).unwrap();
         prop_assert_eq!(b.iter().collect::<Vec<_>>(), states.clone());
         prop_assert_eq!(b.counts().total(), states.len() as u64);
-        prop_assert!(alloc_table::decode_block(&buf, &l, &VOLUME, 2, 0).is_err());
+        prop_assert!(alloc_table::decode_block(&buf, &l, alloc_id(2, 0)).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::io::Read;
 
 use bkcore::buckets::{BucketCounts, BucketState};
+use bkcore::format::layout::SB_COPIES;
 use bkcore::format::{
     alloc_table, journal, BtreePtr, Checkpoint, EntryWriter, Layout, NodeHeader, NodeWriter,
     Record, Replica, Superblock, Value, BLOCK_SIZE, MAX_MEMBERS,
@@ -389,16 +390,7 @@ pub fn write_volume(plan: &VolumePlan, devs: &[Device]) -> crate::Result<BuildRe
     for (i, ((dev, l), states)) in devs.iter().zip(&layouts).zip(&all_states).enumerate() {
         let mut counts = BucketCounts::new();
         states.iter().for_each(|s| counts.add(*s));
-        // Alloc table.
-        let mut blk = vec![0u8; BLOCK_SIZE];
-        for b in 0..l.alloc_blocks {
-            let first = b as usize * alloc_table::STATES_PER_BLOCK;
-            let states = states[first..].iter().copied();
-            alloc_table::encode_block(&mut blk, l, &volume, i as u32, b, states)
-                .map_err(|e| e.to_string())?;
-            dev.write_at(l.alloc_block_offset(b), &blk)?;
-        }
-        // Checkpoint generation 1 in slot 1; slot 0 cleared of anything older.
+        // Checkpoint generation 1, in slot 1 with alloc table copy 1.
         let cp = Checkpoint {
             generation: 1,
             journal_seq: plan.checkpoint_seq,
@@ -407,10 +399,28 @@ pub fn write_volume(plan: &VolumePlan, devs: &[Device]) -> crate::Result<BuildRe
             root: root.ptr,
             counts,
         };
+        // Alloc table: the checkpoint's copy, naming its generation; the other copy and
+        // the other slot cleared of anything older, so they never decode.
+        let zero = vec![0u8; BLOCK_SIZE];
+        let mut blk = vec![0u8; BLOCK_SIZE];
+        for b in 0..l.alloc_blocks {
+            let first = b as usize * alloc_table::STATES_PER_BLOCK;
+            let id = alloc_table::BlockId {
+                volume: &volume,
+                member: i as u32,
+                block: b,
+                generation: cp.generation,
+            };
+            alloc_table::encode_block(&mut blk, l, id, states[first..].iter().copied())
+                .map_err(|e| e.to_string())?;
+            dev.write_at(l.alloc_block_offset(cp.slot(), b), &blk)?;
+            dev.write_at(l.alloc_block_offset(1 - cp.slot(), b), &zero)?;
+        }
         cp.encode(&mut blk, &volume).map_err(|e| e.to_string())?;
         dev.write_at(l.checkpoint_offset(cp.slot()), &blk)?;
-        dev.write_at(l.checkpoint_offset(1 - cp.slot()), &[0u8; BLOCK_SIZE])?;
-        // Superblock.
+        dev.write_at(l.checkpoint_offset(1 - cp.slot()), &zero)?;
+        dev.sync()?;
+        // Superblock: copy 0, then copy 1, each flushed (as the kernel writes it).
         let sb = Superblock {
             volume_uuid: volume,
             member_uuid: members[i],
@@ -426,8 +436,10 @@ pub fn write_volume(plan: &VolumePlan, devs: &[Device]) -> crate::Result<BuildRe
             options: plan.options,
         };
         sb.encode(&mut blk).map_err(|e| e.to_string())?;
-        dev.write_at(0, &blk)?;
-        dev.sync()?;
+        for copy in 0..SB_COPIES {
+            dev.write_at(Layout::sb_offset(copy), &blk)?;
+            dev.sync()?;
+        }
         counts_out.push((*l, counts));
     }
     Ok(BuildReport {

@@ -10,6 +10,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use bkcore::buckets::{BucketCounts, BucketState};
+use bkcore::format::layout::SB_COPIES;
+use bkcore::format::superblock::{options_source, pick_copy};
 use bkcore::format::{
     alloc_table, decode_entry, decode_node, journal, newest_checkpoint, BtreePtr, Checkpoint,
     ErrorKind, FormatError, Layout, Record, Superblock, BLOCK_SIZE,
@@ -56,12 +58,15 @@ impl fmt::Display for Finding {
 pub struct Member {
     /// The device.
     pub dev: Device,
-    /// Its superblock.
+    /// Its superblock (the copy [`pick_copy`] chose).
     pub sb: Superblock,
     /// Its layout.
     pub layout: Layout,
     /// Bucket states from the alloc table (`None` where the block did not decode).
     pub states: Vec<Option<BucketState>>,
+    /// The alloc table copy read: the volume checkpoint's (`None`: no valid checkpoint
+    /// names one, so nothing was read).
+    pub alloc_copy: Option<usize>,
     /// Whether every alloc table block decoded.
     pub alloc_ok: bool,
     /// Per-state counts of the decoded states.
@@ -121,9 +126,11 @@ pub struct Volume {
     pub members: Vec<Option<Member>>,
     /// Devices whose superblock did not decode, or that belong elsewhere.
     pub rejected: Vec<(PathBuf, String)>,
-    /// The superblock with the highest `seq` (options come from it).
+    /// The superblock the volume's options come from: the member with the lowest `seq`
+    /// ([`options_source`]), the newest write every member acknowledged.
     pub sb: Superblock,
-    /// The newest valid checkpoint over all members.
+    /// The newest valid checkpoint over all members: the volume's state, with alloc table
+    /// copy `generation % 2` on every member.
     pub checkpoint: Option<Checkpoint>,
     /// The journal.
     pub journal: JournalSummary,
@@ -182,14 +189,7 @@ pub fn load(paths: &[PathBuf]) -> crate::Result<Volume> {
             return Err(format!("{}: given twice", p.display()));
         }
         let dev = Device::open(p, false)?;
-        let mut blk = vec![0u8; BLOCK_SIZE];
-        let res = if dev.size < BLOCK_SIZE as u64 {
-            Err(format!("{} bytes, too small", dev.size))
-        } else {
-            dev.read_at(0, &mut blk)?;
-            Superblock::decode(&blk).map_err(|e| e.to_string())
-        };
-        match res {
+        match read_superblock(&dev, &mut findings)? {
             Ok(sb) => found.push((dev, sb)),
             Err(e) => {
                 findings.push(Finding {
@@ -259,6 +259,7 @@ pub fn load(paths: &[PathBuf]) -> crate::Result<Volume> {
             sb,
             layout,
             states: Vec::new(),
+            alloc_copy: None,
             alloc_ok: false,
             counts: BucketCounts::new(),
             checkpoint: None,
@@ -267,9 +268,16 @@ pub fn load(paths: &[PathBuf]) -> crate::Result<Volume> {
     }
 
     check_members(&mut v);
+    // The checkpoints first: the volume's newest names the alloc table copy to read.
+    for i in 0..v.members.len() {
+        load_checkpoints(&mut v, i)?;
+    }
+    v.checkpoint = v
+        .loaded()
+        .filter_map(|(_, m)| m.checkpoint)
+        .max_by_key(|c| c.generation);
     for i in 0..v.members.len() {
         load_alloc_table(&mut v, i)?;
-        load_checkpoints(&mut v, i)?;
         load_journal(&mut v, i)?;
     }
     check_checkpoints(&mut v);
@@ -278,28 +286,99 @@ pub fn load(paths: &[PathBuf]) -> crate::Result<Volume> {
     Ok(v)
 }
 
+/// Reads both superblock copies of `dev` and picks one ([`pick_copy`]). A torn, invalid
+/// or older copy next to a good one is a warning in `findings` (the member loads); the
+/// inner error is why the device has no usable superblock.
+fn read_superblock(
+    dev: &Device,
+    findings: &mut Vec<Finding>,
+) -> crate::Result<std::result::Result<Superblock, String>> {
+    let need = (SB_COPIES * BLOCK_SIZE) as u64;
+    if dev.size < need {
+        return Ok(Err(format!(
+            "{} bytes, too small for the {SB_COPIES} superblock copies",
+            dev.size
+        )));
+    }
+    let copy = |c: usize| -> crate::Result<_> {
+        Ok(Superblock::decode(
+            &dev.read_vec(Layout::sb_offset(c), BLOCK_SIZE)?,
+        ))
+    };
+    let (c0, c1) = (copy(0)?, copy(1)?);
+    let sb = match pick_copy(c0, c1) {
+        Ok(sb) => sb,
+        Err(e) => {
+            return Ok(Err(match (c0, c1) {
+                // Version 1 kept one copy, in block 0: its version is the whole story.
+                (
+                    Err(
+                        e0 @ FormatError {
+                            kind: ErrorKind::UnsupportedVersion(_),
+                            ..
+                        },
+                    ),
+                    _,
+                ) => e0.to_string(),
+                (Err(e0), Err(e1)) => format!("copy 0: {e0}; copy 1: {e1}"),
+                _ => e.to_string(),
+            }));
+        }
+    };
+    let path = dev.path.display();
+    let used = usize::from(c0 != Ok(sb));
+    for (c, res) in [c0, c1].into_iter().enumerate() {
+        let (severity, message) = match res {
+            Err(e) => (
+                Severity::Warning,
+                format!(
+                    "{path}: superblock copy {c} is torn or invalid: {e}; copy {used} (seq {}) is used",
+                    sb.seq
+                ),
+            ),
+            Ok(other) if other.seq < sb.seq => (
+                Severity::Warning,
+                format!(
+                    "{path}: superblock copy {c} is older (seq {} < {}): a superblock write was cut short; copy {used} is used",
+                    other.seq, sb.seq
+                ),
+            ),
+            Ok(_) => continue,
+        };
+        findings.push(Finding {
+            severity,
+            class: "superblock",
+            message,
+        });
+    }
+    Ok(Ok(sb))
+}
+
 fn check_members(v: &mut Volume) {
-    // Options come from the newest superblock.
-    let newest = v.loaded().map(|(_, m)| m.sb).max_by_key(|sb| sb.seq);
-    if let Some(sb) = newest {
+    // Options come from the lowest seq: the newest write every member acknowledged.
+    let sbs: Vec<(usize, Superblock)> = v.loaded().map(|(i, m)| (i, m.sb)).collect();
+    let plain: Vec<Superblock> = sbs.iter().map(|(_, sb)| *sb).collect();
+    let source = sbs.get(options_source(&plain)).copied();
+    if let Some((_, sb)) = source {
         v.sb = sb;
     }
+    let source = source.map_or(0, |(i, _)| i);
     let mut msgs = Vec::new();
-    for (i, m) in v.loaded() {
-        if m.sb.seq < v.sb.seq {
+    for (i, sb) in &sbs {
+        if sb.seq > v.sb.seq {
             msgs.push((
                 Severity::Warning,
                 format!(
-                    "member {i} superblock is older (seq {} < {}); options are taken from seq {}",
-                    m.sb.seq, v.sb.seq, v.sb.seq
+                    "member {i}: an option write to seq {} did not reach every member; it was never acknowledged and is ignored (options are member {}'s, seq {})",
+                    sb.seq, source, v.sb.seq
                 ),
             ));
-        } else if m.sb.options != v.sb.options {
+        } else if sb.options != v.sb.options {
             msgs.push((
                 Severity::Error,
                 format!(
                     "member {i} has the same superblock seq {} but different options",
-                    m.sb.seq
+                    sb.seq
                 ),
             ));
         }
@@ -324,25 +403,49 @@ fn check_members(v: &mut Volume) {
 }
 
 fn load_alloc_table(v: &mut Volume, i: usize) -> crate::Result<()> {
+    let cp = v.checkpoint;
     let Some(m) = v.members[i].as_mut() else {
         return Ok(());
     };
     let l = m.layout;
+    // Which copy is current is the volume checkpoint's to say; without one, do not guess.
+    let Some(cp) = cp else {
+        m.states = vec![None; l.bucket_count as usize];
+        m.alloc_copy = None;
+        m.alloc_ok = false;
+        m.counts = BucketCounts::new();
+        v.error(
+            "alloc_table",
+            format!("member {i}: alloc table unreadable: no valid checkpoint names which of its two copies is current"),
+        );
+        return Ok(());
+    };
+    let copy = cp.slot();
     let region = m.dev.read_vec(
-        l.alloc_block_offset(0),
+        l.alloc_block_offset(copy, 0),
         l.alloc_blocks as usize * BLOCK_SIZE,
     )?;
     let mut errors = Vec::new();
     m.states = Vec::with_capacity(l.bucket_count as usize);
+    m.alloc_copy = Some(copy);
     m.alloc_ok = true;
     for (b, blk) in region.chunks(BLOCK_SIZE).enumerate() {
-        match alloc_table::decode_block(blk, &l, &m.sb.volume_uuid, i as u32, b as u32) {
+        let id = alloc_table::BlockId {
+            volume: &m.sb.volume_uuid,
+            member: i as u32,
+            block: b as u32,
+            generation: cp.generation,
+        };
+        match alloc_table::decode_block(blk, &l, id) {
             Ok(ab) => m.states.extend(ab.iter().map(Some)),
             Err(e) => {
                 m.alloc_ok = false;
                 m.states
                     .extend((0..l.alloc_block_states(b as u32)).map(|_| None));
-                errors.push(format!("member {i} alloc table block {b}: {e}"));
+                errors.push(format!(
+                    "member {i} alloc table copy {copy} block {b} (generation {}): {e}",
+                    cp.generation
+                ));
             }
         }
     }
@@ -491,15 +594,10 @@ fn load_journal(v: &mut Volume, i: usize) -> crate::Result<()> {
 }
 
 fn check_checkpoints(v: &mut Volume) {
-    let newest = v
-        .loaded()
-        .filter_map(|(_, m)| m.checkpoint)
-        .max_by_key(|c| c.generation);
-    let Some(cp) = newest else {
+    let Some(cp) = v.checkpoint else {
         v.error("checkpoint", "no valid checkpoint on any member".into());
         return;
     };
-    v.checkpoint = Some(cp);
     let mut msgs = Vec::new();
     for (i, m) in v.loaded() {
         let Some(mine) = m.checkpoint else {
@@ -511,11 +609,14 @@ fn check_checkpoints(v: &mut Volume) {
             continue;
         };
         if mine.generation < cp.generation {
+            // Every member's alloc table copy is written before any checkpoint, so this
+            // member has generation cp's table; its own counts describe the older one and
+            // are not compared.
             msgs.push((
                 Severity::Warning,
                 "checkpoint",
                 format!(
-                    "member {i} checkpoint is older (generation {} < {})",
+                    "member {i} checkpoint is older (generation {} < {}): a flush was cut short between checkpoints; the next register's checkpoint repairs it",
                     mine.generation, cp.generation
                 ),
             ));

@@ -7,7 +7,7 @@ mod common;
 
 use bkalloc::volume::Severity;
 use bkcore::buckets::BucketState;
-use bkcore::format::{journal, BtreePtr, Replica, BLOCK_SIZE};
+use bkcore::format::{alloc_table, journal, BtreePtr, Layout, Replica, BLOCK_SIZE};
 use bkcore::options::OptId;
 use common::*;
 
@@ -29,7 +29,10 @@ fn clean_volume_passes() {
 fn superblock_checksum() {
     let d = tempdir();
     let p = small(d.path());
-    flip(&p[1], 100);
+    // Both copies: one alone is survivable (superblock_copy_torn).
+    for copy in 0..2 {
+        flip(&p[1], Layout::sb_offset(copy) + 100);
+    }
     assert!(has_error(&p, "superblock"));
     let (code, out) = run(&["fsck", s(&p[0]), s(&p[1])]);
     assert_eq!(code, 1);
@@ -69,7 +72,8 @@ fn missing_member_and_duplicate_index() {
 fn alloc_table_checksum() {
     let d = tempdir();
     let p = small(d.path());
-    flip(&p[1], layout(&p[1]).alloc_block_offset(0) + 40);
+    let copy = checkpoint(&p[1]).slot();
+    flip(&p[1], layout(&p[1]).alloc_block_offset(copy, 0) + 48);
     assert!(has_error(&p, "alloc_table"));
 }
 
@@ -357,7 +361,7 @@ fn leaked_btree_bucket_is_a_warning() {
 }
 
 #[test]
-fn older_superblock_is_a_warning_and_same_seq_disagreement_an_error() {
+fn newer_superblock_is_a_warning_and_same_seq_disagreement_an_error() {
     let d = tempdir();
     let p = small(d.path());
     let mut sb1 = sb(&p[1]);
@@ -372,10 +376,16 @@ fn older_superblock_is_a_warning_and_same_seq_disagreement_an_error() {
             .all(|(s, c, _)| *s == Severity::Warning && *c == "member"),
         "{f:#?}"
     );
+    assert!(
+        f.iter().any(|(_, _, m)| m.contains(
+            "member 1: an option write to seq 2 did not reach every member; it was never acknowledged and is ignored"
+        )),
+        "{f:#?}"
+    );
     let v = bkalloc::volume::load(&p).unwrap();
     assert!(
-        !v.sb.options.discard(),
-        "options come from the newest superblock"
+        v.sb.options.discard(),
+        "options come from the lowest seq, the write every member acknowledged"
     );
 }
 
@@ -388,9 +398,16 @@ fn random_damage_never_panics() {
     let mut targets = Vec::new(); // (device, offset, bytes that matter)
     for (i, path) in p.iter().enumerate() {
         let l = layout(path);
-        targets.push((i, 0, 1024));
-        targets.push((i, l.checkpoint_offset(checkpoint(path).slot()), 128));
-        targets.push((i, l.alloc_block_offset(0), 32 + l.bucket_count));
+        let cp = checkpoint(path);
+        for copy in 0..2 {
+            targets.push((i, Layout::sb_offset(copy), 1024));
+        }
+        targets.push((i, l.checkpoint_offset(cp.slot()), 128));
+        targets.push((
+            i,
+            l.alloc_block_offset(cp.slot(), 0),
+            alloc_table::ALLOC_HEADER_SIZE as u64 + l.bucket_count,
+        ));
         for j in 0..3 {
             targets.push((i, l.journal_block_offset(j), 48 + 2 * 48));
         }
@@ -418,4 +435,243 @@ fn random_damage_never_panics() {
     // A few land past a short leaf's last entry, which no checksum covers.
     assert!(noticed > 300, "only {noticed} of 400 flips noticed");
     assert!(findings(&p).is_empty());
+}
+
+/// Not a structure of any kind: what a write torn mid-block can leave.
+fn garbage() -> Vec<u8> {
+    (0..BLOCK_SIZE).map(|i| (i * 131 + 7) as u8).collect()
+}
+
+#[test]
+fn superblock_copy_torn() {
+    for copy in 0..2 {
+        let d = tempdir();
+        let p = small(d.path());
+        write(&p[1], Layout::sb_offset(copy), &garbage());
+        let f = findings(&p);
+        assert!(
+            f.len() == 1 && f[0].0 == Severity::Warning && f[0].1 == "superblock",
+            "copy {copy}: {f:#?}"
+        );
+        let (code, out) = run(&["fsck", s(&p[0]), s(&p[1])]);
+        assert_eq!(code, 0, "copy {copy}: {out}");
+        let want = format!("{}: superblock copy {copy} is torn or invalid", s(&p[1]));
+        assert!(
+            out.contains("warning[superblock]") && out.contains(&want),
+            "copy {copy}: {out}"
+        );
+        assert!(
+            out.contains(&format!("copy {} (seq 1) is used", 1 - copy)),
+            "{out}"
+        );
+        assert!(out.contains("0 error(s), 1 warning(s)"), "{out}");
+    }
+}
+
+#[test]
+fn option_write_cut_short_keeps_the_acknowledged_options() {
+    let d = tempdir();
+    let p = small(d.path());
+    // The write reached member 0 (both copies, seq 2, discard off), never member 1.
+    let old0 = sb(&p[0]);
+    let mut sb0 = old0;
+    sb0.seq += 1;
+    sb0.options.set(OptId::Discard, 0).unwrap();
+    write_sb(&p[0], &sb0);
+    let f = findings(&p);
+    assert!(
+        !f.is_empty()
+            && f.iter()
+                .all(|(s, c, _)| *s == Severity::Warning && *c == "member"),
+        "{f:#?}"
+    );
+    let v = bkalloc::volume::load(&p).unwrap();
+    assert!(
+        v.sb.options.discard(),
+        "the volume's options are the old ones"
+    );
+    assert_eq!(v.sb.seq, 1);
+    let (code, out) = run(&["fsck", s(&p[0]), s(&p[1])]);
+    assert_eq!(code, 0, "warnings only: {out}");
+    assert!(
+        out.contains("warning[member]: member 0: an option write to seq 2 did not reach every member; it was never acknowledged and is ignored"),
+        "{out}"
+    );
+    let (code, out) = run(&["show", "--json", s(&p[0]), s(&p[1])]);
+    assert_eq!(code, 0, "{out}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["options"]["discard"]["value"], 1, "{out}");
+
+    // Cut shorter still: member 0's copy 0 only. Its copy 1 is older, a warning too.
+    write_sb_copy(&p[0], 1, &old0);
+    let f = findings(&p);
+    assert!(f.iter().all(|(s, _, _)| *s == Severity::Warning), "{f:#?}");
+    assert!(
+        f.iter()
+            .any(|(_, c, m)| *c == "superblock"
+                && m.contains("superblock copy 1 is older (seq 1 < 2)")),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter()
+            .any(|(_, c, m)| *c == "member" && m.contains("an option write to seq 2")),
+        "{f:#?}"
+    );
+    assert!(bkalloc::volume::load(&p).unwrap().sb.options.discard());
+}
+
+#[test]
+fn flush_cut_short_between_checkpoints() {
+    let d = tempdir();
+    let p = small(d.path());
+    // Generation g + 1: every member's alloc table copy, then the checkpoint on member 0
+    // only.
+    let g = checkpoint(&p[0]).generation;
+    for path in &p {
+        let s = states(path);
+        write_states(path, g + 1, &s);
+    }
+    let mut cp = checkpoint(&p[0]);
+    cp.generation = g + 1;
+    write_checkpoint(&p[0], &cp);
+    let f = findings(&p);
+    assert!(f.iter().all(|(s, _, _)| *s == Severity::Warning), "{f:#?}");
+    assert!(
+        f.iter()
+            .any(|(_, c, m)| *c == "checkpoint" && m.contains("member 1 checkpoint is older")),
+        "{f:#?}"
+    );
+    let v = bkalloc::volume::load(&p).unwrap();
+    assert_eq!(v.checkpoint.unwrap().generation, g + 1);
+    assert!(v
+        .loaded()
+        .all(|(_, m)| m.alloc_ok && m.alloc_copy == Some(((g + 1) % 2) as usize)));
+    let (code, out) = run(&["fsck", s(&p[0]), s(&p[1])]);
+    assert_eq!(code, 0, "{out}");
+
+    // Member 1's own counts describe the older table: a changed new table is not
+    // compared with them (they would differ), but it is with member 0's.
+    let d2 = tempdir();
+    let p = small(d2.path());
+    for path in &p {
+        let mut s = states(path);
+        *s.last_mut().unwrap() = BucketState::User;
+        write_states(path, g + 1, &s);
+    }
+    let mut cp = checkpoint(&p[0]);
+    cp.generation = g + 1;
+    write_checkpoint(&p[0], &cp);
+    let f = findings(&p);
+    let counts: Vec<_> = f.iter().filter(|(_, c, _)| *c == "counts").collect();
+    assert!(
+        counts.len() == 1 && counts[0].2.starts_with("member 0 "),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn torn_alloc_table_copy() {
+    // The copy the newest checkpoint does not use: garbage there is no error.
+    let d = tempdir();
+    let p = small(d.path());
+    let used = checkpoint(&p[1]).slot();
+    let l = layout(&p[1]);
+    write(&p[1], l.alloc_block_offset(1 - used, 0), &garbage());
+    let f = findings(&p);
+    assert!(f.iter().all(|(s, _, _)| *s != Severity::Error), "{f:#?}");
+    let (code, out) = run(&["fsck", s(&p[0]), s(&p[1])]);
+    assert_eq!(code, 0, "{out}");
+
+    // The used copy: an error naming the member, the block and the field.
+    write(&p[1], l.alloc_block_offset(used, 0), &garbage());
+    assert!(has_error(&p, "alloc_table"));
+    let (code, out) = run(&["fsck", s(&p[0]), s(&p[1])]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "error[alloc_table]: member 1 alloc table copy {used} block 0"
+        )) && out.contains("field magic"),
+        "{out}"
+    );
+
+    // A block of the used copy left from another generation: named by its field too.
+    let d2 = tempdir();
+    let p = small(d2.path());
+    let cp = checkpoint(&p[1]);
+    let s1 = states(&p[1]);
+    write_states(&p[1], cp.generation + 2, &s1);
+    let f = findings(&p);
+    assert!(
+        f.iter().any(|(s, c, m)| *s == Severity::Error
+            && *c == "alloc_table"
+            && m.contains("member 1 alloc table")
+            && m.contains("block 0")
+            && m.contains("field generation")),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn version_1_superblock_is_refused() {
+    let d = tempdir();
+    let p = small(d.path());
+    // Version 1: one superblock, in block 0; block 1 held checkpoint slot 0 (cleared).
+    let to_v1 = |path: &std::path::Path| {
+        write(path, 12, &1u32.to_le_bytes());
+        reseal_sb(path, 0);
+        write(path, Layout::sb_offset(1), &[0u8; BLOCK_SIZE]);
+    };
+    to_v1(&p[1]);
+    let f = findings(&p);
+    assert!(
+        f.iter().any(|(sev, c, m)| *sev == Severity::Error
+            && *c == "superblock"
+            && m.contains(s(&p[1]))
+            && m.contains("format version 1")),
+        "{f:#?}"
+    );
+    let (code, out) = run(&["fsck", s(&p[0]), s(&p[1])]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("format version 1"), "{out}");
+    // Every member version 1: nothing to check against.
+    to_v1(&p[0]);
+    let e = bkalloc::volume::load(&p).err().unwrap();
+    assert!(e.contains("format version 1"), "{e}");
+    assert_eq!(run(&["fsck", s(&p[0]), s(&p[1])]).0, 2);
+}
+
+#[test]
+fn superblock_copies_that_disagree() {
+    // Both valid, the same seq, but not the same contents: one write, two results.
+    let d = tempdir();
+    let p = small(d.path());
+    let mut other = sb(&p[1]);
+    other.btree_reserve += 1;
+    write_sb_copy(&p[1], 1, &other);
+    // The core's pick_copy refuses the device, naming the field.
+    let f = findings(&p);
+    assert!(
+        f.iter().any(|(sev, c, m)| *sev == Severity::Error
+            && *c == "superblock"
+            && m.contains("superblock copy 1: field seq at offset 48: differs from copy 0")),
+        "{f:#?}"
+    );
+
+    // Copy 1 of another device altogether: the device is refused, naming the field.
+    let d2 = tempdir();
+    let p = small(d2.path());
+    let q = write_scenario(d2.path(), "other", SMALL);
+    write(
+        &p[1],
+        Layout::sb_offset(1),
+        &read(&q[1], Layout::sb_offset(1), BLOCK_SIZE),
+    );
+    let f = findings(&p);
+    assert!(
+        f.iter().any(|(sev, c, m)| *sev == Severity::Error
+            && *c == "superblock"
+            && m.contains("superblock copy 1: field volume_uuid")),
+        "{f:#?}"
+    );
+    assert!(has_error(&p, "member"), "member 1 is not loaded");
 }

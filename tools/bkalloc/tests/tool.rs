@@ -166,7 +166,7 @@ fn issue_1108_sample() {
         "{out}"
     );
     assert!(
-        out.contains("buckets: free 5109, need_discard 41681, sb 17, btree 3, user 128"),
+        out.contains("buckets: free 5109, need_discard 41681, sb 18, btree 3, user 127"),
         "{out}"
     );
 

@@ -17,7 +17,8 @@ bkalloc show --json "$(disk 0)" "$(disk 1)" "$(disk 2)" | grep -q '"bucket_size"
 step "fsck passes on a fresh volume"
 bkalloc fsck "$(disk 0)" "$(disk 1)" "$(disk 2)" || fail "fsck on a fresh volume"
 step "fsck fails on a corrupted alloc table and names it"
-printf '\377' | dd of="$(disk 1)" bs=1 seek=$((3 * 4096 + 100)) conv=notrunc 2>/dev/null
+# After format (checkpoint generation 1) the alloc table in use is copy 1: block 4 + 1.
+printf '\377' | dd of="$(disk 1)" bs=1 seek=$((5 * 4096 + 100)) conv=notrunc 2>/dev/null
 out=$(bkalloc fsck "$(disk 0)" "$(disk 1)" "$(disk 2)") && fail "fsck passed on a corrupted alloc table"
 echo "$out" | grep -q 'alloc_table' || fail "fsck does not name the alloc table: $out"
 EOF_GUEST

@@ -262,14 +262,24 @@ pub(crate) fn encode_node(spec: &NodeSpec, max_entries: u32, size: usize) -> (Ve
 
 /// A small layout and the states of alloc block 0 (the last, partial block).
 pub(crate) fn alloc_case() -> impl Strategy<Value = (Layout, Vec<BucketState>)> {
-    (100u64..=4064).prop_flat_map(|buckets| {
+    (100u64..=4056).prop_flat_map(|buckets| {
         let l = Layout::new(1 << 16, buckets, 16, 100).unwrap();
         (Just(l), vec(state(), buckets as usize))
     })
 }
 
+/// Alloc table block `block` of member `member`, generation 7.
+pub(crate) fn alloc_id(member: u32, block: u32) -> alloc_table::BlockId<'static> {
+    alloc_table::BlockId {
+        volume: &VOLUME,
+        member,
+        block,
+        generation: 7,
+    }
+}
+
 pub(crate) fn encode_alloc(l: &Layout, states: &[BucketState]) -> Vec<u8> {
     let mut buf = vec![0u8; BLOCK_SIZE];
-    alloc_table::encode_block(&mut buf, l, &VOLUME, 3, 0, states.iter().copied()).unwrap();
+    alloc_table::encode_block(&mut buf, l, alloc_id(3, 0), states.iter().copied()).unwrap();
     buf
 }

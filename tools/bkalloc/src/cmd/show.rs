@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 
 use bkcore::buckets::BucketState;
+use bkcore::format::layout::SB_COPIES;
+use bkcore::format::Layout;
 use bkcore::options::{OptType, OPTIONS};
 use bkcore::uuid::Hyphenated;
 use serde::Serialize;
@@ -25,7 +27,11 @@ struct JsonDevice {
     bucket_count: u64,
     btree_reserve: u32,
     sb_buckets: u32,
+    superblock_offsets: [u64; SB_COPIES],
+    checkpoint_offsets: [u64; 2],
     alloc_blocks: u32,
+    alloc_offsets: [u64; 2],
+    alloc_copy: Option<usize>,
     journal_offset: u64,
     journal_blocks: u32,
     node_max_entries: u32,
@@ -65,7 +71,11 @@ pub fn to_json(v: &Volume) -> Value {
                 bucket_count: m.sb.bucket_count,
                 btree_reserve: m.sb.btree_reserve,
                 sb_buckets: m.layout.sb_buckets,
+                superblock_offsets: std::array::from_fn(Layout::sb_offset),
+                checkpoint_offsets: std::array::from_fn(|s| m.layout.checkpoint_offset(s)),
                 alloc_blocks: m.layout.alloc_blocks,
+                alloc_offsets: std::array::from_fn(|c| m.layout.alloc_block_offset(c, 0)),
+                alloc_copy: m.alloc_copy,
                 journal_offset: m.layout.journal_offset,
                 journal_blocks: m.layout.journal_blocks,
                 node_max_entries: m.layout.node_max_entries,
@@ -193,10 +203,19 @@ pub fn to_text(v: &Volume) -> String {
             human(l.device_bytes()),
             sb.btree_reserve
         ));
+        let current = m
+            .alloc_copy
+            .map_or(String::new(), |c| format!(" (copy {c} current)"));
         line(format!(
-            "  layout: {} sb buckets (alloc table {} blocks, journal {} blocks at {}), node {} entries / {}",
+            "  layout: {} sb buckets (superblock copies at {} and {}, checkpoint slots at {} and {}, alloc table 2 x {} blocks at {} and {}{current}, journal {} blocks at {}), node {} entries / {}",
             l.sb_buckets,
+            Layout::sb_offset(0),
+            Layout::sb_offset(1),
+            l.checkpoint_offset(0),
+            l.checkpoint_offset(1),
             l.alloc_blocks,
+            l.alloc_block_offset(0, 0),
+            l.alloc_block_offset(1, 0),
             l.journal_blocks,
             l.journal_offset,
             l.node_max_entries,
@@ -208,6 +227,8 @@ pub fn to_text(v: &Volume) -> String {
             .collect();
         let bad = if m.alloc_ok {
             ""
+        } else if m.alloc_copy.is_none() {
+            " (alloc table not read: no valid checkpoint names its current copy)"
         } else {
             " (alloc table damaged: partial)"
         };

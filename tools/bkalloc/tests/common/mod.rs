@@ -15,9 +15,11 @@ use bkalloc::dev::Device;
 use bkalloc::volume::{load, Severity};
 use bkcore::buckets::{BucketCounts, BucketState};
 use bkcore::crc32c::crc32c;
+use bkcore::format::layout::SB_COPIES;
+use bkcore::format::superblock::pick_copy;
 use bkcore::format::{
-    alloc_table, decode_node, BtreePtr, Checkpoint, Layout, NodeHeader, NodeWriter, Superblock,
-    Value, BLOCK_SIZE,
+    alloc_table, decode_node, BtreePtr, Checkpoint, FormatError, Layout, NodeHeader, NodeWriter,
+    Superblock, Value, BLOCK_SIZE,
 };
 
 /// A small two-device volume: depth-3 btree of 20 keys in nodes of 4, three journal
@@ -116,18 +118,39 @@ pub fn flip(path: &Path, off: u64) {
     write(path, off, &b);
 }
 
+/// Superblock copy `copy` as it decodes.
+pub fn sb_copy(path: &Path, copy: usize) -> Result<Superblock, FormatError> {
+    Superblock::decode(&read(path, Layout::sb_offset(copy), BLOCK_SIZE))
+}
+
+/// The superblock the member uses (the valid copy with the higher seq).
 pub fn sb(path: &Path) -> Superblock {
-    Superblock::decode(&read(path, 0, BLOCK_SIZE)).unwrap()
+    pick_copy(sb_copy(path, 0), sb_copy(path, 1)).unwrap()
 }
 
 pub fn layout(path: &Path) -> Layout {
     sb(path).layout().unwrap()
 }
 
+/// A whole superblock write: both copies.
 pub fn write_sb(path: &Path, sb: &Superblock) {
+    for copy in 0..SB_COPIES {
+        write_sb_copy(path, copy, sb);
+    }
+}
+
+/// One superblock copy (a write cut short after it).
+pub fn write_sb_copy(path: &Path, copy: usize, sb: &Superblock) {
     let mut b = vec![0u8; BLOCK_SIZE];
     sb.encode(&mut b).unwrap();
-    write(path, 0, &b);
+    write(path, Layout::sb_offset(copy), &b);
+}
+
+/// Recomputes a superblock copy's checksum in place (after a raw edit).
+pub fn reseal_sb(path: &Path, copy: usize) {
+    let off = Layout::sb_offset(copy);
+    let body = read(path, off, BLOCK_SIZE);
+    write(path, off + 8, &crc32c(&body[12..]).to_le_bytes());
 }
 
 /// The member's current checkpoint and its slot.
@@ -153,40 +176,62 @@ pub fn write_checkpoint(path: &Path, cp: &Checkpoint) {
     write(path, layout(path).checkpoint_offset(cp.slot()), &b);
 }
 
-pub fn states(path: &Path) -> Vec<BucketState> {
+/// The alloc table block id of `block` on this member for checkpoint `generation`.
+fn alloc_id(sb: &Superblock, block: u32, generation: u64) -> alloc_table::BlockId<'_> {
+    alloc_table::BlockId {
+        volume: &sb.volume_uuid,
+        member: sb.member_index,
+        block,
+        generation,
+    }
+}
+
+/// The alloc table copy of checkpoint `generation` (copy `generation % 2`).
+pub fn alloc_states(path: &Path, generation: u64) -> Vec<BucketState> {
     let sb = sb(path);
     let l = layout(path);
+    let copy = (generation % 2) as usize;
     let mut v = Vec::new();
     for b in 0..l.alloc_blocks {
-        let blk = read(path, l.alloc_block_offset(b), BLOCK_SIZE);
-        let ab = alloc_table::decode_block(&blk, &l, &sb.volume_uuid, sb.member_index, b).unwrap();
+        let blk = read(path, l.alloc_block_offset(copy, b), BLOCK_SIZE);
+        let ab = alloc_table::decode_block(&blk, &l, alloc_id(&sb, b, generation)).unwrap();
         v.extend(ab.iter());
     }
     v
 }
 
-/// Rewrites the alloc table; with `fix_counts`, the checkpoint's counts follow.
-pub fn rewrite_states(path: &Path, f: impl FnOnce(&mut Vec<BucketState>), fix_counts: bool) {
+/// Writes `s` as the alloc table copy of checkpoint `generation`.
+pub fn write_states(path: &Path, generation: u64, s: &[BucketState]) {
     let sb = sb(path);
     let l = layout(path);
-    let mut s = states(path);
-    f(&mut s);
+    let copy = (generation % 2) as usize;
     let mut blk = vec![0u8; BLOCK_SIZE];
     for b in 0..l.alloc_blocks {
         let first = b as usize * alloc_table::STATES_PER_BLOCK;
         alloc_table::encode_block(
             &mut blk,
             &l,
-            &sb.volume_uuid,
-            sb.member_index,
-            b,
+            alloc_id(&sb, b, generation),
             s[first..].iter().copied(),
         )
         .unwrap();
-        write(path, l.alloc_block_offset(b), &blk);
+        write(path, l.alloc_block_offset(copy, b), &blk);
     }
+}
+
+/// The alloc table copy of the member's current checkpoint.
+pub fn states(path: &Path) -> Vec<BucketState> {
+    alloc_states(path, checkpoint(path).generation)
+}
+
+/// Rewrites the current alloc table copy; with `fix_counts`, the checkpoint's counts
+/// follow.
+pub fn rewrite_states(path: &Path, f: impl FnOnce(&mut Vec<BucketState>), fix_counts: bool) {
+    let mut cp = checkpoint(path);
+    let mut s = states(path);
+    f(&mut s);
+    write_states(path, cp.generation, &s);
     if fix_counts {
-        let mut cp = checkpoint(path);
         let mut c = BucketCounts::new();
         s.iter().for_each(|x| c.add(*x));
         cp.counts = c;

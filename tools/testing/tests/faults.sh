@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: GPL-2.0
+# Torn writes and device faults: a superblock or alloc table write cut
+# short, an option write that fails on one member (QEMU blkdebug, see
+# VM_FAULTS in vm.sh). Nothing acknowledged is lost, nothing
+# unacknowledged takes effect, and a damaged copy is named.
+
+# Issue 12 #5: a torn write of superblock copy 0 (garbage in block 0, as a
+# power cut in the middle of an option write leaves it) on one member.
+test_torn_superblock_copy_is_survived() {
+	disks 2 64M
+	vm_guest --timeout 240 <<'EOF_GUEST'
+format_disks 0 1
+load_module
+register_pair
+write $v/options/alloc_deadline 7 || fail "set alloc_deadline"
+bkalloc insert $u --from 1 --count 20 >/dev/null || fail "insert"
+write $v/unregister 1 || fail "unregister"
+step "garbage in block 0 of disk 0: superblock copy 0 torn"
+dd if=/dev/urandom of="$(disk 0)" bs=4096 count=1 conv=fsync 2>/dev/null || fail "dd"
+dmesg -c >/dev/null
+register_pair
+expect_file_eq $v/options/alloc_deadline 7
+bkalloc get $u --from 1 --count 20 --verify >/dev/null || fail "the 20 keys after the torn copy"
+dmesg | grep -q "$(disk 0): superblock copy 0: " || fail "no message naming the torn copy: $(dmesg | tail -n 3)"
+step "the next option write rewrites both copies: no message at the next register"
+write $v/options/alloc_deadline 9 || fail "set alloc_deadline"
+write $v/unregister 1 || fail "unregister"
+dmesg -c >/dev/null
+register_pair
+expect_file_eq $v/options/alloc_deadline 9
+dmesg | grep "superblock copy" && fail "a copy is still damaged after a rewrite"
+step "both copies torn: refused, naming the device"
+write $v/unregister 1 || fail "unregister"
+dd if=/dev/urandom of="$(disk 1)" bs=4096 count=2 conv=fsync 2>/dev/null || fail "dd"
+expect_fail "Invalid argument" write $BK/register "$(disk 0) $(disk 1)"
+dmesg | grep -q "$(disk 1): not a valid bkalloc member: superblock" || fail "$(dmesg | tail -n 3)"
+expect_no_volume
+unload_module
+EOF_GUEST
+}
+
+# Issue 12 #5: a checkpoint torn while writing its alloc table (garbage in
+# the copy the newest checkpoint does not use) costs nothing; damage to the
+# copy it uses is refused, naming device, copy and block.
+test_torn_alloc_table_write_is_survived() {
+	disks 2 64M
+	vm_guest --timeout 240 <<'EOF_GUEST'
+format_disks 0 1
+load_module
+register_pair
+bkalloc insert $u --from 1 --count 20 >/dev/null || fail "insert"
+bkalloc alloc $u >/dev/null || fail "alloc"
+write $v/unregister 1 || fail "unregister"
+before=$(bkalloc show "$(disk 0)" "$(disk 1)" | grep buckets:)
+gen=$(bkalloc show "$(disk 0)" "$(disk 1)" | sed -n 's/^checkpoint: generation \([0-9]*\),.*/\1/p')
+[ -n "$gen" ] || fail "no checkpoint generation in bkalloc show"
+# 64 MiB of 64 KiB buckets: one alloc table block per copy, copy c at block 4 + c.
+used=$((4 + gen % 2))
+other=$((4 + (gen + 1) % 2))
+step "generation $gen: garbage in alloc table block $other (the copy not in use) on both members"
+for i in 0 1; do
+	dd if=/dev/urandom of="$(disk $i)" bs=4096 seek=$other count=1 conv=fsync 2>/dev/null || fail "dd"
+done
+# discard=0: the counts stay as they were (the unregister's checkpoint
+# left a retired node need_discard).
+register_pair discard=0
+bkalloc get $u --from 1 --count 20 --verify >/dev/null || fail "the keys"
+write $v/unregister 1 || fail "unregister"
+expect_eq "$(bkalloc show "$(disk 0)" "$(disk 1)" | grep buckets:)" "$before" "bucket counts"
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after the unregister's checkpoint"
+step "garbage in the copy the newest checkpoint uses: refused by name"
+gen=$(bkalloc show "$(disk 0)" "$(disk 1)" | sed -n 's/^checkpoint: generation \([0-9]*\),.*/\1/p')
+used=$((4 + gen % 2))
+dd if=/dev/urandom of="$(disk 1)" bs=4096 seek=$used count=1 conv=fsync 2>/dev/null || fail "dd"
+dmesg -c >/dev/null
+expect_fail "Invalid argument" write $BK/register "$(disk 0) $(disk 1)"
+dmesg | grep -q "$(disk 1): alloc table copy $((gen % 2)) block 0: " || fail "$(dmesg | tail -n 3)"
+expect_no_volume
+unload_module
+EOF_GUEST
+}
+
+# Issue 12 #11: an option write whose superblock write fails on the second
+# member returns the error, and is not in effect then or after a register
+# (before the fix the first member's higher seq won at the next register).
+test_option_write_failing_half_way_is_dropped() {
+	disks 2 64M
+	vm_guest --timeout 240 <<'EOF_GUEST'
+format_disks 0 1
+EOF_GUEST
+	VM_FAULTS="1:write:0 1:write:8" vm_guest --timeout 240 <<'EOF_GUEST'
+load_module
+register_pair
+before=$(cat $v/options/alloc_deadline)
+step "alloc_deadline 42: disk 1 fails every superblock write"
+# QEMU's NVMe reports the backend's EIO as a write fault (sc 0x80), a
+# medium error: ENODATA in the guest.
+expect_fail "No data available" write $v/options/alloc_deadline 42
+expect_file_eq $v/options/alloc_deadline "$before"
+expect_file_eq $v/opts_gen 0
+write $v/unregister 1 || fail "unregister"
+dmesg -c >/dev/null
+register_pair
+expect_file_eq $v/options/alloc_deadline "$before"
+dmesg | grep -q "did not reach every member" || fail "no message about the dropped write: $(dmesg | tail -n 3)"
+write $v/unregister 1 || fail "unregister"
+unload_module
+EOF_GUEST
+}
+
+# Issue 12 #8: a device whose discards fail keeps its buckets need_discard
+# (nothing is freed that was not discarded), is retried with a pause that
+# doubles, and logs a few lines, not one a second; the other member's
+# discards go on.
+test_failing_discards_back_off() {
+	disks 2 64M
+	vm_guest --timeout 120 <<'EOF_GUEST'
+starved_scenario
+EOF_GUEST
+	VM_FAULTS="0:discard:any" vm_guest --timeout 240 <<'EOF_GUEST'
+load_module
+dmesg -c >/dev/null
+register_pair
+wait_until 30 "dev-1's need_discard buckets discarded" sh -c \
+	"[ \$(sed -n 's/^need_discard //p' $v/dev-1/usage) = 0 ]"
+sleep 12
+fails=$(dmesg | grep -c "dev0 ($(disk 0)): discard failed")
+echo "INFO: $fails lines about dev0's failing discards in ~14 s"
+dmesg | grep "discard failed" | sed 's/^/INFO: /' | head -n 5
+[ "$fails" -ge 2 ] || fail "the failing device was not retried: $(dmesg | tail -n 3)"
+[ "$fails" -le 4 ] || fail "$fails log lines: not rate limited"
+expect_eq "$(usage_of $v/dev-0 need_discard)" 300 "dev-0 need_discard (none freed undiscarded)"
+expect_eq "$(usage_of $v/dev-0 free)" 1 "dev-0 free"
+expect_eq "$(counter $v discard_buckets_dev0)" 0 "discard_buckets_dev0"
+write $v/unregister 1 || fail "unregister"
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+unload_module
+EOF_GUEST
+}
