@@ -162,13 +162,15 @@ Invalid argument|$d0 $d1 $d0|same device
 Invalid argument|$d0 $d2|disagrees
 EOF_CASES
 
-step "corrupt superblock: one flipped byte"
-dd if=$d0 of=/tmp/sb bs=4096 count=1 2>/dev/null
+step "corrupt superblock: one flipped byte in each copy"
+# (One copy damaged is survived: see faults.sh.)
+dd if=$d0 of=/tmp/sb bs=4096 count=2 2>/dev/null
 printf '\377' | dd of=$d0 bs=1 seek=40 conv=notrunc 2>/dev/null
+printf '\377' | dd of=$d0 bs=1 seek=$((4096 + 40)) conv=notrunc 2>/dev/null
 dmesg -c >/dev/null
 expect_fail "Invalid argument" write $BK/register "$d0 $d1"
 dmesg | grep -q "$d0: not a valid bkalloc member: superblock" || fail "log does not name device and structure: $(dmesg | tail -n 2)"
-dd if=/tmp/sb of=$d0 bs=4096 count=1 conv=notrunc 2>/dev/null
+dd if=/tmp/sb of=$d0 bs=4096 count=2 conv=notrunc 2>/dev/null
 
 step "device too small for its superblock"
 truncate -s 512M /tmp/big.img
