@@ -222,6 +222,9 @@ impl Volume {
         if inner.members.is_empty() || inner.closing {
             return Err(ENODEV);
         }
+        if inner.read_only.is_some() {
+            return Err(EROFS);
+        }
         let spec = request::build_with(kind, &inner.options, inner.opts_gen, overrides)
             .map_err(|_| EINVAL)?;
         let start = Instant::<Monotonic>::now();
@@ -254,6 +257,7 @@ impl Volume {
         loop {
             let gen = inner.opts_gen;
             let gone = inner.members.is_empty() || inner.closing;
+            let read_only = inner.read_only.is_some();
             let w = inner.alloc.waiters.get_mut(id).ok_or(EINVAL)?;
             let (state, stale) = (w.state, w.data.spec.is_stale(gen));
             let (spec, start) = (w.data.spec, w.data.start);
@@ -269,6 +273,9 @@ impl Volume {
                 }
                 WaitState::Woken(_) if gone => {
                     return Err(self.leave(&mut inner, id, ENODEV));
+                }
+                WaitState::Woken(_) if read_only => {
+                    return Err(self.leave(&mut inner, id, EROFS));
                 }
                 WaitState::Woken(_) => {
                     let spec = if stale {

@@ -18,6 +18,7 @@ mod ctl;
 mod discard;
 mod fmt;
 mod glue;
+mod health;
 mod insert;
 mod journal;
 mod member;
@@ -76,7 +77,7 @@ impl kernel::Module for BkAlloc {
         let registry = Registry::new(defaults)?;
         let register = registry
             .root()
-            .add_file("register", MODE_WO, registry.clone(), 0)?;
+            .add_file("register", MODE_WO, registry.clone(), 0, 0)?;
         let ctl = KBox::pin_init(
             CtlDevice::register(c"bkalloc", Ctl::new(registry.clone())?),
             GFP_KERNEL,

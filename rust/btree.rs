@@ -121,6 +121,9 @@ pub(crate) struct Tree {
     /// Buckets of replaced nodes, still referenced by the checkpoint on
     /// disk: retired once the next one is durable.
     pub(crate) retiring: KVec<Replica>,
+    /// Deepest root level a split may create: the format's
+    /// [`MAX_LEVEL`](crate::bkcore::format::MAX_LEVEL) (lower in tests).
+    max_level: u8,
 }
 
 /// Node loading work: where a node is and what its parent expects.
@@ -143,6 +146,7 @@ impl Tree {
             keys: 0,
             checkpoint: None,
             retiring: KVec::new(),
+            max_level: crate::bkcore::format::MAX_LEVEL,
         }
     }
 
@@ -316,7 +320,16 @@ impl Tree {
             return Ok(0);
         }
         let full = path.iter().rev().take_while(|&&i| self.is_full(i)).count();
-        Ok(if full == path.len() { full + 1 } else { full })
+        if full < path.len() {
+            return Ok(full);
+        }
+        // A new root: one level more than the format can encode would make
+        // a tree no register could load.
+        let root = self.nodes.get(self.root).ok_or(EINVAL)?;
+        if root.level >= self.max_level {
+            return Err(ENOSPC);
+        }
+        Ok(full + 1)
     }
 
     /// Inserts or overwrites `key`, splitting with the new nodes' buckets
@@ -469,5 +482,69 @@ impl Tree {
         self.nodes
             .iter()
             .flat_map(|n| n.loc.replicas().iter().copied())
+    }
+}
+
+#[kunit_tests(bkalloc_btree)]
+mod tests {
+    use super::*;
+    use crate::bkcore::format::Replica;
+
+    /// An in-memory tree of one empty leaf, `cap` keys a node, whose root
+    /// may reach `max_level`.
+    fn small_tree(cap: usize, max_level: u8) -> Result<Tree> {
+        let mut t = Tree::new();
+        t.cap = cap;
+        t.max_level = max_level;
+        t.nodes
+            .push(Node::new(0, 0, u64::MAX, ptr(0)?, cap)?, GFP_KERNEL)?;
+        Ok(t)
+    }
+
+    fn ptr(bucket: u64) -> Result<BtreePtr> {
+        BtreePtr::new(&[Replica { dev: 0, bucket }]).ok_or(EINVAL)
+    }
+
+    /// Inserts `key` with as many (made-up) node locations as it needs.
+    fn put(t: &mut Tree, key: u64) -> Result {
+        let need = t.nodes_needed(key)?;
+        let mut locs = KVec::new();
+        for i in 0..need {
+            locs.push(ptr(key * 8 + i as u64 + 1)?, GFP_KERNEL)?;
+        }
+        t.insert(key, [0; 32], &locs).map(|_| ())
+    }
+
+    #[test]
+    fn the_root_stops_at_the_deepest_encodable_level() -> Result {
+        // Four keys a node, at most level 2: the tree grows to three levels,
+        // then the insert that would need a fourth is refused.
+        let mut t = small_tree(4, 2)?;
+        let mut refused = None;
+        for key in 0..10_000u64 {
+            match put(&mut t, key) {
+                Ok(()) => {}
+                Err(e) => {
+                    refused = Some((key, e));
+                    break;
+                }
+            }
+        }
+        let (key, e) = refused.ok_or(EINVAL)?;
+        assert_eq!(e, ENOSPC);
+        assert_eq!(t.nodes[t.root].level(), 2);
+        assert_eq!(t.len(), key);
+        // Nothing changed by the refusal: every earlier key is there, and a
+        // key whose leaf has room still goes in.
+        for k in 0..key {
+            assert!(t.get(k).is_some());
+        }
+        put(&mut t, 0)?;
+        Ok(())
+    }
+
+    #[test]
+    fn the_format_limit_is_the_default() {
+        assert_eq!(Tree::new().max_level, crate::bkcore::format::MAX_LEVEL);
     }
 }

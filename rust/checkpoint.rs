@@ -24,11 +24,12 @@
 
 use crate::allocator::Grant;
 use crate::bkcore::{
-    format::{BtreePtr, Checkpoint, Replica},
+    format::{BtreePtr, Checkpoint, Replica, MAX_REPLICAS},
     placement::Kind,
     request::Overrides,
     watermark::Watermark,
 };
+use crate::btree::Tree;
 use crate::glue::bdev::BlockDevice;
 use crate::volume::Volume;
 use kernel::{prelude::*, sync::Arc};
@@ -69,7 +70,15 @@ impl Volume {
 
     /// Writes a checkpoint; returns its generation and journal_seq. The
     /// caller holds the btree writer lock.
+    ///
+    /// Once anything was written, a failure makes the volume read-only
+    /// (see [`crate::health`]): some member may hold the new checkpoint,
+    /// so its nodes must never be rewritten in place, and the buckets
+    /// taken for nodes that were not written are given back.
     pub(crate) fn checkpoint_locked(&self) -> Result<(u64, u64)> {
+        if self.lock_inner().read_only.is_some() {
+            return Err(EROFS);
+        }
         let mut tree = self.tree.lock();
         let order = tree.dirty_postorder()?;
         let cow = order.iter().filter(|&&i| !tree.nodes[i].fresh).count();
@@ -92,6 +101,37 @@ impl Volume {
                 }
             }
         }
+        let cp = match self.write_checkpoint(&mut tree, &order, &mut locs) {
+            Ok(cp) => cp,
+            Err(e) => {
+                // The buckets still in `locs` went to no node.
+                self.drop_node_buckets(&locs);
+                drop(tree);
+                self.go_read_only("checkpoint", e);
+                return Err(e);
+            }
+        };
+        tree.retiring.clear();
+        for &i in order.iter() {
+            tree.nodes[i].fresh = false;
+            tree.nodes[i].dirty = false;
+        }
+        tree.checkpoint = Some(cp);
+        drop(tree);
+        self.journal.lock().trim(cp.journal_seq);
+        self.discarder().kick();
+        Ok((cp.generation, cp.journal_seq))
+    }
+
+    /// The writing part of [`Volume::checkpoint_locked`]: the nodes in
+    /// `order` (copy-on-write ones to the buckets in `locs`, taken from its
+    /// end), the alloc tables and the checkpoints, each step flushed.
+    fn write_checkpoint(
+        &self,
+        tree: &mut Tree,
+        order: &[usize],
+        locs: &mut KVec<BtreePtr>,
+    ) -> Result<Checkpoint> {
         // Each member's device, the bucket and node sizes.
         let (devs, bucket_size, node_size) = {
             let inner = self.lock_inner();
@@ -105,13 +145,15 @@ impl Volume {
         let seq = self.journal.lock().last_seq();
         let mut buf = KVec::new();
         buf.resize(node_size as usize, 0, GFP_KERNEL)?;
+        tree.retiring
+            .reserve(order.len() * MAX_REPLICAS, GFP_KERNEL)?;
         for &i in order.iter() {
             if !tree.nodes[i].fresh {
-                let old = tree.nodes[i].loc;
+                let new = locs.pop().ok_or(EINVAL)?;
+                let old = core::mem::replace(&mut tree.nodes[i].loc, new);
                 for r in old.replicas() {
                     tree.retiring.push(*r, GFP_KERNEL)?;
                 }
-                tree.nodes[i].loc = locs.pop().ok_or(EINVAL)?;
                 // Its new buckets hold nothing the disk refers to yet.
                 tree.nodes[i].fresh = true;
             }
@@ -133,48 +175,37 @@ impl Volume {
             root: root.loc,
             counts: prev.counts,
         };
-        {
-            // Under the volume lock, the alloc tables and the journal
-            // position agree: every state change up to journal_seq is in
-            // the tables, and later ones are in later entries.
-            let mut inner = self.lock_inner();
-            cp.journal_seq = self.journal.lock().last_seq();
-            let n = inner.members.len();
-            let mut counts = KVec::with_capacity(n, GFP_KERNEL)?;
-            let mut retiring = KVec::with_capacity(n, GFP_KERNEL)?;
-            for (d, m) in inner.members.iter().enumerate() {
-                let mine = retiring_on(&tree.retiring, d)?;
-                counts.push(m.write_alloc_table(&mine, cp.generation)?, GFP_KERNEL)?;
-                retiring.push(mine, GFP_KERNEL)?;
-            }
-            Self::flush_all(&devs)?;
-            for (m, c) in inner.members.iter_mut().zip(counts.iter()) {
-                cp.counts = *c;
-                m.write_checkpoint(cp)?;
-            }
-            Self::flush_all(&devs)?;
-            // Durable: the old nodes are unreferenced now.
-            for (m, mine) in inner.members.iter_mut().zip(retiring.iter()) {
-                m.retire(mine)?;
-            }
+        // Under the volume lock, the alloc tables and the journal position
+        // agree: every state change up to journal_seq is in the tables, and
+        // later ones are in later entries.
+        let mut inner = self.lock_inner();
+        cp.journal_seq = self.journal.lock().checkpoint_seq();
+        let n = inner.members.len();
+        let mut counts = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut retiring = KVec::with_capacity(n, GFP_KERNEL)?;
+        for (d, m) in inner.members.iter().enumerate() {
+            let mine = retiring_on(&tree.retiring, d)?;
+            counts.push(m.write_alloc_table(&mine, cp.generation)?, GFP_KERNEL)?;
+            retiring.push(mine, GFP_KERNEL)?;
         }
-        tree.retiring.clear();
-        for &i in order.iter() {
-            tree.nodes[i].fresh = false;
-            tree.nodes[i].dirty = false;
+        Self::flush_all(&devs)?;
+        for (m, c) in inner.members.iter_mut().zip(counts.iter()) {
+            cp.counts = *c;
+            m.write_checkpoint(cp)?;
         }
-        tree.checkpoint = Some(cp);
-        drop(tree);
-        self.journal.lock().trim(cp.journal_seq);
-        self.discarder().kick();
-        Ok((cp.generation, cp.journal_seq))
+        Self::flush_all(&devs)?;
+        // Durable: the old nodes are unreferenced now.
+        for (m, mine) in inner.members.iter_mut().zip(retiring.iter()) {
+            m.retire(mine)?;
+        }
+        Ok(cp)
     }
 
     /// The flush ioctl: a checkpoint now.
     pub(crate) fn flush(&self) -> Result<(u64, u64)> {
-        self.check_up()?;
+        self.check_writable()?;
         let _w = self.writer.enter()?;
-        self.check_up()?;
+        self.check_writable()?;
         self.checkpoint_locked()
     }
 }

@@ -34,16 +34,24 @@ impl Ctl {
 }
 
 /// Runs `f` on the structure at user address `arg` and copies the result
-/// back.
+/// back. The structure is written back unchanged first, so a result that
+/// cannot be returned (`EFAULT`: read-only or unmapped memory) is refused
+/// before `f` does anything durable.
 fn in_out<T: Encode + Decode>(arg: usize, f: impl FnOnce(&mut T) -> Result) -> Result<isize> {
-    let (mut reader, mut writer) = UserSlice::new(UserPtr::from_addr(arg), T::SIZE).reader_writer();
     let mut buf = KVec::with_capacity(T::SIZE, GFP_KERNEL)?;
     buf.resize(T::SIZE, 0, GFP_KERNEL)?;
-    reader.read_slice(&mut buf)?;
+    UserSlice::new(UserPtr::from_addr(arg), T::SIZE)
+        .reader()
+        .read_slice(&mut buf)?;
+    UserSlice::new(UserPtr::from_addr(arg), T::SIZE)
+        .writer()
+        .write_slice(&buf)?;
     let mut args = T::decode(&buf).ok_or(EINVAL)?;
     f(&mut args)?;
     args.encode(&mut buf);
-    writer.write_slice(&buf)?;
+    UserSlice::new(UserPtr::from_addr(arg), T::SIZE)
+        .writer()
+        .write_slice(&buf)?;
     Ok(0)
 }
 
@@ -54,30 +62,50 @@ fn option_or(v: u32) -> Option<u32> {
 impl IoctlHandler for Ctl {
     fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
-            IOC_ALLOC => in_out(arg, |a: &mut AllocArgs| {
-                let volume = self.registry.find(&a.uuid)?;
-                let kind = Kind::from_u32(a.kind).ok_or(EINVAL)?;
-                let watermark = match option_or(a.watermark) {
-                    Some(w) => Some(Watermark::from_u32(w).ok_or(EINVAL)?),
-                    None => None,
-                };
-                let overrides = Overrides {
-                    replicas: option_or(a.replicas),
-                    watermark,
-                    deadline_secs: option_or(a.deadline_secs),
-                    ..Overrides::NONE
-                };
-                let grant = volume.alloc_for_user(kind, overrides)?;
-                a.n = grant.len() as u32;
-                for (slot, &(dev, bucket)) in a.buckets.iter_mut().zip(grant.iter()) {
-                    *slot = BucketRef {
-                        dev,
-                        pad: 0,
-                        bucket,
+            IOC_ALLOC => {
+                let mut granted = None;
+                let res = in_out(arg, |a: &mut AllocArgs| {
+                    let volume = self.registry.find(&a.uuid)?;
+                    if !a.reserved_zero() {
+                        return Err(EINVAL);
+                    }
+                    let kind = Kind::from_u32(a.kind).ok_or(EINVAL)?;
+                    let watermark = match option_or(a.watermark) {
+                        Some(w) => Some(Watermark::from_u32(w).ok_or(EINVAL)?),
+                        None => None,
                     };
+                    let overrides = Overrides {
+                        replicas: option_or(a.replicas),
+                        watermark,
+                        deadline_secs: option_or(a.deadline_secs),
+                        ..Overrides::NONE
+                    };
+                    let grant = volume.alloc_for_user(kind, overrides)?;
+                    a.n = grant.len() as u32;
+                    for (slot, &(dev, bucket)) in a.buckets.iter_mut().zip(grant.iter()) {
+                        *slot = BucketRef {
+                            dev,
+                            pad: 0,
+                            bucket,
+                        };
+                    }
+                    granted = Some((volume, grant));
+                    Ok(())
+                });
+                if let (Err(_), Some((volume, grant))) = (&res, granted) {
+                    // Allocated, but the caller's memory went away before it
+                    // could learn which buckets: nobody owns them, so they go
+                    // back (durably) instead of leaking.
+                    if let Err(e) = volume.free_for_user(&grant) {
+                        pr_warn!(
+                            "volume {}: giving back an alloc whose result could not be returned failed (error {})\n",
+                            volume.name(),
+                            e.to_errno()
+                        );
+                    }
                 }
-                Ok(())
-            }),
+                res
+            }
             IOC_FREE => in_out(arg, |f: &mut FreeArgs| {
                 let refs = f.refs().map_err(|_| EINVAL)?;
                 let volume = self.registry.find(&f.uuid)?;
@@ -111,6 +139,9 @@ impl IoctlHandler for Ctl {
             }),
             IOC_GET => in_out(arg, |a: &mut GetArgs| {
                 let volume = self.registry.find(&a.uuid)?;
+                if !a.reserved_zero() {
+                    return Err(EINVAL);
+                }
                 let value = volume.get(a.key)?;
                 a.found = u32::from(value.is_some());
                 a.value = value.unwrap_or_default();

@@ -25,9 +25,9 @@ impl Volume {
     /// that made it durable.
     pub(crate) fn insert(&self, key: u64, value: Value) -> Result<u64> {
         // Checked before the writer lock too: during replay, EAGAIN at once.
-        self.check_up()?;
+        self.check_writable()?;
         let _w = self.writer.enter()?;
-        self.check_up()?;
+        self.check_writable()?;
         self.insert_locked(key, value, true)
     }
 
@@ -35,7 +35,15 @@ impl Volume {
     /// (the key is in the journal already). Returns the entry's sequence
     /// number (0 without journal).
     pub(crate) fn insert_locked(&self, key: u64, value: Value, journal: bool) -> Result<u64> {
-        let need = self.tree.lock().nodes_needed(key)?;
+        let need = self.tree.lock().nodes_needed(key).inspect_err(|e| {
+            if *e == ENOSPC {
+                pr_warn!(
+                    "volume {}: key {} refused: the btree is at the deepest level its format encodes\n",
+                    self.name(),
+                    key
+                );
+            }
+        })?;
         let mut locs: KVec<BtreePtr> = KVec::with_capacity(need, GFP_KERNEL)?;
         for _ in 0..need {
             // The split's request: metadata_replicas distinct devices at
@@ -64,15 +72,30 @@ impl Volume {
         Ok(seq)
     }
 
-    /// Appends `records`; while the journal is full, makes room with
-    /// `checkpoint` and tries again.
+    /// Appends `records` (see [`Journal::append`] for `unapplied`); while
+    /// the journal is full, makes room with `checkpoint` and tries again.
+    ///
+    /// [`Journal::append`]: crate::journal::Journal::append
     fn append_or(
         &self,
         records: &[Record],
+        unapplied: bool,
         checkpoint: impl Fn() -> Result<(u64, u64)>,
     ) -> Result<u64> {
         loop {
-            let appended = self.journal.lock().append(records)?;
+            let appended = {
+                let mut journal = self.journal.lock();
+                let res = journal.append(records, unapplied);
+                (res, journal.io_failed())
+            };
+            let appended = match appended {
+                (Ok(a), _) => a,
+                (Err(e), true) => {
+                    self.go_read_only("journal write", e);
+                    return Err(e);
+                }
+                (Err(e), false) => return Err(e),
+            };
             if let Some(seq) = appended {
                 return Ok(seq);
             }
@@ -82,12 +105,12 @@ impl Volume {
 
     /// Appends with the writer lock held.
     fn append_locked(&self, records: &[Record]) -> Result<u64> {
-        self.append_or(records, || self.checkpoint_locked())
+        self.append_or(records, false, || self.checkpoint_locked())
     }
 
     /// Appends without the writer lock (taken if a checkpoint is needed).
-    fn append(&self, records: &[Record]) -> Result<u64> {
-        self.append_or(records, || {
+    fn append(&self, records: &[Record], unapplied: bool) -> Result<u64> {
+        self.append_or(records, unapplied, || {
             let _w = self.writer.enter()?;
             self.checkpoint_locked()
         })
@@ -99,8 +122,14 @@ impl Volume {
         Ok(self.tree.lock().get(key))
     }
 
-    /// Journals the new state of every bucket of `grant`.
-    fn journal_states(&self, grant: &[(u32, u64)], state: BucketState) -> Result<u64> {
+    /// Journals the new state of every bucket of `grant` (`unapplied`: the
+    /// caller changes the states in memory after, then marks it applied).
+    fn journal_states(
+        &self,
+        grant: &[(u32, u64)],
+        state: BucketState,
+        unapplied: bool,
+    ) -> Result<u64> {
         let mut records = KVec::with_capacity(grant.len(), GFP_KERNEL)?;
         for &(member, bucket) in grant {
             records.push(
@@ -112,7 +141,7 @@ impl Volume {
                 GFP_KERNEL,
             )?;
         }
-        self.append(&records)
+        self.append(&records, unapplied)
     }
 
     /// An allocation for a user of `/dev/bkalloc`: durable when it returns.
@@ -120,13 +149,15 @@ impl Volume {
     /// only asks what a btree node would (see [`Overrides::for_user`]), so
     /// replay, which takes back tree buckets no node uses, leaves them be.
     pub(crate) fn alloc_for_user(&self, kind: Kind, overrides: Overrides) -> Result<Grant> {
-        self.check_up()?;
+        self.check_writable()?;
         let overrides = Overrides {
             for_user: true,
             ..overrides
         };
         let grant = self.allocate(kind, overrides)?;
-        if let Err(e) = self.journal_states(&grant, BucketState::User) {
+        // The states are user in memory already: a checkpoint meanwhile
+        // writes them, and replay applies the record again.
+        if let Err(e) = self.journal_states(&grant, BucketState::User, false) {
             // Not durable, not the caller's: give the buckets back.
             let _ = self.free_buckets(&grant);
             return Err(e);
@@ -138,9 +169,10 @@ impl Volume {
     /// user buckets can be freed this way (never a tree node's, nor one that
     /// is free already). The record goes to the journal before the buckets
     /// become need_discard in memory, so the discard thread only ever sees
-    /// a durable free.
+    /// a durable free; until they are, no checkpoint covers the record (its
+    /// alloc table would still say user, and replay would skip the free).
     pub(crate) fn free_for_user(&self, buckets: &[(u32, u64)]) -> Result {
-        self.check_up()?;
+        self.check_writable()?;
         {
             let inner = self.lock_inner();
             for &(dev, b) in buckets {
@@ -150,7 +182,9 @@ impl Volume {
                 }
             }
         }
-        self.journal_states(buckets, BucketState::NeedDiscard)?;
-        self.free_buckets(buckets)
+        let seq = self.journal_states(buckets, BucketState::NeedDiscard, true)?;
+        let res = self.free_buckets(buckets);
+        self.journal.lock().applied(seq);
+        res
     }
 }

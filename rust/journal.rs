@@ -57,6 +57,13 @@ pub(crate) struct Journal {
     next_seq: u64,
     /// Entries newer than the last checkpoint, oldest first.
     live: KVec<Live>,
+    /// A write or flush failed: members may disagree about the newest
+    /// entry, so nothing more is appended (the volume goes read-only).
+    io_failed: bool,
+    /// Entries whose records are durable but not yet applied in memory
+    /// (a free between its append and its state change): a checkpoint
+    /// must not cover them, or its alloc table would miss their change.
+    unapplied: KVec<u64>,
 }
 
 /// What a register-time scan found.
@@ -103,12 +110,31 @@ impl Journal {
             head: 0,
             next_seq: 1,
             live: KVec::new(),
+            unapplied: KVec::new(),
+            io_failed: false,
         })
     }
 
     /// Sequence number of the newest entry (0 if none was ever written).
     pub(crate) fn last_seq(&self) -> u64 {
         self.next_seq - 1
+    }
+
+    /// The newest entry a checkpoint taken now may cover: the newest one,
+    /// or the one before the oldest whose records are not applied yet.
+    pub(crate) fn checkpoint_seq(&self) -> u64 {
+        let before = self.unapplied.iter().min().map_or(u64::MAX, |s| s - 1);
+        self.last_seq().min(before)
+    }
+
+    /// Whether a write or flush of an entry failed (see [`Journal::append`]).
+    pub(crate) fn io_failed(&self) -> bool {
+        self.io_failed
+    }
+
+    /// Marks entry `seq` as applied in memory (see [`Journal::append`]).
+    pub(crate) fn applied(&mut self, seq: u64) {
+        self.unapplied.retain(|s| *s != seq);
     }
 
     /// Entries not yet covered by a checkpoint.
@@ -126,8 +152,9 @@ impl Journal {
         for (i, m) in self.mirrors.iter().enumerate() {
             let path = members.get(i).map_or(c"?", |m| &*m.path);
             self.scan_one(m, path, checkpoint_seq, &mut found, &mut records)?;
+            // Sorted, so the next member looks its entries up in log time.
+            found.sort_unstable_by_key(|f| f.seq);
         }
-        found.sort_unstable_by_key(|f| f.seq);
         // Records keep their order within an entry (the index breaks ties).
         records.sort_unstable_by_key(|r| (r.0, r.1));
 
@@ -193,7 +220,7 @@ impl Journal {
 
     /// Scans one member's copy; pushes the entries it holds and, for those
     /// newer than the checkpoint and not already seen on another member,
-    /// their records.
+    /// their records. `found` comes sorted by seq.
     fn scan_one(
         &self,
         m: &Mirror,
@@ -203,6 +230,7 @@ impl Journal {
         records: &mut KVVec<(u64, usize, Record)>,
     ) -> Result {
         let mut window = KVec::with_capacity(SCAN_BLOCKS as usize * BLOCK_SIZE, GFP_KERNEL)?;
+        let seen = found.len();
         let (mut start, mut have) = (0u32, 0u32);
         let mut b = 0u32;
         while b < self.blocks {
@@ -230,7 +258,10 @@ impl Journal {
             match decode_entry(&window[at..at + len], &self.uuid) {
                 Ok(e) => {
                     let seq = e.seq();
-                    if !found.iter().any(|f| f.seq == seq) {
+                    let known = found
+                        .get(..seen)
+                        .is_some_and(|s| s.binary_search_by_key(&seq, |f| f.seq).is_ok());
+                    if !known {
                         if seq > checkpoint_seq {
                             for r in e.records() {
                                 records.push((seq, records.len(), r), GFP_KERNEL)?;
@@ -286,10 +317,15 @@ impl Journal {
     }
 
     /// Appends one entry holding `records`, durably on every member.
-    /// Returns its sequence number, or `None` if the ring is full.
-    pub(crate) fn append(&mut self, records: &[Record]) -> Result<Option<u64>> {
+    /// Returns its sequence number, or `None` if the ring is full. With
+    /// `unapplied`, the caller applies the records in memory afterwards and
+    /// then calls [`Journal::applied`]; until then no checkpoint covers it.
+    pub(crate) fn append(&mut self, records: &[Record], unapplied: bool) -> Result<Option<u64>> {
         if self.mirrors.is_empty() {
             return Err(ENODEV);
+        }
+        if self.io_failed {
+            return Err(EROFS);
         }
         let mut buf = blocks_buf(SCAN_BLOCKS)?;
         let mut w = EntryWriter::new(&mut buf).map_err(|_| EINVAL)?;
@@ -303,27 +339,50 @@ impl Journal {
             return Ok(None);
         };
         buf.truncate(len);
-        if at < self.head {
-            // Wrapping: blank the skipped tail first, so no stale entry
-            // there outlives the ones we are about to overwrite.
-            let zero = blocks_buf(self.blocks - self.head)?;
-            for m in self.mirrors.iter() {
-                m.dev
-                    .write(m.offset + u64::from(self.head) * BLOCK_SIZE as u64, &zero)?;
-            }
+        // Room for the bookkeeping first: once the entry is durable, this
+        // must not fail.
+        self.live.reserve(1, GFP_KERNEL)?;
+        self.unapplied.reserve(1, GFP_KERNEL)?;
+        let zero = if at < self.head {
+            Some(blocks_buf(self.blocks - self.head)?)
+        } else {
+            None
+        };
+        if let Err(e) = self.write_entry(at, &buf, zero.as_ref()) {
+            self.io_failed = true;
+            return Err(e);
         }
-        for m in self.mirrors.iter() {
-            m.dev
-                .write(m.offset + u64::from(at) * BLOCK_SIZE as u64, &buf)?;
-        }
-        for m in self.mirrors.iter() {
-            m.dev.flush()?;
+        if unapplied {
+            self.unapplied.push(seq, GFP_KERNEL)?;
         }
         self.live.push(Live { seq, block: at }, GFP_KERNEL)?;
         self.next_seq += 1;
         let end = at + blocks;
         self.head = if end >= self.blocks { 0 } else { end };
         Ok(Some(seq))
+    }
+
+    /// Writes an entry at block `at` of every member, each flushed; first,
+    /// when wrapping, `zero` over the skipped tail, durably, so no stale
+    /// entry there outlives the ones about to be overwritten.
+    fn write_entry(&self, at: u32, buf: &KVec<u8>, zero: Option<&KVec<u8>>) -> Result {
+        if let Some(zero) = zero {
+            for m in self.mirrors.iter() {
+                m.dev
+                    .write(m.offset + u64::from(self.head) * BLOCK_SIZE as u64, zero)?;
+            }
+            for m in self.mirrors.iter() {
+                m.dev.flush()?;
+            }
+        }
+        for m in self.mirrors.iter() {
+            m.dev
+                .write(m.offset + u64::from(at) * BLOCK_SIZE as u64, buf)?;
+        }
+        for m in self.mirrors.iter() {
+            m.dev.flush()?;
+        }
+        Ok(())
     }
 
     /// Lets go of the member devices (teardown): later appends fail.

@@ -46,6 +46,8 @@ pub(crate) struct Member {
     pub(crate) discarding: u64,
     /// Where the next search for a free bucket starts.
     cursor: usize,
+    /// Where the next search for need_discard buckets starts.
+    discard_cursor: usize,
     /// Failed discard batches in a row, and when the last one failed.
     pub(crate) discard_failures: u32,
     pub(crate) discard_failed_at: Option<Instant<Monotonic>>,
@@ -143,6 +145,7 @@ impl Member {
             open: 0,
             discarding: 0,
             cursor: 0,
+            discard_cursor: 0,
             discard_failures: 0,
             discard_failed_at: None,
             no_discard: false,
@@ -320,20 +323,38 @@ impl Member {
     }
 
     /// Marks up to `max` need_discard buckets as being discarded and
-    /// returns them in ascending order.
+    /// returns them in ascending order. The search goes on where the last
+    /// one stopped (wrapping once), so a batch costs what it takes, not a
+    /// scan from bucket 0.
     pub(crate) fn take_need_discard(&mut self, max: u64) -> Result<KVec<u64>> {
         let nd = BucketState::NeedDiscard.to_u8();
         let mut out = KVec::new();
-        for (i, s) in self.states.iter_mut().enumerate() {
+        let n = self.states.len();
+        let from = if self.discard_cursor < n {
+            self.discard_cursor
+        } else {
+            0
+        };
+        let mut i = from;
+        for _ in 0..n {
             if out.len() as u64 >= max {
                 break;
             }
-            if *s == nd {
+            if i == n {
+                // Wrapped: keep the batch ascending (one run per discard).
+                if !out.is_empty() {
+                    break;
+                }
+                i = 0;
+            }
+            if self.states[i] == nd {
                 out.push(i as u64, GFP_KERNEL)?;
-                *s = nd | DISCARDING;
+                self.states[i] = nd | DISCARDING;
                 self.discarding += 1;
             }
+            i += 1;
         }
+        self.discard_cursor = i;
         Ok(out)
     }
 

@@ -28,6 +28,7 @@ use crate::glue::{
     bdev::BlockDevice,
     kobject::{AttrFile, AttrOps, KobjectDir, ShowBuf, StoreCtx, MODE_RO, MODE_RW, MODE_WO},
 };
+use crate::health::ReadOnly;
 use crate::journal::Journal;
 use crate::member::Member;
 use crate::registry::Registry;
@@ -104,6 +105,8 @@ pub(crate) struct Inner {
     pub(crate) closing: bool,
     /// Register-time recovery, shown in `replay`.
     pub(crate) replay: ReplayStatus,
+    /// Set when a metadata write failed: no more changes (`state`).
+    pub(crate) read_only: Option<ReadOnly>,
 }
 
 impl Inner {
@@ -158,6 +161,7 @@ enum Attr {
     AbortWaiting,
     AllocStuck,
     Counters,
+    State,
     Usage(usize),
     Device(usize),
 }
@@ -173,8 +177,26 @@ impl Attr {
             Attr::AbortWaiting => 0x104,
             Attr::AllocStuck => 0x105,
             Attr::Counters => 0x106,
+            Attr::State => 0x107,
             Attr::Usage(i) => 0x1000 + i,
             Attr::Device(i) => 0x2000 + i,
+        }
+    }
+
+    /// The file's lockdep class: one per kind of file (0 is `register`'s).
+    fn lock_class(self) -> usize {
+        match self {
+            Attr::Option(o) => 1 + o.index(),
+            Attr::OptsGen => 10,
+            Attr::Replay => 11,
+            Attr::Unregister => 12,
+            Attr::Waiters => 13,
+            Attr::AbortWaiting => 14,
+            Attr::AllocStuck => 15,
+            Attr::Counters => 16,
+            Attr::State => 17,
+            Attr::Usage(_) => 18,
+            Attr::Device(_) => 19,
         }
     }
 
@@ -187,6 +209,7 @@ impl Attr {
             0x104 => Attr::AbortWaiting,
             0x105 => Attr::AllocStuck,
             0x106 => Attr::Counters,
+            0x107 => Attr::State,
             0x1000..0x2000 => Attr::Usage(id - 0x1000),
             0x2000..0x3000 => Attr::Device(id - 0x2000),
             _ => Attr::Option(OptId::from_index(id)?),
@@ -270,6 +293,7 @@ impl Volume {
                     alloc: Allocator::new(),
                     closing: false,
                     replay: ReplayStatus::new(),
+                    read_only: None,
                 }),
                 writer <- Writer::new(),
                 tree <- new_mutex!(Tree::new()),
@@ -366,7 +390,7 @@ impl Volume {
         let mut files = KVec::new();
         let mut dirs = KVec::new();
         let file = |d: &KobjectDir, name: &str, mode, attr: Attr| {
-            d.add_file(name, mode, self.clone(), attr.to_id())
+            d.add_file(name, mode, self.clone(), attr.to_id(), attr.lock_class())
         };
         files.push(file(&dir, "opts_gen", MODE_RO, Attr::OptsGen)?, GFP_KERNEL)?;
         files.push(file(&dir, "replay", MODE_RO, Attr::Replay)?, GFP_KERNEL)?;
@@ -384,6 +408,7 @@ impl Volume {
             GFP_KERNEL,
         )?;
         files.push(file(&dir, "counters", MODE_RO, Attr::Counters)?, GFP_KERNEL)?;
+        files.push(file(&dir, "state", MODE_RO, Attr::State)?, GFP_KERNEL)?;
         let opts = dir.new_child(c"options")?;
         for desc in OPTIONS.iter() {
             let mode = if desc.settable.intersects(When::RUNTIME) {
@@ -451,7 +476,11 @@ impl Volume {
             let _w = self.writer.enter_always();
             let up = {
                 let inner = self.inner.lock();
-                inner.replay.phase == Phase::Done && !inner.members.is_empty()
+                // Read-only: a checkpoint would write where a failed one may
+                // have landed; the journal keeps every change instead.
+                inner.replay.phase == Phase::Done
+                    && !inner.members.is_empty()
+                    && inner.read_only.is_none()
             };
             if up {
                 if let Err(e) = self.checkpoint_locked() {
@@ -510,6 +539,9 @@ impl Volume {
             let mut inner = self.inner.lock();
             if inner.members.is_empty() {
                 return Err(ENODEV);
+            }
+            if inner.read_only.is_some() {
+                return Err(EROFS);
             }
             let mut options = inner.options;
             options.set(id, value).map_err(|_| EINVAL)?;
@@ -575,6 +607,10 @@ impl AttrOps for Volume {
             Attr::Waiters => self.show_waiters(out)?,
             Attr::AllocStuck => self.show_stuck(out)?,
             Attr::Counters => self.show_counters(out)?,
+            Attr::State => match self.inner.lock().read_only {
+                Some(ro) => writeln!(out, "{ro}")?,
+                None => writeln!(out, "rw")?,
+            },
             Attr::Unregister | Attr::AbortWaiting => return Err(EINVAL),
         }
         Ok(())
@@ -608,5 +644,6 @@ impl AttrOps for Volume {
     }
 }
 
-/// Checks at compile time that option ids fit below the other attribute ids.
-const _: () = assert!(NR_OPTS < 0x100);
+/// Checks at compile time that option ids fit below the other attribute ids,
+/// and option lock classes below the others'.
+const _: () = assert!(NR_OPTS < 0x100 && NR_OPTS < 10);

@@ -154,7 +154,7 @@ impl Decode for AllocArgs {
             watermark: get_u32(b, 24)?,
             deadline_secs: get_u32(b, 28)?,
             n: get_u32(b, 32)?,
-            pad: 0,
+            pad: get_u32(b, 36)?,
             buckets: get_refs(b, 40)?,
         })
     }
@@ -192,6 +192,21 @@ impl Decode for FreeArgs {
             pad: get_u32(b, 20)?,
             buckets: get_refs(b, 24)?,
         })
+    }
+}
+
+impl AllocArgs {
+    /// Whether the reserved field is zero (the module refuses the request
+    /// with `EINVAL` otherwise, so it can be given a meaning later).
+    pub fn reserved_zero(&self) -> bool {
+        self.pad == 0
+    }
+}
+
+impl GetArgs {
+    /// Whether the reserved field is zero (see [`AllocArgs::reserved_zero`]).
+    pub fn reserved_zero(&self) -> bool {
+        self.pad == 0
     }
 }
 
@@ -387,7 +402,7 @@ impl Decode for GetArgs {
             uuid: get_uuid(b)?,
             key: get_u64(b, 16)?,
             found: get_u32(b, 24)?,
-            pad: 0,
+            pad: get_u32(b, 28)?,
             value: get_value(b, 32)?,
         })
     }
@@ -468,6 +483,20 @@ mod tests {
         );
         // A duplicate past n is not part of the request.
         assert_eq!(free(1, &[(0, 7), (0, 7)]).refs().map(<[_]>::len), Ok(1));
+    }
+
+    #[test]
+    fn alloc_and_get_pads_survive_decoding() {
+        let mut bytes = [0u8; AllocArgs::SIZE];
+        AllocArgs::default().encode(&mut bytes);
+        assert!(AllocArgs::decode(&bytes).unwrap().reserved_zero());
+        bytes[36] = 1;
+        assert!(!AllocArgs::decode(&bytes).unwrap().reserved_zero());
+        let mut bytes = [0u8; GetArgs::SIZE];
+        GetArgs::default().encode(&mut bytes);
+        assert!(GetArgs::decode(&bytes).unwrap().reserved_zero());
+        bytes[28] = 1;
+        assert!(!GetArgs::decode(&bytes).unwrap().reserved_zero());
     }
 
     #[test]

@@ -9,7 +9,12 @@
 
 use core::{cell::Cell, fmt, ptr::NonNull};
 use kernel::{
-    bindings, container_of, prelude::*, str::CString, sync::Arc, types::Opaque, ModuleMetadata,
+    bindings, container_of,
+    prelude::*,
+    str::CString,
+    sync::{Arc, LockClassKey},
+    types::Opaque,
+    ModuleMetadata,
 };
 
 /// Mode of a read-only attribute file.
@@ -62,13 +67,20 @@ impl KobjectDir {
 
     /// Creates the attribute file `<self>/<name>` whose reads and writes call
     /// `ops` with `id`. The file is removed when the returned value drops.
+    ///
+    /// `class` (below [`LOCK_CLASSES`]) is the file's lockdep class: give
+    /// each kind of file its own, so that removing files of one kind from a
+    /// callback of another (a failed register removing the volume's files
+    /// from the `register` write) is not taken for recursive locking.
     pub(crate) fn add_file<T: AttrOps>(
         &self,
         name: &str,
         mode: u16,
         ops: Arc<T>,
         id: usize,
+        class: usize,
     ) -> Result<AttrFile<T>> {
+        let key = LOCK_CLASS_KEYS.get(class).ok_or(EINVAL)?;
         // sysfs keeps using the name until the file is removed: own a copy.
         let name = CString::try_from_fmt(fmt!("{name}"))?;
         let mut kattr = bindings::kobj_attribute::default();
@@ -76,9 +88,12 @@ impl KobjectDir {
         kattr.attr.mode = mode;
         #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
         {
-            // A dynamically allocated attribute needs a static lock class key.
-            kattr.attr.key = kernel::static_lock_class!().as_ptr();
+            // Static: a file may be removed from its own callback (see
+            // `StoreCtx`), which still holds its class when it returns.
+            kattr.attr.key = key.as_ptr();
         }
+        #[cfg(not(CONFIG_DEBUG_LOCK_ALLOC))]
+        let _ = key;
         kattr.__bindgen_anon_1.show = Some(show_callback::<T>);
         kattr.__bindgen_anon_2.store = Some(store_callback::<T>);
         let node = KBox::new(
@@ -139,6 +154,15 @@ struct AttrNode<T: AttrOps> {
     /// Heap storage behind `kattr.attr.name`.
     _name: CString,
 }
+
+/// Lockdep classes of attribute files (see [`KobjectDir::add_file`]).
+pub(crate) const LOCK_CLASSES: usize = 32;
+
+static LOCK_CLASS_KEYS: [LockClassKey; LOCK_CLASSES] = [const {
+    // SAFETY: The keys live in static memory, never move and are never
+    // dropped.
+    unsafe { LockClassKey::new_static() }
+}; LOCK_CLASSES];
 
 /// An attribute file, removed from sysfs when dropped.
 ///

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Commands that drive a registered volume through `/dev/bkalloc`: alloc,
-//! free, status, insert, get, flush. The ioctl structures are
-//! `bkcore::ctl_abi`, the module's own.
+//! free, status, insert, get, flush; and the raw ioctl `bkalloc fuzz` uses.
+//! The ioctl structures are `bkcore::ctl_abi`, the module's own.
 
 use bkcore::ctl_abi::{
     AllocArgs, BucketRef, Decode, Encode, FlushArgs, FreeArgs, GetArgs, InsertArgs, StatusArgs,
@@ -29,12 +29,13 @@ fn parse_uuid(s: &str) -> crate::Result<Uuid> {
     uuid::parse(s).ok_or_else(|| format!("'{s}' is not a volume uuid"))
 }
 
-fn open_ctl() -> io::Result<File> {
+/// Opens the control device for reading and writing.
+pub(crate) fn open_ctl() -> io::Result<File> {
     OpenOptions::new().read(true).write(true).open(CTL_PATH)
 }
 
 /// Issues ioctl `cmd` on `args` (in and out) through an open control device.
-fn ioctl_on<T: Encode + Decode>(ctl: &File, cmd: u32, args: &T) -> io::Result<T> {
+pub(crate) fn ioctl_on<T: Encode + Decode>(ctl: &File, cmd: u32, args: &T) -> io::Result<T> {
     let mut buf = vec![0u8; T::SIZE];
     args.encode(&mut buf);
     // SAFETY: `buf` is `T::SIZE` bytes, the size encoded in `cmd`, and
@@ -44,6 +45,28 @@ fn ioctl_on<T: Encode + Decode>(ctl: &File, cmd: u32, args: &T) -> io::Result<T>
         return Err(io::Error::last_os_error());
     }
     T::decode(&buf).ok_or_else(|| io::Error::other("short ioctl reply"))
+}
+
+/// Issues ioctl number `cmd` on the open control device with `arg` as it is: no encoding,
+/// no size check, the pointer handed to the kernel unchanged. Returns the ioctl's return
+/// value, or the errno it failed with. For `bkalloc fuzz`, which sends hostile command
+/// numbers, payloads and pointers.
+///
+/// # Safety
+///
+/// The module may write through `arg` as many bytes as the size field of `cmd` says (at
+/// most 0x3fff). `arg` must be null, or an address this process cannot write (unmapped,
+/// read-only, outside user space), or point to at least that many bytes that the caller
+/// owns and that nothing else reads or writes during the call.
+pub unsafe fn ioctl_raw(ctl: &File, cmd: u32, arg: *mut libc::c_void) -> Result<i32, i32> {
+    // SAFETY: the caller guarantees that whatever the kernel may write through `arg` is
+    // either refused by the kernel (EFAULT) or memory the caller set aside for it; `ctl`
+    // stays open across the call.
+    let ret = unsafe { libc::ioctl(ctl.as_raw_fd(), cmd as libc::c_ulong, arg) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    Ok(ret)
 }
 
 /// Issues ioctl `cmd` on `args` (in and out).

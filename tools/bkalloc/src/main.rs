@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! `bkalloc`: format, inspect, check and craft bkalloc member devices, and drive a
-//! registered volume through `/dev/bkalloc` (alloc, free, status, insert, get, flush).
+//! registered volume through `/dev/bkalloc` (alloc, free, status, insert, get, flush), or
+//! throw hostile input at it (fuzz).
 //!
 //! Exit status: 0 success (fsck: no errors, warnings allowed); 1 fsck found errors, show
-//! could not read every device, get did not find a key, or get --verify found a key
-//! missing or wrong; 2 bad usage, an I/O error or a failed ioctl.
+//! could not read every device, get did not find a key, get --verify found a key
+//! missing or wrong, or fuzz saw an unexpected outcome; 2 bad usage, an I/O error or a
+//! failed ioctl.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +20,7 @@ use clap::{Parser, Subcommand};
     name = "bkalloc",
     version,
     about = "bkalloc member devices (format, show, fsck, scenario) and registered volumes \
-             (alloc, free, status, insert, get, flush)"
+             (alloc, free, status, insert, get, flush, fuzz)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -113,6 +115,16 @@ enum Command {
         /// The volume's uuid.
         volume: String,
     },
+    /// Hostile input: random writes to every writable sysfs file of the volume and random
+    /// ioctls; each must fail and change nothing unless it is valid.
+    ///
+    /// Deterministic from --seed. Prints `fuzz: UNEXPECTED: ...` for each case that did
+    /// not behave, `fuzz: efault alloc: user A->B, need_discard C->D` for the alloc whose
+    /// result could not be written back, and last `fuzz: N cases (S sysfs writes, I
+    /// ioctls), U unexpected`; exit 1 if U is not 0. Run as root on an idle volume whose
+    /// replay is done; it leaves discard, replay_discard_priority and the replica options
+    /// alone and restores the other options at the end.
+    Fuzz(cmd::fuzz::FuzzArgs),
     /// Write the state a TOML scenario file describes (see samples/).
     Scenario {
         /// The scenario file.
@@ -161,6 +173,7 @@ fn main() -> ExitCode {
             print!("{}", cmd::options::markdown());
             Ok(true)
         }
+        Command::Fuzz(args) => cmd::fuzz::run(&args),
         Command::Scenario { file, devices } => cmd::scenario::run(&file, &devices).map(|()| true),
     };
     match res {

@@ -137,3 +137,75 @@ bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
 unload_module
 EOF_GUEST
 }
+
+# Issue 12 #13 and the campaign's device faults: a checkpoint whose write
+# fails on one member made later checkpoints rewrite its nodes in place,
+# though a member may hold that checkpoint. Now the volume goes read-only
+# at once, says why in `state`, refuses changes, keeps serving reads, and
+# the next register recovers every acknowledged change from the journal.
+test_checkpoint_write_error_makes_the_volume_read_only() {
+	disks 2 64M
+	vm_guest --timeout 240 <<'EOF_GUEST'
+format_small_nodes
+EOF_GUEST
+	# Checkpoint slot 0 (block 2, sector 16) of disk 1: the format wrote
+	# generation 1 to slot 1, so the next checkpoint goes there.
+	VM_FAULTS="1:write:16" vm_guest --timeout 240 <<'EOF_GUEST'
+load_module
+register_pair
+expect_file_eq $v/state rw
+bkalloc insert $u --from 1 --count 60 >/dev/null || fail "insert"
+step "the flush fails on disk 1: read-only"
+expect_fail "No data available" bkalloc flush $u
+expect_file_eq $v/state "ro: checkpoint failed (error -61)"
+dmesg | grep -q "checkpoint failed (error -61): read-only now" || fail "no message: $(dmesg | tail -n 3)"
+expect_fail "Read-only file system" bkalloc insert $u --from 100 --count 1
+expect_fail "Read-only file system" bkalloc alloc $u
+expect_fail "Read-only file system" bkalloc flush $u
+expect_fail "Read-only file system" write $v/options/alloc_deadline 5
+bkalloc get $u --from 1 --count 60 --verify >/dev/null || fail "reads in read-only"
+write $v/unregister 1 || fail "unregister"
+dmesg | grep -q "checkpoint failed (error -61): read-only" || fail "$(dmesg | tail -n 3)"
+EOF_GUEST
+	vm_guest --timeout 240 <<'EOF_GUEST'
+load_module
+register_pair
+expect_file_eq $v/state rw
+# Member 0 may hold the failed checkpoint (it was written before disk 1's
+# failed): then it covers the keys, else the journal does.
+echo "INFO: $(cat $v/replay)"
+bkalloc get $u --from 1 --count 60 --verify >/dev/null || fail "the 60 keys after the read-only boot"
+write $v/unregister 1 || fail "unregister"
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+EOF_GUEST
+}
+
+# A journal write that fails on one member is not acknowledged, and the
+# volume goes read-only; what was acknowledged before survives.
+test_journal_write_error_makes_the_volume_read_only() {
+	disks 2 64M
+	vm_guest --timeout 240 <<'EOF_GUEST'
+format_disks 0 1
+load_module
+register_pair
+bkalloc insert $u --from 1 --count 20 >/dev/null || fail "insert"
+write $v/unregister 1 || fail "unregister"
+EOF_GUEST
+	VM_FAULTS="1:write:any" vm_guest --timeout 240 <<'EOF_GUEST'
+load_module
+register_pair
+expect_file_eq $v/state rw
+expect_fail "No data available" bkalloc insert $u --from 100 --count 1
+expect_file_eq $v/state "ro: journal write failed (error -61)"
+expect_fail "Read-only file system" bkalloc insert $u --from 101 --count 1
+bkalloc get $u --from 1 --count 20 --verify >/dev/null || fail "reads in read-only"
+write $v/unregister 1 || fail "unregister"
+EOF_GUEST
+	vm_guest --timeout 240 <<'EOF_GUEST'
+load_module
+register_pair
+bkalloc get $u --from 1 --count 20 --verify >/dev/null || fail "the 20 acknowledged keys"
+write $v/unregister 1 || fail "unregister"
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+EOF_GUEST
+}

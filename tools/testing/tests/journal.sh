@@ -128,6 +128,43 @@ bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
 EOF_GUEST
 }
 
+# Issue 12 #14: a register that fails removes the volume's files from
+# inside the `register` write. With one lock class for every attribute,
+# lockdep (debug kernel) took draining an option file that another writer
+# was in for recursive locking on the `register` file.
+test_failed_register_drains_busy_files() {
+	disks 2 64M
+	vm_guest --timeout 240 <<'EOF_GUEST'
+replay_scenario
+EOF_GUEST
+	# Slow disks: each option write (four superblock writes and flushes per
+	# member) keeps its file busy for a while.
+	VM_DRIVE_OPTS=throttling.iops-total=200 vm_guest --timeout 600 <<'EOF_GUEST'
+load_module
+register_bg "$(disk 0) $(disk 1) discard=0" 60
+v=$(volume_dir)
+wait_waiters $v 1
+step "option writers busy in two files while abort_waiting fails the register"
+for f in alloc_deadline allocator_stuck_timeout; do
+	(
+		i=0
+		while [ -e $v/options/$f ]; do
+			i=$((i % 50 + 1))
+			echo $i >$v/options/$f 2>/dev/null
+		done
+	) &
+done
+sleep 2
+write $v/abort_waiting all
+wait_until 60 "register to return" sh -c "! kill -0 $regpid"
+wait $regpid && fail "register succeeded after abort"
+wait
+expect_no_volume
+dmesg | grep -A3 "possible recursive locking" && fail "lockdep: recursive locking on the sysfs files"
+unload_module
+EOF_GUEST
+}
+
 # Issue 12 #15: an entry after a missing one was acknowledged (appends are
 # serialised, each flushed before the next), so a gap means acknowledged
 # entries were lost. Register used to replay up to the gap and drop the rest
@@ -161,5 +198,84 @@ dmesg | grep -qF "$lost" || fail "no message naming the lost entry: $(dmesg | ta
 expect_no_volume
 step "nothing was written: the same refusal again, not EBUSY"
 expect_fail "Invalid argument" write $BK/register "$(disk 0) $(disk 1)"
+EOF_GUEST
+}
+
+# Issue 12 #12: a free is journaled, then applied in memory; a checkpoint
+# in between covered the record while its alloc table still said user, so
+# a crash before the next checkpoint lost the free. Frees race flushes;
+# after each flush the frees are paused and the on-disk metadata (what a
+# crash then would leave) is copied; each copy is put back and registered,
+# and every free acknowledged before it must have survived.
+test_free_racing_checkpoints_survives_a_crash() {
+	disks 2 256M
+	vm_guest --timeout 900 <<'EOF_GUEST'
+# children PID: the processes whose parent is PID (busybox has no pgrep).
+children() {
+	for s in /proc/[0-9]*/stat; do
+		read -r pid _ _ ppid _ <"$s" 2>/dev/null && [ "$ppid" = "$1" ] && echo "$pid"
+	done
+}
+format_disks 0 1
+load_module
+# discard=0: freed buckets stay need_discard, so a second free of one that
+# survived fails with EINVAL, and no discard changes the disks meanwhile.
+register_pair discard=0
+: >/tmp/pairs
+for i in $(seq 1 150); do
+	bkalloc alloc $u --replicas 2 | tr ' ' '\n' >>/tmp/pairs || fail "alloc $i"
+done
+bkalloc flush $u >/dev/null || fail "flush"
+# The metadata region (superblocks, checkpoints, alloc tables, journal); the
+# tree's one node is past it and no insert changes it.
+meta=$(bkalloc show --json "$(disk 0)" "$(disk 1)" | sed -n 's/.*"sb_buckets": *\([0-9]*\).*/\1/p' | head -n1)
+[ "$meta" -gt 0 ] || fail "no sb_buckets in bkalloc show --json"
+: >/tmp/acked
+(
+	while read -r pair; do
+		bkalloc free $u $pair && echo "$pair" >>/tmp/acked
+	done </tmp/pairs
+) &
+frees=$!
+k=0
+while kill -0 $frees 2>/dev/null && [ $k -lt 30 ]; do
+	bkalloc flush $u >/dev/null || fail "flush $k"
+	# Pause the frees (one in flight finishes first), copy, go on.
+	kill -STOP $frees 2>/dev/null
+	for c in $(children $frees); do kill -STOP $c; done
+	for c in $(children $frees); do
+		wait_until 10 "free $c to stop" sh -c "grep -q '^[^ ]* ([^)]*) [TZ]' /proc/$c/stat 2>/dev/null || ! [ -e /proc/$c ]"
+	done
+	k=$((k + 1))
+	cp /tmp/acked /tmp/acked-$k
+	for i in 0 1; do
+		# O_DIRECT: the module writes with bios, past the page cache.
+		dd if="$(disk $i)" of=/tmp/snap-$k-$i bs=64k count=$meta iflag=direct 2>/dev/null || fail "copy $k"
+	done
+	for c in $(children $frees); do kill -CONT $c; done
+	kill -CONT $frees 2>/dev/null
+done
+wait $frees
+echo "INFO: $k crash images, $(wc -l </tmp/acked) frees"
+[ $k -ge 5 ] || fail "only $k crash images"
+write $v/unregister 1 || fail "unregister"
+lost=0
+for j in $(seq 1 $k); do
+	for i in 0 1; do
+		dd if=/tmp/snap-$j-$i of="$(disk $i)" bs=64k conv=fsync 2>/dev/null || fail "restore $j"
+	done
+	write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register crash image $j"
+	n=0
+	while read -r pair; do
+		n=$((n + 1))
+		if bkalloc free $u $pair 2>/dev/null; then
+			echo "INFO: image $j: the free of $pair (acknowledged before it) was lost"
+			lost=$((lost + 1))
+		fi
+	done </tmp/acked-$j
+	write $BK/$u/unregister 1 || fail "unregister image $j"
+done
+[ $lost = 0 ] || fail "$lost acknowledged frees lost across $k crash images"
+unload_module
 EOF_GUEST
 }
