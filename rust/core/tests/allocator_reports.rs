@@ -615,9 +615,11 @@ mod ctl_abi_roundtrip {
         assert_eq!(&buf[32..64], &value);
         assert_eq!(GetArgs::decode(&buf), Some(g));
         assert_eq!(GetArgs::decode(&buf[..GetArgs::SIZE - 1]), None);
-        // A garbage pad is not read back.
+        // A garbage pad is read back, so the module can refuse it.
         buf[28..32].copy_from_slice(&[9; 4]);
-        assert_eq!(GetArgs::decode(&buf), Some(g));
+        let d = GetArgs::decode(&buf).unwrap();
+        assert_eq!(d.pad, 0x0909_0909);
+        assert!(!d.reserved_zero());
         let missing = GetArgs {
             uuid: [4; 16],
             key: 18,
