@@ -40,6 +40,9 @@ check:
 demo:
 	tools/testing/demo.sh
 
+reliability:
+	tools/testing/reliability.sh
+
 shell:
 	tools/testing/shell.sh
 
@@ -54,10 +57,12 @@ help:
 	@echo '                  T="PATTERN..." only the matching VM tests; KERNEL=min one kernel'
 	@echo '  make shell      the test VM with a shell: DISKS=3 SIZE=1G KERNEL=min|debug'
 	@echo '                  FRESH=1 (new disk images) IDLE=3600 (seconds of silence)'
+	@echo '  make reliability  the fault, torn-write, corrupt-image, hostile-input and load'
+	@echo '                  campaign in full on both kernels, with its report table'
 	@echo '  make refresh    re-resolve the build environment against today'"'"'s archive'
 	@echo '  make            bkalloc.ko against the min test kernel (FLAVOUR=debug)'
 	@echo '  make KDIR=DIR LLVM=1   bkalloc.ko against your own Rust-enabled kernel tree'
 	@echo '  make clean      remove the host crates'"'"' build output'
 	@echo 'VM tests alone: tools/testing/run-tests.sh --kernel min|debug [--list] [PATTERN...]'
 
-.PHONY: check demo shell refresh help
+.PHONY: check demo shell refresh reliability help

@@ -121,6 +121,9 @@ pub(crate) struct Tree {
     /// Buckets of replaced nodes, still referenced by the checkpoint on
     /// disk: retired once the next one is durable.
     pub(crate) retiring: KVec<Replica>,
+    /// Nodes found at register with a bad replica (dirty: the next
+    /// checkpoint rewrites them).
+    pub(crate) repaired: u64,
     /// Deepest root level a split may create: the format's
     /// [`MAX_LEVEL`](crate::bkcore::format::MAX_LEVEL) (lower in tests).
     max_level: u8,
@@ -146,6 +149,7 @@ impl Tree {
             keys: 0,
             checkpoint: None,
             retiring: KVec::new(),
+            repaired: 0,
             max_level: crate::bkcore::format::MAX_LEVEL,
         }
     }
@@ -175,24 +179,46 @@ impl Tree {
             },
             GFP_KERNEL,
         )?;
+        // Each loaded node's parent, to mark the path of a repaired node.
+        let mut parents: KVec<Option<usize>> = KVec::new();
         while let Some(w) = stack.pop() {
+            if !w.ptr.has_distinct_devs() {
+                // Decoding lets it through so fsck can name it; one device
+                // lost would take both "replicas".
+                pr_err!(
+                    "volume {}: btree level {} node [{}..={}]: two replicas on the same device\n",
+                    Core(Hyphenated(&uuid)),
+                    w.level,
+                    w.min,
+                    w.max
+                );
+                return Err(EINVAL);
+            }
             let mut node = None;
+            let mut bad = false;
+            // Every replica is read: a bad one is rewritten (the node goes
+            // dirty, so the next checkpoint copies it to new buckets), not
+            // left for the day the good one fails too.
             for r in w.ptr.replicas() {
                 match Self::read_replica(members, r, &uuid, self.cap, &mut buf, &w) {
                     Ok(n) => {
-                        node = Some(n);
-                        break;
+                        if node.is_none() {
+                            node = Some(n);
+                        }
                     }
-                    Err(why) => pr_warn!(
-                        "volume {}: btree level {} node [{}..={}] replica {}:{}: {}\n",
-                        Core(Hyphenated(&uuid)),
-                        w.level,
-                        w.min,
-                        w.max,
-                        r.dev,
-                        r.bucket,
-                        why
-                    ),
+                    Err(why) => {
+                        bad = true;
+                        pr_warn!(
+                            "volume {}: btree level {} node [{}..={}] replica {}:{}: {}\n",
+                            Core(Hyphenated(&uuid)),
+                            w.level,
+                            w.min,
+                            w.max,
+                            r.dev,
+                            r.bucket,
+                            why
+                        )
+                    }
                 }
             }
             let Some((mut node, children)) = node else {
@@ -207,6 +233,17 @@ impl Tree {
             };
             node.loc = w.ptr;
             let idx = self.nodes.len();
+            parents.push(w.parent.map(|(p, _)| p), GFP_KERNEL)?;
+            if bad {
+                self.repaired += 1;
+                // Its parent's pointer changes with it, up to the root.
+                node.dirty = true;
+                let mut up = w.parent.map(|(p, _)| p);
+                while let Some(p) = up {
+                    self.nodes[p].dirty = true;
+                    up = parents.get(p).copied().flatten();
+                }
+            }
             for (pos, (min, max, ptr)) in children.iter().enumerate() {
                 stack.push(
                     Load {

@@ -87,6 +87,10 @@ struct Found {
     seq: u64,
     block: u32,
     blocks: u32,
+    /// Its stored checksum: mirrors of one entry have the same.
+    crc: u32,
+    /// The member it was first found on.
+    member: usize,
 }
 
 impl Journal {
@@ -151,7 +155,7 @@ impl Journal {
         let mut records: KVVec<(u64, usize, Record)> = KVVec::new();
         for (i, m) in self.mirrors.iter().enumerate() {
             let path = members.get(i).map_or(c"?", |m| &*m.path);
-            self.scan_one(m, path, checkpoint_seq, &mut found, &mut records)?;
+            self.scan_one((i, m), path, checkpoint_seq, &mut found, &mut records)?;
             // Sorted, so the next member looks its entries up in log time.
             found.sort_unstable_by_key(|f| f.seq);
         }
@@ -223,7 +227,7 @@ impl Journal {
     /// their records. `found` comes sorted by seq.
     fn scan_one(
         &self,
-        m: &Mirror,
+        (member, m): (usize, &Mirror),
         path: &CStr,
         checkpoint_seq: u64,
         found: &mut KVec<Found>,
@@ -258,10 +262,32 @@ impl Journal {
             match decode_entry(&window[at..at + len], &self.uuid) {
                 Ok(e) => {
                     let seq = e.seq();
-                    let known = found
-                        .get(..seen)
-                        .is_some_and(|s| s.binary_search_by_key(&seq, |f| f.seq).is_ok());
-                    if !known {
+                    let crc = u32::from_le_bytes([
+                        window[at + 4],
+                        window[at + 5],
+                        window[at + 6],
+                        window[at + 7],
+                    ]);
+                    let twin = found.get(..seen).and_then(|s| {
+                        s.binary_search_by_key(&seq, |f| f.seq)
+                            .ok()
+                            .and_then(|i| s.get(i))
+                    });
+                    if let Some(twin) = twin.filter(|t| t.crc != crc && seq > checkpoint_seq) {
+                        // Both valid, not the same: which was acknowledged
+                        // cannot be told, so nothing is replayed. (Entries
+                        // the checkpoint covers play no part.)
+                        pr_err!(
+                            "volume {}: journal entry {} differs between member {} and member {} ({}), both valid; register refused (bkalloc fsck shows the journal)\n",
+                            Core(Hyphenated(&self.uuid)),
+                            seq,
+                            twin.member,
+                            member,
+                            path
+                        );
+                        return Err(EINVAL);
+                    }
+                    if twin.is_none() {
                         if seq > checkpoint_seq {
                             for r in e.records() {
                                 records.push((seq, records.len(), r), GFP_KERNEL)?;
@@ -272,6 +298,8 @@ impl Journal {
                                 seq,
                                 block: b,
                                 blocks,
+                                crc,
+                                member,
                             },
                             GFP_KERNEL,
                         )?;

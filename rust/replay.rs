@@ -230,7 +230,15 @@ impl Volume {
                 }
             }
             // 6. Make it durable; without room, the journal still has it.
-            if keys > 0 || fixed > 0 || scan.entries > 0 {
+            let repaired = self.tree.lock().repaired;
+            if repaired > 0 {
+                pr_warn!(
+                    "volume {}: {} btree nodes had a bad replica; the checkpoint after replay rewrites them\n",
+                    self.name(),
+                    repaired
+                );
+            }
+            if keys > 0 || fixed > 0 || scan.entries > 0 || repaired > 0 {
                 if let Err(e) = self.checkpoint_locked() {
                     pr_warn!(
                         "volume {}: checkpoint after replay failed (error {}); the journal keeps the replayed entries\n",
@@ -266,6 +274,14 @@ impl Volume {
         for (d, m) in inner.members.iter_mut().enumerate() {
             let mine = &mut used[d];
             mine.sort_unstable();
+            if let Some(w) = mine.windows(2).find(|w| w[0] == w[1]) {
+                pr_err!(
+                    "{}: bucket {} is referenced by two btree nodes\n",
+                    &*m.path,
+                    w[0]
+                );
+                return Err(EINVAL);
+            }
             for &b in mine.iter() {
                 match m.state(b) {
                     Some(BucketState::Btree) => {}

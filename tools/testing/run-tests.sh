@@ -99,8 +99,9 @@ for t in "${selected[@]}"; do
 	rm -rf "$WORK"
 	mkdir -p "$WORK"
 	start=$SECONDS
-	# The whole test (all its boots) is bounded too: 20 minutes at most.
-	WORK=$WORK timeout --signal=KILL $((1200 * TIMEOUT_FACTOR)) bash -c '
+	# The whole test (all its boots) is bounded too: 20 minutes at most
+	# (TEST_WATCHDOG seconds: `make reliability` runs longer campaigns).
+	WORK=$WORK timeout --signal=KILL $((${TEST_WATCHDOG:-1200} * TIMEOUT_FACTOR)) bash -c '
 		set -uo pipefail
 		. "$1/lib.sh"
 		. "$1/vm.sh"

@@ -114,7 +114,7 @@ pub struct AllocBlock<'a> {
 }
 
 /// Decodes and validates alloc table block `id`: header, crc, a valid state byte for each
-/// bucket and zero past the last one. A block of another generation (the other copy, or
+/// bucket, `sb` exactly in the metadata region, and zero past the last one. A block of another generation (the other copy, or
 /// this copy before the checkpoint that rewrote it) is refused with a `generation`
 /// mismatch.
 pub fn decode_block<'a>(
@@ -162,8 +162,25 @@ pub fn decode_block<'a>(
         return Err(f.err("states", off::STATES + i, ErrorKind::BadState(bad)));
     }
     f.zero("states", end, BLOCK_SIZE - end)?;
+    let first_bucket = u64::from(block) * STATES_PER_BLOCK as u64;
+    // `sb` marks exactly the metadata region: a region bucket marked free
+    // would be handed out over the superblock.
+    let sb = BucketState::Sb.to_u8();
+    if let Some(i) = states
+        .iter()
+        .enumerate()
+        .position(|(i, &s)| layout.is_sb_bucket(first_bucket + i as u64) != (s == sb))
+    {
+        let bucket = first_bucket + i as u64;
+        let inside = layout.is_sb_bucket(bucket);
+        return Err(f.err(
+            "states",
+            off::STATES + i,
+            ErrorKind::SbRegion { bucket, inside },
+        ));
+    }
     Ok(AllocBlock {
-        first_bucket: u64::from(block) * STATES_PER_BLOCK as u64,
+        first_bucket,
         states,
     })
 }

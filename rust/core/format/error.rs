@@ -55,6 +55,14 @@ pub enum ErrorKind {
     WrongVolume,
     /// The two superblock copies are both valid but describe different devices.
     CopiesDisagree,
+    /// A bucket state that contradicts the layout: `sb` exactly for the buckets of the
+    /// metadata region.
+    SbRegion {
+        /// The bucket.
+        bucket: u64,
+        /// Whether it is in the metadata region.
+        inside: bool,
+    },
     /// Not a bucket state byte.
     BadState(u8),
     /// Not a journal record type.
@@ -128,6 +136,17 @@ impl fmt::Display for ErrorKind {
             Self::NotListed => f.write_str("not the members list's entry at member_index"),
             Self::WrongVolume => f.write_str("belongs to another volume"),
             Self::CopiesDisagree => f.write_str("differs from copy 0 (not this device's)"),
+            Self::SbRegion {
+                bucket,
+                inside: true,
+            } => write!(f, "bucket {bucket} is in the metadata region but not sb"),
+            Self::SbRegion {
+                bucket,
+                inside: false,
+            } => write!(
+                f,
+                "bucket {bucket} is past the metadata region but marked sb"
+            ),
             Self::BadState(b) => write!(f, "invalid bucket state byte {b}"),
             Self::BadRecordType(t) => write!(f, "invalid record type {t}"),
             Self::Unordered { prev, key } => write!(f, "key {key} not after {prev}"),

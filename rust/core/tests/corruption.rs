@@ -106,7 +106,7 @@ fn checkpoint_every_byte() {
 #[test]
 fn alloc_block_every_byte() {
     let l = Layout::new(1 << 16, 3000, 16, 100).unwrap();
-    let states: Vec<_> = (0..3000).map(|i| BucketState::ALL[i % 5]).collect();
+    let states = region_states(&l, (0..3000).map(|i| BucketState::ALL[i % 5]));
     let buf = encode_alloc(&l, &states);
     each_corruption(&buf, 0..BLOCK_SIZE, |b| {
         alloc_table::decode_block(b, &l, alloc_id(3, 0)).is_ok()
@@ -338,7 +338,7 @@ fn options_come_from_the_write_every_member_finished() {
 #[test]
 fn alloc_block_of_another_generation_is_refused() {
     let l = Layout::new(1 << 16, 3000, 16, 100).unwrap();
-    let states: Vec<_> = (0..3000).map(|i| BucketState::ALL[i % 5]).collect();
+    let states = region_states(&l, (0..3000).map(|i| BucketState::ALL[i % 5]));
     let buf = encode_alloc(&l, &states);
     let mut id = alloc_id(3, 0);
     id.generation = 5;
@@ -353,4 +353,32 @@ fn alloc_block_of_another_generation_is_refused() {
             }
         )
     );
+}
+
+#[test]
+fn alloc_block_sb_exactly_in_the_metadata_region() {
+    let l = Layout::new(1 << 16, 3000, 16, 100).unwrap();
+    let good = region_states(&l, (0..3000).map(|_| BucketState::Free));
+    let sb = l.sb_buckets as usize;
+    for (bucket, to, inside) in [
+        (0, BucketState::Free, true),
+        (sb - 1, BucketState::User, true),
+        (sb, BucketState::Sb, false),
+        (2999, BucketState::Sb, false),
+    ] {
+        let mut states = good.clone();
+        states[bucket] = to;
+        let buf = encode_alloc(&l, &states);
+        let e = alloc_table::decode_block(&buf, &l, alloc_id(3, 0)).unwrap_err();
+        assert_eq!(
+            (e.field, e.kind),
+            (
+                "states",
+                ErrorKind::SbRegion {
+                    bucket: bucket as u64,
+                    inside
+                }
+            )
+        );
+    }
 }

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "bkalloc",
     version,
-    about = "bkalloc member devices (format, show, fsck, scenario) and registered volumes \
+    about = "bkalloc member devices (format, show, fsck, scenario, mutate) and registered volumes \
              (alloc, free, status, insert, get, flush, fuzz)"
 )]
 struct Cli {
@@ -125,6 +125,15 @@ enum Command {
     /// replay is done; it leaves discard, replay_discard_priority and the replica options
     /// alone and restores the other options at the end.
     Fuzz(cmd::fuzz::FuzzArgs),
+    /// Corrupted images: save a volume's metadata and btree nodes, then write them back with
+    /// one deterministic mutation each time (bit flips, torn writes, crafted values with
+    /// valid checksums, another volume's member).
+    ///
+    /// `mutate save SNAPSHOT DEV...` copies them; `mutate apply SNAPSHOT --seed S --index I
+    /// [--other DEV] DEV...` restores the snapshot, applies mutation I of seed S and prints
+    /// `mutation I: member N <structure> <where>: <what>; family F; expect: E` (E is refuse
+    /// or either); `--restore-only` just restores.
+    Mutate(cmd::mutate::MutateArgs),
     /// Write the state a TOML scenario file describes (see samples/).
     Scenario {
         /// The scenario file.
@@ -174,6 +183,7 @@ fn main() -> ExitCode {
             Ok(true)
         }
         Command::Fuzz(args) => cmd::fuzz::run(&args),
+        Command::Mutate(args) => cmd::mutate::run(&args).map(|()| true),
         Command::Scenario { file, devices } => cmd::scenario::run(&file, &devices).map(|()| true),
     };
     match res {

@@ -451,34 +451,9 @@ fn load_alloc_table(v: &mut Volume, i: usize) -> crate::Result<()> {
     }
     m.counts = BucketCounts::new();
     m.states.iter().flatten().for_each(|s| m.counts.add(*s));
-    // The metadata region is exactly the sb buckets.
-    let mut wrong = m.states.iter().enumerate().filter_map(|(b, s)| {
-        let s = (*s)?;
-        let in_sb = l.is_sb_bucket(b as u64);
-        (in_sb != (s == BucketState::Sb)).then_some((b, s))
-    });
-    let sb_msg = wrong.next().map(|(b, s)| {
-        let more = wrong.count();
-        let what = if l.is_sb_bucket(b as u64) {
-            format!(
-                "bucket {b} in the metadata region (buckets 0..{}) is {s}, not sb",
-                l.sb_buckets
-            )
-        } else {
-            format!("bucket {b} past the metadata region is marked sb")
-        };
-        let more = if more > 0 {
-            format!(" (and {more} more)")
-        } else {
-            String::new()
-        };
-        format!("member {i}: {what}{more}")
-    });
+    // (The decoder checks that `sb` marks exactly the metadata region.)
     for e in errors {
         v.error("alloc_table", e);
-    }
-    if let Some(msg) = sb_msg {
-        v.error("sb_region", msg);
     }
     Ok(())
 }
@@ -665,6 +640,16 @@ fn check_checkpoints(v: &mut Volume) {
 
 fn check_journal(v: &mut Volume) {
     let mut msgs: Vec<(Severity, String)> = Vec::new();
+    let covered = v.checkpoint.map_or(0, |c| c.journal_seq);
+    // What is wrong in an entry the checkpoint covers plays no part in
+    // replay (the kernel's policy): a warning, not an error.
+    let severity = |seq: u64| {
+        if v.checkpoint.is_some() && seq <= covered {
+            Severity::Warning
+        } else {
+            Severity::Error
+        }
+    };
     // seq -> (member, block, bytes) of the first copy seen.
     let mut by_seq: BTreeMap<u64, (usize, &JournalEntry)> = BTreeMap::new();
     for (i, m) in v.loaded() {
@@ -680,7 +665,7 @@ fn check_journal(v: &mut Volume) {
             match by_seq.get(&e.seq) {
                 Some((j, other)) if other.block != e.block || other.bytes != e.bytes => {
                     msgs.push((
-                        Severity::Error,
+                        severity(e.seq),
                         format!("members {j} and {i} disagree on journal entry {}", e.seq),
                     ));
                 }
@@ -709,7 +694,6 @@ fn check_journal(v: &mut Volume) {
         }
     }
     let seqs: Vec<u64> = by_seq.keys().copied().collect();
-    let covered = v.checkpoint.map_or(0, |c| c.journal_seq);
     // The kernel's policy: entries after the checkpoint run without a gap;
     // covered ones play no part. (With no valid checkpoint the volume does
     // not register at all, which the checkpoint check reports.)
@@ -738,14 +722,15 @@ fn check_journal(v: &mut Volume) {
                 } => {
                     s.pending_bucket_changes += u64::from(pending);
                     let what = format!("journal entry {seq} (member {i}): bucket state record for member {member} bucket {bucket}");
+                    let sev = severity(*seq);
                     if member >= v.sb.member_count {
-                        msgs.push((Severity::Error, format!("{what}: no such member")));
+                        msgs.push((sev, format!("{what}: no such member")));
                     } else if let Some(m) = v.members[member as usize].as_ref() {
                         if bucket >= m.layout.bucket_count {
-                            msgs.push((Severity::Error, format!("{what}: no such bucket")));
+                            msgs.push((sev, format!("{what}: no such bucket")));
                         } else if m.layout.is_sb_bucket(bucket) || state == BucketState::Sb {
                             msgs.push((
-                                Severity::Error,
+                                sev,
                                 format!("{what}: the metadata region never changes state"),
                             ));
                         }

@@ -81,12 +81,18 @@ fn alloc_table_checksum() {
 fn metadata_region_not_sb() {
     let d = tempdir();
     let p = small(d.path());
+    // The decoder refuses the block, naming the bucket (the module does too).
+    let region = |p: &[std::path::PathBuf], what: &str| {
+        findings(p)
+            .iter()
+            .any(|(sev, c, m)| *sev == Severity::Error && *c == "alloc_table" && m.contains(what))
+    };
     rewrite_states(&p[0], |s| s[1] = BucketState::Free, true);
-    assert!(has_error(&p, "sb_region"));
+    assert!(region(&p, "bucket 1 is in the metadata region but not sb"));
     let d2 = tempdir();
     let p = small(d2.path());
     rewrite_states(&p[0], |s| *s.last_mut().unwrap() = BucketState::Sb, true);
-    assert!(has_error(&p, "sb_region"));
+    assert!(region(&p, "is past the metadata region but marked sb"));
 }
 
 #[test]

@@ -4,9 +4,14 @@
 # project's own fuzzer (bkalloc fuzz); each case gets an error and changes
 # nothing, unless the fuzzer worked out that it is valid.
 
+# FUZZ_ROUNDS (default 300) sets the first run's rounds; `make reliability`
+# runs more.
 test_hostile_sysfs_and_ioctl_input_changes_nothing() {
 	disks 2 64M
-	vm_guest --timeout 300 <<'EOF_GUEST'
+	local rounds=${FUZZ_ROUNDS:-300}
+	{
+		echo "rounds=$rounds"
+		cat <<'EOF_GUEST'
 # run_fuzz SEED [ARGS...]: runs bkalloc fuzz on $u and shows its findings;
 # fails if the alloc whose result could not be written back kept its buckets
 # (its "efault alloc" line: the user count must not grow), or unless every
@@ -52,11 +57,11 @@ bkalloc insert $u --from 0 --count 8 >/dev/null || fail "insert"
 before=$(users)
 expect_eq $before 5 "user buckets before fuzzing"
 
-step "fuzz --seed 1 --rounds 300"
-run_fuzz 1 --rounds 300
+step "fuzz --seed 1 --rounds $rounds"
+run_fuzz 1 --rounds $rounds
 # 7 option files and abort_waiting, once per round.
-expect_eq "$(sed -n 's/^fuzz: [0-9]* cases (\([0-9]*\) sysfs writes.*/\1/p' /tmp/fuzz-1)" 2400 \
-	"sysfs writes of 300 rounds"
+expect_eq "$(sed -n 's/^fuzz: [0-9]* cases (\([0-9]*\) sysfs writes.*/\1/p' /tmp/fuzz-1)" $((rounds * 8)) \
+	"sysfs writes of $rounds rounds"
 
 step "fuzz --seed 2"
 run_fuzz 2
@@ -84,6 +89,12 @@ step "no kernel splat"
 # fuzzer text: those lines are not the kernel's.
 splat=$(dmesg | grep -v "bad value '" | grep -E 'Oops|BUG|WARNING|panic' | head -n 1)
 [ -z "$splat" ] || fail "kernel log: $splat"
+cases=0
+for f in /tmp/fuzz-1 /tmp/fuzz-2; do
+	cases=$((cases + $(tail -n 1 $f | sed -n 's/^fuzz: \([0-9]*\) cases.*/\1/p')))
+done
+echo "CASES: $cases"
 unload_module
 EOF_GUEST
+	} | vm_guest --timeout $((300 + rounds))
 }

@@ -264,8 +264,27 @@ pub(crate) fn encode_node(spec: &NodeSpec, max_entries: u32, size: usize) -> (Ve
 pub(crate) fn alloc_case() -> impl Strategy<Value = (Layout, Vec<BucketState>)> {
     (100u64..=4056).prop_flat_map(|buckets| {
         let l = Layout::new(1 << 16, buckets, 16, 100).unwrap();
-        (Just(l), vec(state(), buckets as usize))
+        (Just(l), vec(state(), buckets as usize)).prop_map(|(l, states)| {
+            let states = region_states(&l, states.into_iter());
+            (l, states)
+        })
     })
+}
+
+/// `states` made to respect the layout: `sb` exactly in the metadata region (elsewhere an
+/// `sb` becomes `free`), as the decoder demands.
+pub(crate) fn region_states(
+    l: &Layout,
+    states: impl Iterator<Item = BucketState>,
+) -> Vec<BucketState> {
+    states
+        .enumerate()
+        .map(|(b, s)| match (l.is_sb_bucket(b as u64), s) {
+            (true, _) => BucketState::Sb,
+            (false, BucketState::Sb) => BucketState::Free,
+            (false, s) => s,
+        })
+        .collect()
 }
 
 /// Alloc table block `block` of member `member`, generation 7.

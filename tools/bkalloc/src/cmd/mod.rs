@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The commands that work on member devices directly, and `fuzz`, which throws hostile
-//! input at a registered volume.
+//! input at a registered volume, and `mutate`, which writes corrupted images for register.
 
 pub mod format;
 pub mod fsck;
 pub mod fuzz;
+pub mod mutate;
 pub mod options;
 pub mod scenario;
 pub mod show;

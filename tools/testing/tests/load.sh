@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-2.0
+# Load and races: workers allocate, free and insert for a bounded time
+# while options flip, aborts fire and flushes run; then the volume is
+# unregistered and the module removed under the same load. Every waiter
+# ends, nothing stays open, fsck agrees with the counts, and every
+# acknowledged insert is there at the next register. LOAD_SECONDS (default
+# 15) sets each phase's length: `make reliability` runs it longer.
+
+test_load_and_races() {
+	disks 2 256M
+	local secs=${LOAD_SECONDS:-15}
+	{
+		echo "secs=$secs"
+		cat <<'EOF_GUEST'
+bkalloc format --node-max-entries 8 --metadata-replicas 2 "$(disk 0)" "$(disk 1)" >/dev/null ||
+	fail "format"
+load_module
+register_pair
+
+# workers TAG: start the load; each worker stops when /tmp/stop exists.
+# Inserts of worker k use keys k*1000000 + i; acknowledged ones are listed
+# in /tmp/acked-k.
+workers() {
+	rm -f /tmp/stop
+	pids=
+	for k in 1 2; do
+		(
+			i=0
+			while [ ! -e /tmp/stop ]; do
+				key=$((k * 1000000 + i))
+				bkalloc insert $u --from $key --count 1 >/dev/null 2>&1 && echo $key >>/tmp/acked-$k
+				i=$((i + 1))
+			done
+		) &
+		pids="$pids $!"
+	done
+	for k in 3 4; do
+		(
+			while [ ! -e /tmp/stop ]; do
+				b=$(bkalloc alloc $u 2>/dev/null) && bkalloc free $u $b 2>/dev/null
+			done
+		) &
+		pids="$pids $!"
+	done
+	(
+		i=0
+		while [ ! -e /tmp/stop ]; do
+			i=$((i + 1))
+			echo $((i % 2 + 1)) >$v/options/metadata_replicas 2>/dev/null
+			echo $((i % 2 + 1)) >$v/options/data_replicas 2>/dev/null
+			echo $((i % 3)) >$v/options/alloc_deadline 2>/dev/null
+			case $((i % 3)) in
+			0) echo wait ;; 1) echo fail ;; 2) echo degrade ;;
+			esac >$v/options/alloc_wait_policy 2>/dev/null
+			sleep 0.2
+		done
+	) &
+	pids="$pids $!"
+	(
+		while [ ! -e /tmp/stop ]; do
+			echo all >$v/abort_waiting 2>/dev/null
+			bkalloc flush $u >/dev/null 2>&1
+			sleep 0.3
+		done
+	) &
+	pids="$pids $!"
+}
+
+# stop_workers: every worker ends within a minute.
+stop_workers() {
+	touch /tmp/stop
+	wait_until 60 "every worker to stop" sh -c "for p in $pids; do kill -0 \$p 2>/dev/null && exit 1; done; exit 0"
+	wait
+}
+
+step "phase 1: ${secs}s of load with option flips, aborts and flushes"
+workers
+sleep $secs
+stop_workers
+expect_eq "$(nwaiters $v)" 0 "waiters left"
+for i in 0 1; do
+	expect_eq "$(usage_of $v/dev-$i open)" 0 "dev-$i open buckets"
+done
+acked=$(cat /tmp/acked-* 2>/dev/null | wc -l)
+echo "INFO: phase 1: $acked inserts acknowledged, opts_gen $(cat $v/opts_gen), $(counter $v allocs) allocs, $(counter $v aborts) aborts, $(counter $v restarts) restarts"
+[ "$acked" -gt 0 ] || fail "no insert went through in ${secs}s"
+write $v/unregister 1 || fail "unregister after phase 1"
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after phase 1"
+
+step "phase 2: unregister, then rmmod, under the same load"
+register_pair
+workers
+sleep $((secs / 2 + 1))
+write $v/unregister 1 || fail "unregister under load"
+# Workers keep /dev/bkalloc open now and then (the module is busy then):
+# rmmod goes through between two of them.
+wait_until 30 "rmmod under load" rmmod bkalloc
+stop_workers
+[ ! -e $BK ] || fail "/sys/fs/bkalloc still there after rmmod"
+
+step "every acknowledged insert is there"
+load_module
+register_pair
+n=0
+for key in $(cat /tmp/acked-1 /tmp/acked-2 2>/dev/null); do
+	bkalloc get $u --from $key --count 1 --verify >/dev/null || fail "acknowledged key $key lost"
+	n=$((n + 1))
+done
+echo "INFO: $n acknowledged inserts verified"
+echo "CASES: $n"
+write $v/unregister 1 || fail "unregister"
+bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck at the end"
+unload_module
+EOF_GUEST
+	} | vm_guest --timeout $((secs * 12 + 300))
+}
