@@ -35,7 +35,8 @@ impl Device {
         Self::from_file(path, file)
     }
 
-    fn from_file(path: &Path, mut file: File) -> crate::Result<Device> {
+    /// A device for `file`, already opened from `path` (with flags of the caller's).
+    pub(crate) fn from_file(path: &Path, mut file: File) -> crate::Result<Device> {
         let meta = file.metadata().map_err(|e| err(path, "stat", e))?;
         let is_block = meta.file_type().is_block_device();
         if !is_block && !meta.is_file() {
@@ -86,6 +87,11 @@ impl Device {
             d.size = min_size;
         }
         Ok(d)
+    }
+
+    /// The open file (for positioned I/O a caller aligns itself, e.g. O_DIRECT).
+    pub(crate) fn file(&self) -> &File {
+        &self.file
     }
 
     /// Reads `buf.len()` bytes (whole blocks) at `off`.

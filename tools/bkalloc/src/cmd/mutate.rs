@@ -41,8 +41,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -62,6 +62,7 @@ use bkcore::options::{OptId, NR_OPTS};
 use bkcore::uuid::{Hyphenated, Uuid, NIL};
 
 use super::fuzz::Rng;
+use crate::dev::Device;
 
 const BLOCK: u64 = BLOCK_SIZE as u64;
 /// Alignment of O_DIRECT buffers, offsets and lengths.
@@ -160,10 +161,7 @@ impl Aligned {
 
 /// A device or image opened for direct I/O.
 struct Disk {
-    path: PathBuf,
-    file: File,
-    size: u64,
-    is_block: bool,
+    dev: Device,
 }
 
 fn io_err(path: &Path, what: &str, e: std::io::Error) -> String {
@@ -179,7 +177,7 @@ impl Disk {
                 .custom_flags(flags)
                 .open(path)
         };
-        let mut file = match open(libc::O_DIRECT) {
+        let file = match open(libc::O_DIRECT) {
             Ok(f) => f,
             // tmpfs refuses O_DIRECT; an image file there is its own page cache.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
@@ -187,39 +185,21 @@ impl Disk {
             }
             Err(e) => return Err(io_err(path, "cannot open", e)),
         };
-        let meta = file.metadata().map_err(|e| io_err(path, "stat", e))?;
-        let is_block = meta.file_type().is_block_device();
-        if !is_block && !meta.is_file() {
-            return Err(format!(
-                "{}: not a block device or a regular file",
-                path.display()
-            ));
-        }
-        let size = if is_block {
-            file.seek(SeekFrom::End(0))
-                .map_err(|e| io_err(path, "size", e))?
-        } else {
-            meta.len()
-        };
-        Ok(Disk {
-            path: path.to_path_buf(),
-            file,
-            size,
-            is_block,
-        })
+        Device::from_file(path, file).map(|dev| Disk { dev })
     }
 
     fn read(&self, off: u64, len: usize) -> crate::Result<Vec<u8>> {
         if !off.is_multiple_of(BLOCK) || !len.is_multiple_of(BLOCK_SIZE) {
             return Err(format!(
                 "{}: unaligned read of {len} bytes at {off}",
-                self.path.display()
+                self.dev.path.display()
             ));
         }
         let mut a = Aligned::new(len);
-        self.file
+        self.dev
+            .file()
             .read_exact_at(a.bytes_mut(), off)
-            .map_err(|e| io_err(&self.path, &format!("read of {len} bytes at {off}"), e))?;
+            .map_err(|e| io_err(&self.dev.path, &format!("read of {len} bytes at {off}"), e))?;
         Ok(a.bytes().to_vec())
     }
 
@@ -227,28 +207,30 @@ impl Disk {
         if !off.is_multiple_of(BLOCK) || !data.len().is_multiple_of(BLOCK_SIZE) {
             return Err(format!(
                 "{}: unaligned write of {} bytes at {off}",
-                self.path.display(),
+                self.dev.path.display(),
                 data.len()
             ));
         }
         let mut a = Aligned::new(data.len());
         a.bytes_mut().copy_from_slice(data);
-        self.file
+        self.dev
+            .file()
             .write_all_at(a.bytes(), off)
-            .map_err(|e| io_err(&self.path, &format!("write at {off}"), e))
+            .map_err(|e| io_err(&self.dev.path, &format!("write at {off}"), e))
     }
 
     /// Makes the writes durable and drops cached pages, so that the next reader of the
     /// device (the kernel's bios, or a buffered reader) sees them.
     fn sync(&self) -> crate::Result<()> {
-        self.file
+        self.dev
+            .file()
             .sync_all()
-            .map_err(|e| io_err(&self.path, "fsync", e))?;
-        let fd = self.file.as_raw_fd();
+            .map_err(|e| io_err(&self.dev.path, "fsync", e))?;
+        let fd = self.dev.file().as_raw_fd();
         // SAFETY: plain syscalls on an open descriptor; neither touches our memory. Their
         // failure (e.g. BLKFLSBUF without CAP_SYS_ADMIN) only leaves clean pages cached.
         unsafe {
-            if self.is_block {
+            if self.dev.is_block {
                 libc::ioctl(fd, BLKFLSBUF as libc::c_ulong, 0);
             }
             libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED);
@@ -797,7 +779,7 @@ fn load_journal(m: &Mem, read: ReadFn<'_>) -> Vec<JEntry> {
 pub fn save(snapshot: &Path, devices: &[PathBuf]) -> crate::Result<String> {
     let disks = open_all(devices, false)?;
     let read = |pos: usize, off: u64, len: usize| disks.get(pos)?.read(off, len).ok();
-    let sizes: Vec<u64> = disks.iter().map(|d| d.size).collect();
+    let sizes: Vec<u64> = disks.iter().map(|d| d.dev.size).collect();
     let model = Model::build(&sizes, &read);
     for (pos, m) in model.mems.iter().enumerate() {
         if m.is_none() {
@@ -817,7 +799,7 @@ pub fn save(snapshot: &Path, devices: &[PathBuf]) -> crate::Result<String> {
     let Some(cp) = model.cp else {
         return Err("no valid checkpoint on any member: nothing to walk".into());
     };
-    let mut snap = Snapshot::new(disks.iter().map(|d| d.size).collect());
+    let mut snap = Snapshot::new(disks.iter().map(|d| d.dev.size).collect());
     let mut meta = 0u64;
     for m in model.mems.iter().flatten() {
         let end = m.layout.metadata_end();
@@ -889,11 +871,11 @@ pub fn apply(a: &ApplyArgs) -> crate::Result<String> {
     for r in &snap.records {
         let d = disks.get(r.dev).ok_or("no such device")?;
         let end = r.off.saturating_add(r.data.len() as u64);
-        if end > d.size {
+        if end > d.dev.size {
             return Err(format!(
                 "{}: {} bytes, the snapshot has data up to {end}",
-                d.path.display(),
-                d.size
+                d.dev.path.display(),
+                d.dev.size
             ));
         }
     }
@@ -1449,7 +1431,7 @@ fn foreign(c: &mut Ctx<'_>, variant: u64) -> crate::Result<Option<Mutation>> {
                 .and_then(|s| s.layout().ok())
                 .map_or(2 * BLOCK, |l| l.metadata_end())
                 .min(mem.layout.metadata_end())
-                .min(d.size - d.size % BLOCK);
+                .min(d.dev.size - d.dev.size % BLOCK);
             let bytes = d.read(0, end as usize)?;
             (
                 format!("metadata bytes 0..{end}: replaced by {name}'s (another volume's superblocks, checkpoints, alloc tables, journal)"),
