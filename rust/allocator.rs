@@ -205,10 +205,13 @@ fn commit(members: &mut [Member], grant: &Grant, to: BucketState) -> Result {
     res
 }
 
-/// Commits a grant and counts the allocation: every successful request
-/// ends here.
+/// Commits a grant (unless its spec leaves that to the caller, see
+/// [`RequestSpec::commit_on_grant`]) and counts the allocation: every
+/// successful request ends here.
 fn hand_over(inner: &mut Inner, grant: Grant, spec: &RequestSpec) -> Result<Grant> {
-    commit(&mut inner.members, &grant, spec.state())?;
+    if spec.commit_on_grant() {
+        commit(&mut inner.members, &grant, spec.state())?;
+    }
     inner.alloc.counters.allocs += 1;
     Ok(grant)
 }
@@ -483,6 +486,12 @@ impl Volume {
                 in_flight: u32::try_from(inner.members.iter().map(|m| m.discarding).sum::<u64>())
                     .unwrap_or(u32::MAX),
                 discarded: inner.alloc.counters.discard_buckets,
+                failing: inner
+                    .members
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| m.discard_failures > 0)
+                    .fold(0, |bits, (i, _)| bits | placement::dev_bit(i as u32)),
             },
             waiters: inner.alloc.waiters.len() as u64,
         };
@@ -527,6 +536,23 @@ impl Volume {
         } else {
             Err(ENOENT)
         }
+    }
+
+    /// Commits the open buckets of a grant that [`hand_over`] left open to
+    /// `to`; on failure the rest go back.
+    pub(crate) fn commit_grant(&self, grant: &Grant, to: BucketState) -> Result {
+        commit(&mut self.lock_inner().members, grant, to)
+    }
+
+    /// Gives back the open buckets of a grant that will not be committed,
+    /// and lets the waiters of their devices look.
+    pub(crate) fn release_grant(&self, grant: &Grant) {
+        let mut inner = self.lock_inner();
+        release(&mut inner.members, grant);
+        let mask = grant
+            .iter()
+            .fold(0, |m, &(dev, _)| m | placement::dev_bit(dev));
+        grant_pass(&mut inner, mask, WakeReason::BucketsFreed);
     }
 
     /// Frees buckets: they become need_discard (never free directly), so

@@ -8,9 +8,10 @@
 //! `replay_discard_priority` is on and requests are blocked), merges
 //! contiguous buckets into one discard each, issues them one at a time,
 //! then marks the buckets free through the persistent path and runs a grant
-//! pass for that device. On a device that cannot discard, buckets are
-//! released without one; with `discard=0`, or during a replay with
-//! `replay_discard_priority=0`, it does nothing. It sleeps until
+//! pass for that device. With `discard=0`, and on a device that cannot
+//! discard, buckets are released without one (what nodiscard means to every
+//! filesystem); during a replay with `replay_discard_priority=0` it does
+//! nothing. It sleeps until
 //! kicked (options changed, buckets freed, a request parked) or a second
 //! passes, and stops when the volume is torn down.
 
@@ -107,23 +108,25 @@ impl Volume {
     /// Turns one batch of need_discard buckets free; `Ok(false)` when there
     /// was nothing to do.
     ///
-    /// The buckets are discarded first; on a device that cannot discard
-    /// they are released without one. A failed discard leaves them
+    /// The buckets are discarded first; with `discard=0`, or on a device
+    /// that cannot discard, they are released without one. A failed discard leaves them
     /// need_discard, and the device is left alone for a pause that doubles
     /// per failure in a row.
     pub(crate) fn discard_batch(&self) -> Result<bool> {
         let (pick, dev, bucket_size, buckets, issue) = {
             let mut inner = self.lock_inner();
             let priority = inner.options.replay_discard_priority();
-            let off = !inner.options.discard();
-            if off || inner.members.is_empty() || (!inner.up() && !priority) {
+            let discard = inner.options.discard();
+            if inner.members.is_empty() || (!inner.up() && !priority) {
                 return Ok(false);
             }
             let mut devs = allocator::snapshots(&inner.members)?;
             for (d, m) in devs.iter_mut().zip(inner.members.iter()) {
+                // A release does not touch the device: no backoff for it.
                 let pause = discard_order::backoff_ms(m.discard_failures);
-                if m.discard_failed_at
-                    .is_some_and(|t| (t.elapsed().as_millis().max(0) as u64) < pause)
+                if discard
+                    && m.discard_failed_at
+                        .is_some_and(|t| (t.elapsed().as_millis().max(0) as u64) < pause)
                 {
                     d.need_discard = 0;
                 }
@@ -138,7 +141,7 @@ impl Volume {
                 // The counts promised some; nothing to do until they change.
                 return Ok(false);
             }
-            let issue = !m.no_discard;
+            let issue = discard && !m.no_discard;
             (
                 pick,
                 m.dev.clone(),

@@ -148,6 +148,13 @@ impl Volume {
     /// The buckets are the user's, whatever the kind: a btree-kind request
     /// only asks what a btree node would (see [`Overrides::for_user`]), so
     /// replay, which takes back tree buckets no node uses, leaves them be.
+    ///
+    /// The grant stays open (free on disk) until its journal record is
+    /// durable, and the record stays outside every checkpoint until the
+    /// buckets are user in memory: a checkpoint in between writes them free
+    /// and replay applies the record. Had they been user first, a journal
+    /// write that failed after such a checkpoint would leave them user on
+    /// disk with no owner.
     pub(crate) fn alloc_for_user(&self, kind: Kind, overrides: Overrides) -> Result<Grant> {
         self.check_writable()?;
         let overrides = Overrides {
@@ -155,14 +162,17 @@ impl Volume {
             ..overrides
         };
         let grant = self.allocate(kind, overrides)?;
-        // The states are user in memory already: a checkpoint meanwhile
-        // writes them, and replay applies the record again.
-        if let Err(e) = self.journal_states(&grant, BucketState::User, false) {
-            // Not durable, not the caller's: give the buckets back.
-            let _ = self.free_buckets(&grant);
-            return Err(e);
-        }
-        Ok(grant)
+        let seq = match self.journal_states(&grant, BucketState::User, true) {
+            Ok(seq) => seq,
+            Err(e) => {
+                // Not durable, not the caller's: the buckets go back.
+                self.release_grant(&grant);
+                return Err(e);
+            }
+        };
+        let res = self.commit_grant(&grant, BucketState::User);
+        self.journal.lock().applied(seq);
+        res.map(|()| grant)
     }
 
     /// A free for a user of `/dev/bkalloc`: durable when it returns. Only

@@ -191,6 +191,14 @@ impl RequestSpec {
         }
     }
 
+    /// Whether the grant is committed to [`RequestSpec::state`] when it is handed over.
+    /// A user's grant stays open instead: its caller journals it first and commits it
+    /// after, so no checkpoint can record buckets whose journal record never became
+    /// durable (they would be the user's on disk, and nobody's).
+    pub const fn commit_on_grant(&self) -> bool {
+        !self.overrides.for_user
+    }
+
     /// Whether `replicas` came from the options (so changing them changes this request).
     pub const fn replicas_from_options(&self) -> bool {
         self.overrides.replicas.is_none()
@@ -232,6 +240,12 @@ mod tests {
             build_with(Kind::User, &o, 0, user).unwrap().state(),
             BucketState::User
         );
+        // A user's grant is committed by its caller, after the journal; the tree's and
+        // the checkpoint's are committed when granted.
+        assert!(!b.commit_on_grant());
+        assert!(!b.rebuild(&o, 1).commit_on_grant());
+        assert!(build(Kind::Btree, &o, 0).commit_on_grant());
+        assert!(build(Kind::User, &o, 0).commit_on_grant());
     }
 
     #[test]

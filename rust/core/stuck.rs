@@ -19,9 +19,9 @@
 //! needs 2 buckets on 2 distinct devices at watermark btree: 1 device can serve now, 2 could once discards complete and opens are released
 //! dev0: free=1 open=0 need_discard=9416 reserve=2 usable=0 status=below_reserve
 //! dev1: free=5109 open=0 need_discard=41681 reserve=2 usable=5107 status=ok
-//! discard: enabled=0 replay_priority=1 in_flight=0 discarded=0
+//! discard: enabled=0 replay_priority=0 in_flight=0 discarded=0
 //! waiters: 1
-//! hint: dev0 has 9416 need_discard buckets: enable discard (options/discard=1)
+//! hint: dev0 has 9416 need_discard buckets waiting for release: options/replay_discard_priority=1 runs it first
 //! hint: or lower options/metadata_replicas to 1 (1 device can serve now)
 //! hint: or options/alloc_wait_policy=degrade with options/alloc_deadline > 0 proceeds on fewer devices
 //! hint: or write 7 or all to abort_waiting (fails the request with -ECANCELED)
@@ -47,7 +47,8 @@ pub const HINT_DEVS: usize = 4;
 /// The discard thread's state, as the stuck report shows it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DiscardState {
-    /// `options/discard`: need_discard buckets are being discarded.
+    /// `options/discard`: need_discard buckets are discarded (else released without a
+    /// discard).
     pub enabled: bool,
     /// `options/replay_discard_priority`.
     pub replay_priority: bool,
@@ -55,6 +56,9 @@ pub struct DiscardState {
     pub in_flight: u32,
     /// Buckets discarded since the volume was registered.
     pub discarded: u64,
+    /// Devices whose last discard failed (bit `i` for `dev{i}`, as
+    /// [`placement::dev_bit`]): their need_discard buckets wait for a retry.
+    pub failing: u64,
 }
 
 /// Why a waiter was last woken (`last_wake=` in `waiters`).
@@ -337,28 +341,30 @@ impl StuckReport<'_> {
                         d.reserve(w)
                     ),
                 )?;
-            } else if nd > 0 && !ds.enabled {
+            } else if nd > 0 && !ds.replay_priority {
+                let what = if ds.enabled { "discard" } else { "release" };
                 hint(
                     out,
                     format_args!(
-                        "dev{i} has {nd} need_discard buckets: enable discard \
-                         (options/discard=1)"
+                        "dev{i} has {nd} need_discard buckets waiting for {what}: \
+                         options/replay_discard_priority=1 runs it first"
                     ),
                 )?;
-            } else if nd > 0 && !ds.replay_priority {
+            } else if nd > 0 && ds.enabled && ds.failing & placement::dev_bit(i) != 0 {
                 hint(
                     out,
                     format_args!(
-                        "dev{i} has {nd} need_discard buckets waiting for discard: \
-                         options/replay_discard_priority=1 runs discards first"
+                        "discards to dev{i} fail: its {nd} need_discard buckets wait for a \
+                         retry; options/discard=0 releases them without a discard"
                     ),
                 )?;
             } else if nd > 0 {
                 hint(
                     out,
                     format_args!(
-                        "dev{i} has {nd} need_discard buckets waiting for discard (on and \
-                         prioritised): wait, or see below"
+                        "dev{i} has {nd} need_discard buckets waiting for {} (prioritised): \
+                         wait, or see below",
+                        if ds.enabled { "discard" } else { "release" }
                     ),
                 )?;
             } else {

@@ -48,6 +48,9 @@ VM_DRIVE_OPTS=${VM_DRIVE_OPTS:-}
 # 512-byte units, or "any"): disk DISK fails those requests with EIO, for the
 # whole boot or once. E.g. "1:write:0" fails every write to disk 1's block 0.
 VM_FAULTS=${VM_FAULTS:-}
+# Every discard to disks 0 and 1 fails: their need_discard buckets stay so
+# (the module retries with backoff), which holds a starved device starved.
+FAILING_DISCARDS="0:discard:any 1:discard:any"
 
 # blkdebug_config DISK: writes the blkdebug rules of VM_FAULTS for DISK to
 # $WORK/blkdebug-DISK.conf and prints its guest-visible path; nothing (and

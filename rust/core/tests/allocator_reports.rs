@@ -101,11 +101,13 @@ fn stuck_report_for_1108() {
     let o = Options::defaults();
     let spec = build(Kind::Btree, &o, 0);
     let devs = issue_1108();
+    // The #1108 state: discards on, not run ahead of the replay.
     let off = DiscardState {
-        enabled: false,
-        replay_priority: true,
+        enabled: true,
+        replay_priority: false,
         in_flight: 0,
         discarded: 0,
+        failing: 0,
     };
     let r = StuckReport {
         id: 7,
@@ -124,9 +126,10 @@ fn stuck_report_for_1108() {
          could",
         "dev0: free=1 open=0 need_discard=9416 reserve=2 usable=0 status=below_reserve\n",
         "dev1: free=5109 open=0 need_discard=41681 reserve=2 usable=5107 status=ok\n",
-        "discard: enabled=0 replay_priority=1 in_flight=0 discarded=0\n",
+        "discard: enabled=1 replay_priority=0 in_flight=0 discarded=0\n",
         "waiters: 1\n",
-        "hint: dev0 has 9416 need_discard buckets: enable discard (options/discard=1)\n",
+        "hint: dev0 has 9416 need_discard buckets waiting for discard: \
+         options/replay_discard_priority=1 runs it first\n",
         "hint: or lower options/metadata_replicas to 1 (1 device can serve now)\n",
         "hint: or options/alloc_wait_policy=degrade",
         "hint: or write 7 or all to abort_waiting",
@@ -135,25 +138,28 @@ fn stuck_report_for_1108() {
     }
     assert!(!s.contains("hint: dev1"), "dev1 is not starved");
 
-    // Discards on but not prioritised; policy already degrade: no degrade hint.
+    // Discards prioritised but failing on dev0; policy already degrade: no degrade hint.
     let mut o2 = o;
     o2.set(OptId::AllocWaitPolicy, WaitPolicy::Degrade as u32)
         .unwrap();
     let spec2 = build(Kind::Btree, &o2, 3);
+    let failing = DiscardState {
+        enabled: true,
+        replay_priority: true,
+        in_flight: 4,
+        discarded: 120,
+        failing: 1,
+    };
     let s = render(&StuckReport {
         spec: &spec2,
-        discard: DiscardState {
-            enabled: true,
-            replay_priority: false,
-            in_flight: 4,
-            discarded: 120,
-        },
+        discard: failing,
         ..r
     });
     assert!(s.contains("gen=3"));
     assert!(s.contains("wait: policy=degrade deadline_s=0 stuck_timeout_s=30\n"));
     assert!(s.contains(
-        "dev0 has 9416 need_discard buckets waiting for discard: options/replay_discard_priority=1"
+        "hint: discards to dev0 fail: its 9416 need_discard buckets wait for a retry; \
+         options/discard=0 releases them without a discard\n"
     ));
     assert!(s.contains("in_flight=4 discarded=120"));
     assert!(!s.contains("alloc_wait_policy=degrade"));
@@ -248,6 +254,7 @@ fn many_devices_are_summed_up() {
             replay_priority: true,
             in_flight: u32::MAX,
             discarded: u64::MAX,
+            failing: u64::MAX,
         },
         waiters: u64::MAX,
     };
@@ -419,7 +426,7 @@ proptest! {
         id in any::<u64>(),
         age_ms in any::<u64>(),
         waiters in any::<u64>(),
-        discard in (any::<bool>(), any::<bool>(), any::<u32>(), any::<u64>()),
+        discard in (any::<bool>(), any::<bool>(), any::<u32>(), any::<u64>(), any::<u64>()),
         cap in 0usize..4096,
     ) {
         let r = StuckReport {
@@ -432,6 +439,7 @@ proptest! {
                 replay_priority: discard.1,
                 in_flight: discard.2,
                 discarded: discard.3,
+                failing: discard.4,
             },
             waiters,
         };

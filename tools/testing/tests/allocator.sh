@@ -5,11 +5,11 @@
 
 test_alloc_basic() {
 	disks 2 256M
-	vm_guest <<'EOF_GUEST'
+	# Failing discards: freed buckets stay need_discard for the checks below.
+	VM_FAULTS=$FAILING_DISCARDS vm_guest <<'EOF_GUEST'
 format_disks 0 1
 load_module
-# discard=0: freed buckets stay need_discard for the checks below.
-register_pair discard=0
+register_pair
 [ -c /dev/bkalloc ] || fail "/dev/bkalloc missing"
 step "data_replicas=1: one user bucket"
 one=$(bkalloc alloc $u) || fail "alloc"
@@ -41,11 +41,11 @@ EOF_GUEST
 
 test_alloc_block_restart_abort_kill() {
 	disks 2 64M
-	vm_guest --timeout 180 <<'EOF_GUEST'
+	# Failing discards: only what the test does may unstick the waiters.
+	VM_FAULTS=$FAILING_DISCARDS vm_guest --timeout 180 <<'EOF_GUEST'
 starved_scenario
 load_module
-# discard=0: only what the test does may unstick the waiters.
-register_pair discard=0
+register_pair
 
 step "a btree request needing both devices blocks and shows in waiters"
 bkalloc alloc $u --kind btree >/tmp/a1 2>&1 &
@@ -126,10 +126,10 @@ EOF_GUEST
 
 test_alloc_stuck_report_and_deadline_policies() {
 	disks 2 64M
-	vm_guest --timeout 180 <<'EOF_GUEST'
+	VM_FAULTS=$FAILING_DISCARDS vm_guest --timeout 180 <<'EOF_GUEST'
 starved_scenario
 load_module
-register_pair allocator_stuck_timeout=2,discard=0
+register_pair allocator_stuck_timeout=2
 
 step "a stuck report after allocator_stuck_timeout names the starved device"
 dmesg -c >/dev/null
@@ -139,7 +139,7 @@ wait_until 10 "a stuck report" grep -q needs $v/alloc_stuck
 cat $v/alloc_stuck | sed 's/^/INFO: /'
 for want in "needs 2 buckets on 2 distinct devices at watermark btree" \
 	"dev0: free=1 open=0 need_discard=300 reserve=2 usable=0 status=below_reserve" \
-	"hint: dev0 has 300 need_discard buckets: enable discard (options/discard=1)"; do
+	"hint: discards to dev0 fail: its 300 need_discard buckets wait for a retry; options/discard=0 releases them without a discard"; do
 	grep -qF "$want" $v/alloc_stuck || fail "alloc_stuck lacks '$want'"
 	dmesg | grep -qF "$want" || fail "kernel log lacks '$want'"
 done
@@ -223,10 +223,10 @@ EOF_GUEST
 # out again while the tree still points at it.
 test_free_takes_only_user_buckets() {
 	disks 2 64M
-	vm_guest <<'EOF_GUEST'
+	VM_FAULTS=$FAILING_DISCARDS vm_guest <<'EOF_GUEST'
 starved_scenario
 load_module
-register_pair discard=0
+register_pair
 sb=$(usage_of $v/dev-0 sb)
 bt=$(usage_of $v/dev-0 btree)
 [ "$bt" -ge 1 ] || fail "the scenario has no btree bucket on dev-0"
@@ -252,11 +252,11 @@ EOF_GUEST
 # survive a re-register; replay takes back only tree buckets no node uses.
 test_btree_kind_alloc_survives_reregister() {
 	disks 2 256M
-	vm_guest <<'EOF_GUEST'
+	# Failing discards: the counts stay as the alloc left them.
+	VM_FAULTS=$FAILING_DISCARDS vm_guest <<'EOF_GUEST'
 format_disks 0 1
 load_module
-# discard=0: the counts stay as the alloc left them.
-register_pair discard=0
+register_pair
 a=$(bkalloc alloc $u --kind btree) || fail "alloc --kind btree"
 expect_eq "$(echo $a | wc -w)" 2 "buckets of a btree-kind alloc (metadata_replicas 2)"
 # Bucket counts per state of both members.
@@ -264,7 +264,7 @@ counts() { cat $v/dev-0/usage $v/dev-1/usage | grep -E '^(free|need_discard|btre
 held=$(counts)
 echo "INFO: after the alloc: $(echo $held | tr '\n' ' ')"
 write $v/unregister 1
-write $BK/register "$(disk 0) $(disk 1) discard=0" || fail "register again"
+write $BK/register "$(disk 0) $(disk 1)" || fail "register again"
 v=$(volume_dir)
 expect_eq "$(counts)" "$held" "bucket counts after re-register"
 bkalloc free $u $a || fail "the user's buckets $a are no longer the user's"
@@ -280,10 +280,10 @@ EOF_GUEST
 # less than a second apart postponed a `fail` deadline forever.
 test_waiter_timers_ignore_wakes() {
 	disks 2 64M
-	vm_guest --timeout 180 <<'EOF_GUEST'
+	VM_FAULTS=$FAILING_DISCARDS vm_guest --timeout 180 <<'EOF_GUEST'
 starved_scenario
 load_module
-register_pair discard=0
+register_pair
 # Times a process was switched out (each sleep, even of one tick, is one).
 switches() { awk '/ctxt_switches/ { n += $2 } END { print n }' /proc/$1/status; }
 
@@ -337,10 +337,10 @@ EOF_GUEST
 # cut at a line and says how many more there are (it failed with EINVAL).
 test_waiters_past_a_page() {
 	disks 2 64M
-	vm_guest --timeout 180 <<'EOF_GUEST'
+	VM_FAULTS=$FAILING_DISCARDS vm_guest --timeout 180 <<'EOF_GUEST'
 starved_scenario
 load_module
-register_pair discard=0
+register_pair
 step "60 blocked requests"
 for i in $(seq 1 60); do
 	bkalloc alloc $u --kind btree >/dev/null 2>&1 &
@@ -366,11 +366,11 @@ EOF_GUEST
 # waits interruptibly, and `abort_waiting all` ends it too.
 test_writer_wait_has_ways_out() {
 	disks 2 64M
-	vm_guest --timeout 180 <<'EOF_GUEST'
+	VM_FAULTS=$FAILING_DISCARDS vm_guest --timeout 180 <<'EOF_GUEST'
 # Full leaves of 32, nothing to replay, dev0 starved.
 replay_scenario 0
 load_module
-register_pair discard=0
+register_pair
 step "an insert that splits a full leaf blocks, holding the writer"
 bkalloc insert $u 1001 >/tmp/i1 2>&1 &
 p1=$!

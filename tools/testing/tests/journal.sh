@@ -82,19 +82,20 @@ check_keys $u 64 40
 write $v/unregister 1
 bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
 
-step "discard=0: replay blocks in the split; discard=1 gets it going"
+step "replay_discard_priority=0: replay blocks in the split; replay_discard_priority=1 gets it going"
 replay_scenario
-register_bg "$(disk 0) $(disk 1) discard=0" 30
+register_bg "$(disk 0) $(disk 1) replay_discard_priority=0" 30
 v=$(volume_dir)
 wait_waiters $v 1
 sleep 2
-kill -0 $regpid || fail "register finished with discard=0: $(cat /tmp/reg)"
+kill -0 $regpid || fail "register finished with replay_discard_priority=0: $(cat /tmp/reg)"
 case $(cat $v/replay) in "state=running replayed=0 total=40"*) ;; *) fail "replay: $(cat $v/replay)" ;; esac
 grep -q "watermark=btree replicas=2" $v/waiters || fail "waiter: $(cat $v/waiters)"
+expect_eq "$(counter $v discard_buckets)" 0 "buckets discarded during the replay"
 t0=$(cut -d' ' -f1 /proc/uptime)
-write $v/options/discard 1
+write $v/options/replay_discard_priority 1
 register_done 60
-echo "INFO: from discard=1 to replay done: $(awk -v t0=$t0 '{printf "%d ms", ($1 - t0) * 1000}' /proc/uptime); $(cat $v/replay)"
+echo "INFO: from replay_discard_priority=1 to replay done: $(awk -v t0=$t0 '{printf "%d ms", ($1 - t0) * 1000}' /proc/uptime); $(cat $v/replay)"
 check_keys $(volume_uuid) 64 40
 write $v/unregister 1
 bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
@@ -108,7 +109,7 @@ replay_scenario
 load_module
 step "replay blocked; abort_waiting: register fails with ECANCELED, nothing written"
 sum0=$(dd if=$(disk 0) bs=1M count=2 2>/dev/null | md5sum)
-register_bg "$(disk 0) $(disk 1) discard=0" 30
+register_bg "$(disk 0) $(disk 1) replay_discard_priority=0" 30
 v=$(volume_dir)
 wait_waiters $v 1
 write $v/abort_waiting all
@@ -141,7 +142,7 @@ EOF_GUEST
 	# member) keeps its file busy for a while.
 	VM_DRIVE_OPTS=throttling.iops-total=200 vm_guest --timeout 600 <<'EOF_GUEST'
 load_module
-register_bg "$(disk 0) $(disk 1) discard=0" 60
+register_bg "$(disk 0) $(disk 1) replay_discard_priority=0" 60
 v=$(volume_dir)
 wait_waiters $v 1
 step "option writers busy in two files while abort_waiting fails the register"
@@ -218,8 +219,9 @@ children() {
 }
 format_disks 0 1
 load_module
-# discard=0: freed buckets stay need_discard, so a second free of one that
-# survived fails with EINVAL, and no discard changes the disks meanwhile.
+# discard=0: freed buckets are released without a discard, so nothing but
+# the module's metadata writes changes the disks meanwhile; a second free
+# of a bucket whose free survived fails with EINVAL (it is no longer user).
 register_pair discard=0
 : >/tmp/pairs
 for i in $(seq 1 150); do

@@ -349,9 +349,9 @@ fn describe(changes: &[Change]) -> String {
         .join(", ")
 }
 
-/// What changed from `old` to `new`. With `discard` on, need_discard buckets that became
-/// free meanwhile are the discard thread's doing and not listed.
-pub fn changes(old: &Snapshot, new: &Snapshot, discard: bool) -> Vec<Change> {
+/// What changed from `old` to `new`. need_discard buckets that became free meanwhile are
+/// the discard thread's doing (a discard, or a release with `discard=0`) and not listed.
+pub fn changes(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
     let mut out = Vec::new();
     if old.opts_gen != new.opts_gen {
         out.push(Change::OptsGen(old.opts_gen, new.opts_gen));
@@ -365,7 +365,7 @@ pub fn changes(old: &Snapshot, new: &Snapshot, discard: bool) -> Vec<Change> {
     for (dev, (o, n)) in old.devs.iter().zip(&new.devs).enumerate() {
         let mut o = counts(o);
         let n = counts(n);
-        if discard && n[NEED_DISCARD] < o[NEED_DISCARD] {
+        if n[NEED_DISCARD] < o[NEED_DISCARD] {
             let d = o[NEED_DISCARD] - n[NEED_DISCARD];
             o[NEED_DISCARD] -= d;
             o[FREE] += d;
@@ -1865,10 +1865,6 @@ impl Fuzzer {
         Ok(())
     }
 
-    fn discard(&self) -> bool {
-        self.ctx.options.discard()
-    }
-
     fn unexpected(&mut self, what: &str, outcome: Outcome, changes: &[Change], expected: &str) {
         self.stats.unexpected += 1;
         let changed = if changes.is_empty() {
@@ -1890,7 +1886,7 @@ impl Fuzzer {
         let rel = target.rel_path();
         let outcome = write_once(&self.dir.join(&rel), &input)?;
         let after = self.snapshot()?;
-        let ch = changes(&self.expected, &after, self.discard());
+        let ch = changes(&self.expected, &after);
         if judge_write(&exp, outcome, &ch, &after) {
             if let WriteExpect::Accept { set: Some(_), .. } = exp {
                 self.stats.accepted_writes += 1;
@@ -1917,7 +1913,7 @@ impl Fuzzer {
             note = self.give_back(&buf, &case.expect);
         }
         let after = self.snapshot()?;
-        let ch = changes(&self.expected, &after, self.discard());
+        let ch = changes(&self.expected, &after);
         if judge_ioctl(&case.expect, outcome, &ch, !note.is_empty()) {
             match (&case.expect, outcome) {
                 (Expect::Alloc { .. }, _) => self.stats.allocs += 1,
@@ -2064,7 +2060,7 @@ impl Fuzzer {
         let outcome = ioctl_bad(&self.ctl, cmd, args, bad, self.page)
             .map_err(|e| format!("setting up {}: {e}", bad.describe()))?;
         let after = self.snapshot()?;
-        let ch = changes(&before, &after, self.discard());
+        let ch = changes(&before, &after);
         // An alloc that got its buckets before finding it could not return them may give
         // them back: free -> need_discard on the members it took, nothing else.
         let gave_back = give_back_ok && gave_back_only(&before, &after);
@@ -2130,7 +2126,7 @@ impl Fuzzer {
             let after = self.snapshot()?;
             if outcome != Outcome::Ok(old.len() as i64) || after.option(&name) != Some(old.as_str())
             {
-                let ch = changes(&self.expected, &after, self.discard());
+                let ch = changes(&self.expected, &after);
                 let what = format!("restoring {rel} with {}", escape(old.as_bytes()));
                 self.unexpected(&what, outcome, &ch, "ok, the file reads as before the run");
             }
@@ -2142,7 +2138,7 @@ impl Fuzzer {
     /// Checks nothing moved since the last case and prints the summary.
     fn finish(&mut self) -> crate::Result<bool> {
         let end = self.snapshot()?;
-        let ch = changes(&self.expected, &end, self.discard());
+        let ch = changes(&self.expected, &end);
         if !ch.is_empty() {
             self.unexpected(
                 "(after the last case)",
@@ -2826,13 +2822,14 @@ mod tests {
     #[test]
     fn changes_and_discards() {
         let a = snap(3, 10, 500, 1, "0\n");
-        assert!(changes(&a, &a, false).is_empty());
-        // The discard thread's work is not a change when discard is on.
+        assert!(changes(&a, &a).is_empty());
+        // The discard thread's work (a discard or a release) is not a change.
         let b = snap(3, 4, 506, 1, "0\n");
-        assert!(changes(&a, &b, true).is_empty());
-        assert_eq!(changes(&a, &b, false).len(), 2);
+        assert!(changes(&a, &b).is_empty());
+        // need_discard buckets never come back from free on their own.
+        assert_eq!(changes(&b, &a).len(), 2);
         let c = snap(4, 10, 499, 2, "5\n");
-        let ch = changes(&a, &c, false);
+        let ch = changes(&a, &c);
         assert_eq!(
             describe(&ch),
             "opts_gen 1->2, dev-0 free 500->499, dev-0 user 3->4, options/alloc_deadline \"0\\x0a\"->\"5\\x0a\""
@@ -2846,7 +2843,7 @@ mod tests {
         let exp = WriteExpect::Fail(libc::EINVAL);
         assert!(judge_write(&exp, inval, &[], &a));
         assert!(!judge_write(&exp, Outcome::Ok(2), &[], &a));
-        let moved = changes(&a, &snap(3, 10, 500, 2, "0\n"), false);
+        let moved = changes(&a, &snap(3, 10, 500, 2, "0\n"));
         assert!(!judge_write(&exp, inval, &moved, &a));
         // An accepted option write: the value, opts_gen + 1, nothing else.
         let exp = WriteExpect::Accept {
@@ -2854,37 +2851,17 @@ mod tests {
             set: Some((OptId::AllocDeadline, 5)),
         };
         let b = snap(3, 10, 500, 2, "5\n");
-        assert!(judge_write(
-            &exp,
-            Outcome::Ok(2),
-            &changes(&a, &b, false),
-            &b
-        ));
-        assert!(!judge_write(
-            &exp,
-            Outcome::Ok(3),
-            &changes(&a, &b, false),
-            &b
-        ));
+        assert!(judge_write(&exp, Outcome::Ok(2), &changes(&a, &b), &b));
+        assert!(!judge_write(&exp, Outcome::Ok(3), &changes(&a, &b), &b));
         let c = snap(3, 10, 500, 3, "5\n");
-        assert!(!judge_write(
-            &exp,
-            Outcome::Ok(2),
-            &changes(&a, &c, false),
-            &c
-        ));
+        assert!(!judge_write(&exp, Outcome::Ok(2), &changes(&a, &c), &c));
         // The same value again: only opts_gen moves.
         let same = WriteExpect::Accept {
             len: 2,
             set: Some((OptId::AllocDeadline, 0)),
         };
         let d = snap(3, 10, 500, 2, "0\n");
-        assert!(judge_write(
-            &same,
-            Outcome::Ok(2),
-            &changes(&a, &d, false),
-            &d
-        ));
+        assert!(judge_write(&same, Outcome::Ok(2), &changes(&a, &d), &d));
         assert!(!judge_write(&same, Outcome::Ok(2), &[], &a));
 
         // ioctls.
@@ -2898,7 +2875,7 @@ mod tests {
         assert!(!judge_ioctl(&fail(&[libc::ENOENT]), inval, &[], false));
         assert!(!judge_ioctl(&fail(&[libc::EINVAL]), ok, &[], false));
         assert!(judge_ioctl(&Expect::Query, ok, &[], false));
-        let alloc_freed = changes(&a, &snap(3, 11, 499, 1, "0\n"), false);
+        let alloc_freed = changes(&a, &snap(3, 11, 499, 1, "0\n"));
         assert!(judge_ioctl(
             &Expect::Alloc { replicas: 1 },
             ok,
@@ -2911,7 +2888,7 @@ mod tests {
             &alloc_freed,
             true
         ));
-        let leaked = changes(&a, &snap(4, 10, 499, 1, "0\n"), false);
+        let leaked = changes(&a, &snap(4, 10, 499, 1, "0\n"));
         assert!(!judge_ioctl(
             &Expect::Alloc { replicas: 1 },
             ok,
@@ -2919,7 +2896,7 @@ mod tests {
             false
         ));
         assert!(!judge_ioctl(&Expect::Write, ok, &leaked, false));
-        let freed = changes(&a, &snap(2, 11, 500, 1, "0\n"), false);
+        let freed = changes(&a, &snap(2, 11, 500, 1, "0\n"));
         let maybe = Expect::MaybeFree(vec![(0, 100)]);
         assert!(judge_ioctl(&maybe, ok, &freed, false));
         assert!(judge_ioctl(&maybe, inval, &[], false));
