@@ -134,6 +134,15 @@ enum Command {
     /// `mutation I: member N <structure> <where>: <what>; family F; expect: E` (E is refuse
     /// or either); `--restore-only` just restores.
     Mutate(cmd::mutate::MutateArgs),
+    /// Crash images: read a write log of QEMU's blklogwrites driver (dm-log-writes format)
+    /// and rebuild member devices as they could be after a crash at a chosen point.
+    ///
+    /// `crash info LOG` counts the entries; `crash points LOG [--subsets K] [--seed S]
+    /// [--max-points N]` prints `PREFIX ACKS_UPTO DISCARD [E1,E2,...]` per crash point;
+    /// `crash apply LOG --to B [--from A] [--only E,...] [--discard zero|keep] [--tear-last
+    /// SECTORS] --slice OFFSET:SIZE:TARGET...` writes entries onto the targets; `crash acks
+    /// LOG --slice OFFSET:SIZE --to B` prints the `bkack ` sectors logged before B.
+    Crash(cmd::crash::CrashArgs),
     /// Write the state a TOML scenario file describes (see samples/).
     Scenario {
         /// The scenario file.
@@ -184,6 +193,7 @@ fn main() -> ExitCode {
         }
         Command::Fuzz(args) => cmd::fuzz::run(&args),
         Command::Mutate(args) => cmd::mutate::run(&args).map(|()| true),
+        Command::Crash(args) => cmd::crash::run(&args).map(|()| true),
         Command::Scenario { file, devices } => cmd::scenario::run(&file, &devices).map(|()| true),
     };
     match res {
