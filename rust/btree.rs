@@ -23,7 +23,7 @@ use crate::bkcore::{
     uuid::{Hyphenated, Uuid},
 };
 use crate::fmt::Core;
-use crate::member::Member;
+use crate::member::Disk;
 use kernel::prelude::*;
 
 /// One node in memory.
@@ -162,12 +162,11 @@ impl Tree {
     /// Reads every node reachable from `cp`'s root, checking each against
     /// what its parent says. A replica that cannot be read or decoded is
     /// skipped for the next one; a node with no good replica fails.
-    pub(crate) fn load(&mut self, cp: Checkpoint, members: &[Member]) -> Result {
-        let m0 = members.first().ok_or(EINVAL)?;
-        let uuid = m0.sb.volume_uuid;
-        self.cap = m0.layout.node_max_entries as usize;
+    pub(crate) fn load(&mut self, cp: Checkpoint, uuid: Uuid, disks: &[Disk]) -> Result {
+        let d0 = disks.first().ok_or(EINVAL)?;
+        self.cap = d0.layout.node_max_entries as usize;
         let mut buf = KVec::new();
-        buf.resize(m0.layout.node_size as usize, 0, GFP_KERNEL)?;
+        buf.resize(d0.layout.node_size as usize, 0, GFP_KERNEL)?;
         let mut stack = KVec::new();
         stack.push(
             Load {
@@ -200,7 +199,7 @@ impl Tree {
             // dirty, so the next checkpoint copies it to new buckets), not
             // left for the day the good one fails too.
             for r in w.ptr.replicas() {
-                match Self::read_replica(members, r, &uuid, self.cap, &mut buf, &w) {
+                match Self::read_replica(disks, r, &uuid, self.cap, &mut buf, &w) {
                     Ok(n) => {
                         if node.is_none() {
                             node = Some(n);
@@ -275,14 +274,14 @@ impl Tree {
     /// node and its children's ranges and pointers.
     #[allow(clippy::type_complexity)]
     fn read_replica(
-        members: &[Member],
+        disks: &[Disk],
         r: &Replica,
         uuid: &Uuid,
         cap: usize,
         buf: &mut KVec<u8>,
         w: &Load,
     ) -> core::result::Result<(Node, KVec<(u64, u64, BtreePtr)>), &'static str> {
-        let m = members.get(r.dev as usize).ok_or("no such member")?;
+        let m = disks.get(r.dev as usize).ok_or("no such member")?;
         if m.layout.is_sb_bucket(r.bucket) {
             return Err("in the metadata region");
         }

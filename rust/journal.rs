@@ -26,7 +26,7 @@ use crate::bkcore::{
 };
 use crate::fmt::Core;
 use crate::glue::bdev::BlockDevice;
-use crate::member::Member;
+use crate::member::{Disk, Member};
 use kernel::{alloc::KVVec, prelude::*, sync::Arc};
 
 /// Blocks read at a time while scanning: the largest entry.
@@ -150,11 +150,11 @@ impl Journal {
     /// of the consecutive entries after `checkpoint_seq`. Sets where the
     /// next entry goes. A block that does not decode is skipped (never
     /// written, torn, or from an earlier volume).
-    pub(crate) fn scan(&mut self, checkpoint_seq: u64, members: &[Member]) -> Result<Scan> {
+    pub(crate) fn scan(&mut self, checkpoint_seq: u64, disks: &[Disk]) -> Result<Scan> {
         let mut found: KVec<Found> = KVec::new();
         let mut records: KVVec<(u64, usize, Record)> = KVVec::new();
         for (i, m) in self.mirrors.iter().enumerate() {
-            let path = members.get(i).map_or(c"?", |m| &*m.path);
+            let path = disks.get(i).map_or(c"?", |d| &*d.path);
             self.scan_one((i, m), path, checkpoint_seq, &mut found, &mut records)?;
             // Sorted, so the next member looks its entries up in log time.
             found.sort_unstable_by_key(|f| f.seq);

@@ -24,6 +24,35 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 
+/// What reading a member's metadata needs: the device, its regions and
+/// its path for messages. Register reads the tree and the journal through
+/// these, without the volume lock, so `replay` and the other files answer
+/// while it reads.
+pub(crate) struct Disk {
+    /// The path the member was registered by.
+    pub(crate) path: CString,
+    /// The device (the member keeps holding it).
+    pub(crate) dev: Arc<BlockDevice>,
+    /// Its regions.
+    pub(crate) layout: Layout,
+}
+
+/// The [`Disk`] of each member, in member order.
+pub(crate) fn disks(members: &[Member]) -> Result<KVec<Disk>> {
+    let mut out = KVec::with_capacity(members.len(), GFP_KERNEL)?;
+    for m in members {
+        out.push(
+            Disk {
+                path: CString::try_from(&*m.path)?,
+                dev: m.dev.clone(),
+                layout: m.layout,
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    Ok(out)
+}
+
 /// One member device of a volume.
 pub(crate) struct Member {
     /// The path it was registered by.

@@ -21,6 +21,7 @@
 
 use crate::bkcore::{buckets::BucketState, format::Record, uuid::Hyphenated};
 use crate::fmt::Core;
+use crate::member;
 use crate::volume::Volume;
 use core::fmt;
 use kernel::{
@@ -153,10 +154,9 @@ impl Volume {
     }
 
     fn recover_steps(self: &Arc<Self>) -> Result {
-        // 1. The btree of the newest checkpoint.
-        let cp = {
-            // Lock order: the tree before `inner`.
-            let mut tree = self.tree.lock();
+        // Steps 1 and 2 read without `inner`, which every sysfs file
+        // takes: `cat replay` answers `pending` while they read.
+        let (cp, disks) = {
             let inner = self.lock_inner();
             let cp = inner
                 .members
@@ -164,17 +164,20 @@ impl Volume {
                 .filter_map(|m| m.checkpoint())
                 .max_by_key(|c| c.generation)
                 .ok_or(EINVAL)?;
-            tree.load(cp, &inner.members)?;
-            cp
+            (cp, member::disks(&inner.members)?)
         };
+        // 1. The btree of the newest checkpoint.
+        self.tree.lock().load(cp, *self.uuid(), &disks)?;
         // 2. The journal.
-        let scan = {
-            let inner = self.lock_inner();
-            self.journal.lock().scan(cp.journal_seq, &inner.members)?
-        };
+        let scan = self.journal.lock().scan(cp.journal_seq, &disks)?;
+        drop(disks);
         let mut keys = 0u64;
         {
             let mut inner = self.lock_inner();
+            if inner.closing || inner.members.is_empty() {
+                // Unregistered while it read.
+                return Err(ENODEV);
+            }
             for r in scan.records.iter() {
                 match *r {
                     Record::Insert { .. } => keys += 1,

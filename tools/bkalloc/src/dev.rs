@@ -4,10 +4,42 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use bkcore::format::BLOCK_SIZE;
+
+/// Alignment of O_DIRECT buffers, offsets and lengths.
+pub(crate) const ALIGN: usize = 4096;
+
+/// A buffer whose bytes start on an [`ALIGN`] boundary, for O_DIRECT.
+pub(crate) struct Aligned {
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Aligned {
+    /// `len` zero bytes.
+    pub(crate) fn new(len: usize) -> Aligned {
+        let buf = vec![0u8; len.saturating_add(ALIGN)];
+        let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
+        Aligned { buf, start, len }
+    }
+
+    /// The bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.buf
+            .get(self.start..self.start + self.len)
+            .unwrap_or(&[])
+    }
+
+    /// The bytes, to fill.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        let (s, l) = (self.start, self.len);
+        self.buf.get_mut(s..s + l).unwrap_or(&mut [])
+    }
+}
 
 /// An open member device.
 pub struct Device {
@@ -18,6 +50,8 @@ pub struct Device {
     pub size: u64,
     /// Whether it is a block device (else an image file).
     pub is_block: bool,
+    /// Opened with O_DIRECT: reads go through an aligned buffer.
+    direct: bool,
 }
 
 fn err(path: &Path, what: &str, e: std::io::Error) -> String {
@@ -33,6 +67,24 @@ impl Device {
             .open(path)
             .map_err(|e| err(path, "cannot open", e))?;
         Self::from_file(path, file)
+    }
+
+    /// Opens an existing device or image to read with O_DIRECT, past the page cache:
+    /// a registered volume's module writes with bios, so cached pages of an earlier
+    /// read would be stale. Where O_DIRECT is refused (an image on tmpfs, which is its
+    /// own page cache), a plain open.
+    pub fn open_direct(path: &Path) -> crate::Result<Device> {
+        let open = |flags: i32| OpenOptions::new().read(true).custom_flags(flags).open(path);
+        let (file, direct) = match open(libc::O_DIRECT) {
+            Ok(f) => (f, true),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                (open(0).map_err(|e| err(path, "cannot open", e))?, false)
+            }
+            Err(e) => return Err(err(path, "cannot open", e)),
+        };
+        let mut d = Self::from_file(path, file)?;
+        d.direct = direct;
+        Ok(d)
     }
 
     /// A device for `file`, already opened from `path` (with flags of the caller's).
@@ -56,6 +108,7 @@ impl Device {
             file,
             size,
             is_block,
+            direct: false,
         })
     }
 
@@ -99,9 +152,19 @@ impl Device {
         debug_assert!(
             off.is_multiple_of(BLOCK_SIZE as u64) && buf.len().is_multiple_of(BLOCK_SIZE)
         );
+        let what = || format!("read at {off}");
+        if !self.direct || (buf.as_ptr() as usize).is_multiple_of(ALIGN) {
+            return self
+                .file
+                .read_exact_at(buf, off)
+                .map_err(|e| err(&self.path, &what(), e));
+        }
+        let mut a = Aligned::new(buf.len());
         self.file
-            .read_exact_at(buf, off)
-            .map_err(|e| err(&self.path, &format!("read at {off}"), e))
+            .read_exact_at(a.bytes_mut(), off)
+            .map_err(|e| err(&self.path, &what(), e))?;
+        buf.copy_from_slice(a.bytes());
+        Ok(())
     }
 
     /// Reads `n` bytes at `off` into a new buffer.

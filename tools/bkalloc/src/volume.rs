@@ -188,7 +188,7 @@ pub fn load(paths: &[PathBuf]) -> crate::Result<Volume> {
         if paths[..i].contains(p) {
             return Err(format!("{}: given twice", p.display()));
         }
-        let dev = Device::open(p, false)?;
+        let dev = Device::open_direct(p)?;
         match read_superblock(&dev, &mut findings)? {
             Ok(sb) => found.push((dev, sb)),
             Err(e) => {

@@ -102,6 +102,38 @@ bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
 EOF_GUEST
 }
 
+# Issue 12 #18: register reads the tree and the journal without the volume
+# lock, so `cat replay` answers `pending` while it reads. It held the lock
+# through both reads, and every file of the volume waited for them.
+test_replay_file_answers_while_register_reads() {
+	disks 2 64M
+	vm_guest --timeout 240 <<'EOF_GUEST'
+format_small_nodes
+load_module
+register_pair
+bkalloc insert $u --from 0 --count 600 --step 3 >/dev/null || fail "insert"
+echo "INFO: $(counter $v btree_nodes) nodes of 2 replicas"
+write $v/unregister 1 || fail "unregister"
+EOF_GUEST
+	# 10 requests a second: reading the tree's nodes takes many seconds.
+	VM_DRIVE_OPTS=throttling.iops-total=10 vm_guest --timeout 300 <<'EOF_GUEST'
+load_module
+register_bg "$(disk 0) $(disk 1)" 120
+v=$(volume_dir)
+t0=$(cut -d' ' -f1 /proc/uptime)
+cat $v/replay >/tmp/replay &
+cat=$!
+wait_until 3 "cat replay to answer while register reads" sh -c "! kill -0 $cat"
+echo "INFO: replay: $(cat /tmp/replay)"
+case $(cat /tmp/replay) in "state=pending "*) ;; *) fail "replay while register reads: $(cat /tmp/replay)" ;; esac
+kill -0 $regpid || fail "register ended before the check: the read was too quick to show anything"
+register_done 240
+echo "INFO: register read for $(awk -v t0=$t0 '{printf "%d ms", ($1 - t0) * 1000}' /proc/uptime) after the directory appeared"
+bkalloc get $(volume_uuid) --from 0 --count 600 --step 3 --verify >/dev/null || fail "keys"
+write $(volume_dir)/unregister 1
+EOF_GUEST
+}
+
 test_replay_abort_then_replay_again() {
 	disks 2 64M
 	vm_guest --timeout 240 <<'EOF_GUEST'

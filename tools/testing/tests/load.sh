@@ -96,13 +96,16 @@ workers() {
 	pids="$pids $!"
 }
 
-# stop_workers: every worker ends within a minute; then discard=0 gives
-# dev0 its capacity back (a later register or checkpoint needs it).
+# stop_workers: every worker ends within a minute. A request blocked on
+# the dry dev0 with policy wait waits for what the flipper no longer does:
+# discard=0 gives dev0 its capacity back (a later register or checkpoint
+# needs it too), and aborts end the rest.
 stop_workers() {
 	touch /tmp/stop
-	wait_until 60 "every worker to stop" sh -c "for p in $pids; do kill -0 \$p 2>/dev/null && exit 1; done; exit 0"
-	wait
 	[ -d "$v" ] && write $v/options/discard 0
+	wait_until 60 "every worker to stop" sh -c \
+		"echo all >$v/abort_waiting 2>/dev/null; for p in $pids; do kill -0 \$p 2>/dev/null && exit 1; done; exit 0"
+	wait
 	return 0
 }
 

@@ -62,11 +62,9 @@ use bkcore::options::{OptId, NR_OPTS};
 use bkcore::uuid::{Hyphenated, Uuid, NIL};
 
 use super::fuzz::Rng;
-use crate::dev::Device;
+use crate::dev::{Aligned, Device};
 
 const BLOCK: u64 = BLOCK_SIZE as u64;
-/// Alignment of O_DIRECT buffers, offsets and lengths.
-const ALIGN: usize = 4096;
 /// `_IO(0x12, 97)`: drop a block device's page cache.
 const BLKFLSBUF: u32 = 0x1261;
 /// Most nodes walked (a bound on any snapshot, not a format limit).
@@ -132,32 +130,6 @@ pub fn run(a: &MutateArgs) -> crate::Result<()> {
 
 // ---------------------------------------------------------------------------------------
 // Devices: O_DIRECT reads and writes.
-
-/// A buffer whose bytes start on a 4 KiB boundary.
-struct Aligned {
-    buf: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl Aligned {
-    fn new(len: usize) -> Aligned {
-        let buf = vec![0u8; len.saturating_add(ALIGN)];
-        let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
-        Aligned { buf, start, len }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.buf
-            .get(self.start..self.start + self.len)
-            .unwrap_or(&[])
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        let (s, l) = (self.start, self.len);
-        self.buf.get_mut(s..s + l).unwrap_or(&mut [])
-    }
-}
 
 /// A device or image opened for direct I/O.
 struct Disk {
