@@ -43,6 +43,9 @@ demo:
 reliability:
 	tools/testing/reliability.sh
 
+crashtest:
+	tools/testing/crashtest.sh
+
 shell:
 	tools/testing/shell.sh
 
@@ -59,10 +62,12 @@ help:
 	@echo '                  FRESH=1 (new disk images) IDLE=3600 (seconds of silence)'
 	@echo '  make reliability  the fault, torn-write, corrupt-image, hostile-input and load'
 	@echo '                  campaign in full on both kernels, with its report table'
+	@echo '  make crashtest  every crash point of recorded workloads (CRASH_INSERTS=400'
+	@echo '                  CRASH_SUBSETS=8 CRASH_SEED=1 KERNEL=min), with its report table'
 	@echo '  make refresh    re-resolve the build environment against today'"'"'s archive'
 	@echo '  make            bkalloc.ko against the min test kernel (FLAVOUR=debug)'
 	@echo '  make KDIR=DIR LLVM=1   bkalloc.ko against your own Rust-enabled kernel tree'
 	@echo '  make clean      remove the host crates'"'"' build output'
 	@echo 'VM tests alone: tools/testing/run-tests.sh --kernel min|debug [--list] [PATTERN...]'
 
-.PHONY: check demo shell refresh reliability help
+.PHONY: check demo shell refresh reliability crashtest help

@@ -85,10 +85,53 @@ blkdebug_config() {
 disks() {
 	local i
 	VM_DISKS=()
+	VM_LOGGED=
 	for ((i = 0; i < $1; i++)); do
 		rm -f "$WORK/disk$i.img"
 		truncate -s "$2" "$WORK/disk$i.img"
 		VM_DISKS+=("$WORK/disk$i.img")
+	done
+}
+
+# attach_disk FILE: one more disk, an existing image (e.g. a write log to
+# read in the guest).
+attach_disk() {
+	VM_DISKS+=("$1")
+}
+
+# logged_disks COUNT MIB [ACK_MIB]: for the next boots, COUNT member disks
+# of MIB MiB and an acknowledgement disk of ACK_MIB (default 1), numbered
+# 0..COUNT (serials bk0..), are slices of one image, $WORK/logged.img,
+# under QEMU's blklogwrites driver: every write, discard and flush the
+# guest sends to any of them lands in $WORK/write.log, in one order (the
+# order they completed), with its data; a fresh log each boot. The
+# workload writes an acknowledgement to the last disk with O_DIRECT after
+# each change it was told is durable, so the log orders those too. A flush
+# of any slice is a flush of the whole node. `disks` ends this mode.
+VM_LOGGED=
+logged_disks() {
+	local ack=${3:-1}
+	VM_DISKS=()
+	VM_LOGGED="$1 $2 $ack"
+	rm -f "$WORK/logged.img"
+	truncate -s $((($1 * $2 + ack) << 20)) "$WORK/logged.img"
+}
+
+# logged_drives: the QEMU options of logged_disks' node and its slices.
+logged_drives() {
+	local count mib ack i
+	read -r count mib ack <<<"$VM_LOGGED"
+	: >"$WORK/write.log"
+	local img=/cache/${WORK#"$BKALLOC_CACHE"/}/logged.img log=/cache/${WORK#"$BKALLOC_CACHE"/}/write.log
+	# discard=unmap on every node: a -blockdev node drops discards otherwise.
+	echo "-blockdev driver=file,node-name=lgfile,filename=$img,discard=unmap"
+	echo "-blockdev driver=file,node-name=lglog,filename=$log"
+	echo "-blockdev driver=blklogwrites,node-name=lg,file=lgfile,log=lglog,log-sector-size=512,discard=unmap"
+	for ((i = 0; i <= count; i++)); do
+		local size=$((mib << 20))
+		[ $i = "$count" ] && size=$((ack << 20))
+		echo "-blockdev driver=raw,node-name=lg$i,file=lg,offset=$((i * mib << 20)),size=$size,discard=unmap"
+		echo "-device nvme,serial=bk$i,drive=lg$i,share-rw=on"
 	done
 }
 
@@ -141,6 +184,11 @@ vm_guest() {
 	[ "${BKALLOC_KVM:-0}" = 1 ] && accel="-accel kvm -cpu host"
 	local drives="" i=0 img
 	local faults
+	if [ -n "$VM_LOGGED" ]; then
+		drives=$(logged_drives | tr '\n' ' ')
+		# Disks attached besides come after the slices.
+		i=$((${VM_LOGGED%% *} + 1))
+	fi
 	for img in "${VM_DISKS[@]}"; do
 		faults=$(blkdebug_config $i) || return 1
 		drives="$drives -drive file=${faults:+blkdebug:$faults:}/cache/${img#"$BKALLOC_CACHE"/},if=none,id=d$i,format=raw,discard=unmap${VM_DRIVE_OPTS:+,$VM_DRIVE_OPTS}"
