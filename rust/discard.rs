@@ -11,9 +11,9 @@
 //! pass for that device. With `discard=0`, and on a device that cannot
 //! discard, buckets are released without one (what nodiscard means to every
 //! filesystem); during a replay with `replay_discard_priority=0` it does
-//! nothing. It sleeps until
-//! kicked (options changed, buckets freed, a request parked) or a second
-//! passes, and stops when the volume is torn down.
+//! nothing. It sleeps until kicked (options changed, buckets freed, a
+//! request parked) or a second passes, and stops when the volume is torn
+//! down.
 
 use crate::allocator;
 use crate::bkcore::{discard_order, placement::dev_bit, stuck::WakeReason};
@@ -109,9 +109,9 @@ impl Volume {
     /// was nothing to do.
     ///
     /// The buckets are discarded first; with `discard=0`, or on a device
-    /// that cannot discard, they are released without one. A failed discard leaves them
-    /// need_discard, and the device is left alone for a pause that doubles
-    /// per failure in a row.
+    /// that cannot discard, they are released without one. A failed discard
+    /// leaves them need_discard, and the device is left alone for a pause
+    /// that doubles per failure in a row.
     pub(crate) fn discard_batch(&self) -> Result<bool> {
         let (pick, dev, bucket_size, buckets, issue) = {
             let mut inner = self.lock_inner();

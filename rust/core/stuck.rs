@@ -329,6 +329,7 @@ impl StuckReport<'_> {
             let i = d.index;
             let nd = d.need_discard;
             let ds = self.discard;
+            let what = if ds.enabled { "discard" } else { "release" };
             if !d.online {
                 hint(out, format_args!("dev{i} is offline: bring it back"))?;
             } else if !d.could_serve(req) {
@@ -342,7 +343,6 @@ impl StuckReport<'_> {
                     ),
                 )?;
             } else if nd > 0 && !ds.replay_priority {
-                let what = if ds.enabled { "discard" } else { "release" };
                 hint(
                     out,
                     format_args!(
@@ -362,9 +362,8 @@ impl StuckReport<'_> {
                 hint(
                     out,
                     format_args!(
-                        "dev{i} has {nd} need_discard buckets waiting for {} (prioritised): \
-                         wait, or see below",
-                        if ds.enabled { "discard" } else { "release" }
+                        "dev{i} has {nd} need_discard buckets waiting for {what} \
+                         (prioritised): wait, or see below"
                     ),
                 )?;
             } else {

@@ -46,9 +46,10 @@ for flavour in $flavours; do
 		[ "$verdict" = FAIL ] && [ "$f" = 0 ] && f=1
 		reordered=$(echo "$text" | sed -n 's/^INFO: [0-9]* crash points: [0-9]* after a flush, \([0-9]*\) reordered.*/\1/p' | tail -n1)
 		incp=$(echo "$text" | sed -n 's/^INFO: [0-9]* crash points: .*; \([0-9]*\) inside a checkpoint.*/\1/p' | tail -n1)
+		inrp=$(echo "$text" | sed -n 's/^INFO: [0-9]* crash points: .* \([0-9]*\) inside a replay.*/\1/p' | tail -n1)
 		passed=$((passed + p))
 		failed=$((failed + f))
-		printf '%-48s %-6s %7s %9s %13s %8s %7s\n' "$name" "$flavour" "$((p + f))" "${reordered:-0}" "${incp:-0}" "$f" "$secs" >>"$rows"
+		printf '%-48s %-6s %7s %9s %13s %9s %8s %7s\n' "$name" "$flavour" "$((p + f))" "${reordered:-0}" "${incp:-0}" "${inrp:-0}" "$f" "$secs" >>"$rows"
 	done < <(sed -n 's/^# \(PASS\|FAIL\) \([^ ]*\) *\([0-9]*s\) .*/\1 \2 \3/p' "$out")
 	if ! grep -qE '^[0-9]+ passed, [0-9]+ failed$' "$out"; then
 		echo "crashtest: the VM tests on $flavour did not complete" >&2
@@ -57,7 +58,7 @@ for flavour in $flavours; do
 done
 {
 	echo "bkalloc crash test ($(date -u +%Y-%m-%dT%H:%MZ)): CRASH_INSERTS=$CRASH_INSERTS CRASH_SUBSETS=$CRASH_SUBSETS CRASH_SEED=$CRASH_SEED"
-	printf '%-48s %-6s %7s %9s %13s %8s %7s\n' test kernel points reordered in_checkpoint failures time
+	printf '%-48s %-6s %7s %9s %13s %9s %8s %7s\n' test kernel points reordered in_checkpoint in_replay failures time
 	cat "$rows"
 	echo "took $((SECONDS - start_all)) s; report: $report"
 	echo "$passed passed, $failed failed"

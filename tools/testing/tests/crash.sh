@@ -14,54 +14,71 @@
 # points checked (default: all), CRASH_SUBSETS (default 2) sets the
 # reordered points per flush window and CRASH_SEED picks them.
 
-# The workload, run in the logged boot. Keys 1..n, one at a time, each
-# acknowledged; every 8th key an alloc, every 8th (from the 12th) a free of
-# the oldest held alloc, every 10th a flush, once an option write; then
-# unregister. "begin" lines say what was in flight.
-crash_workload() {
+# Guest helpers of the workloads: ack WORDS writes "bkack WORDS" to the
+# next sector of the acknowledgement disk (disk 2) with O_DIRECT, after
+# the sectors an earlier boot wrote.
+crash_acks() {
 	cat <<'EOF_GUEST'
 ACK=$(disk 2)
-ackn=0
+ackn=$(dd if=$ACK bs=512 count=2048 2>/dev/null | tr -d '\0' | grep -c '^bkack ')
 ack() {
 	printf 'bkack %s\n' "$*" | dd of=$ACK bs=512 seek=$ackn count=1 conv=sync oflag=direct 2>/dev/null ||
 		fail "ack $*"
 	ackn=$((ackn + 1))
 }
+# inserts FIRST LAST FLUSH_EVERY: keys FIRST..LAST, one at a time, each
+# acknowledged; every 8th key an alloc, every 8th (from the 12th) a free of
+# the oldest alloc this boot holds, every FLUSH_EVERY-th a flush (0: none), at key
+# $option_at an option write. "begin" lines say what is in flight.
+held=
+inserts() {
+	# The free below sets the positional parameters.
+	_flush_every=$3
+	for k in $(seq $1 $2); do
+		ack begin insert $k
+		bkalloc insert $u $k >/dev/null || fail "insert $k"
+		ack insert $k
+		if [ $((k % 8)) = 0 ]; then
+			ack begin alloc
+			b=$(bkalloc alloc $u) || fail "alloc"
+			ack alloc $b
+			held="$held $b"
+		fi
+		if [ $((k % 8)) = 4 ] && [ $k -ge 12 ] && [ -n "$held" ]; then
+			set -- $held
+			ack begin free $1
+			bkalloc free $u $1 || fail "free $1"
+			ack free $1
+			shift
+			held="$*"
+		fi
+		if [ $_flush_every -gt 0 ] && [ $((k % _flush_every)) = 0 ]; then
+			ack begin flush
+			bkalloc flush $u >/dev/null || fail "flush"
+			ack flush
+		fi
+		if [ $k = "${option_at:-0}" ]; then
+			ack begin option alloc_deadline 7
+			write $v/options/alloc_deadline 7 || fail "option"
+			ack option alloc_deadline 7
+		fi
+	done
+}
+EOF_GUEST
+}
+
+# The first workload, all in the logged boot: format, register, keys 1..n
+# with a flush every 10th and the option write half way, unregister.
+crash_workload() {
+	crash_acks
+	cat <<'EOF_GUEST'
 bkalloc format --node-max-entries 8 --metadata-replicas 2 "$(disk 0)" "$(disk 1)" >/dev/null || fail "format"
 sync
 load_module
 register_pair
 ack registered $u
-held=
-for k in $(seq 1 $n); do
-	ack begin insert $k
-	bkalloc insert $u $k >/dev/null || fail "insert $k"
-	ack insert $k
-	if [ $((k % 8)) = 0 ]; then
-		ack begin alloc
-		b=$(bkalloc alloc $u) || fail "alloc"
-		ack alloc $b
-		held="$held $b"
-	fi
-	if [ $((k % 8)) = 4 ] && [ $k -ge 12 ]; then
-		set -- $held
-		ack begin free $1
-		bkalloc free $u $1 || fail "free $1"
-		ack free $1
-		shift
-		held="$*"
-	fi
-	if [ $((k % 10)) = 0 ]; then
-		ack begin flush
-		bkalloc flush $u >/dev/null || fail "flush"
-		ack flush
-	fi
-	if [ $k = $((n / 2)) ]; then
-		ack begin option alloc_deadline 7
-		write $v/options/alloc_deadline 7 || fail "option"
-		ack option alloc_deadline 7
-	fi
-done
+option_at=$((n / 2))
+inserts 1 $n 10
 ack begin unregister
 write $v/unregister 1 || fail "unregister"
 ack unregistered
@@ -69,11 +86,64 @@ echo "INFO: workload: $n inserts, $ackn acknowledgement lines"
 EOF_GUEST
 }
 
-# The checker, run in the second boot: disks 0 and 1 are scratch members,
-# disk 2 is the log. MIB and ACKOFF describe the slices.
+# The replay workload, before the logged boot: format, keys 1..n with no
+# flush (more than the 64-block journal holds: a journal-full checkpoint,
+# and entries past the wrap), then a power cut.
+crash_replay_setup() {
+	crash_acks
+	cat <<'EOF_GUEST'
+bkalloc format --node-max-entries 8 --metadata-replicas 2 "$(disk 0)" "$(disk 1)" >/dev/null || fail "format"
+sync
+load_module
+register_pair
+ack registered $u
+inserts 1 $n 0
+crash_now "$n keys inserted, none flushed"
+EOF_GUEST
+}
+
+# ... and in the logged boot: register replays what the journal holds (and
+# checkpoints); then keys n+1..n+m, unregister.
+crash_replay_workload() {
+	crash_acks
+	cat <<'EOF_GUEST'
+load_module
+ack begin register
+write $BK/register "$(disk 0) $(disk 1)" || fail "register (replay)"
+v=$(volume_dir)
+u=${v##*/}
+echo "INFO: replay: $(cat $v/replay)"
+ack registered $u
+inserts $((n + 1)) $((n + m)) 5
+ack begin unregister
+write $v/unregister 1 || fail "unregister"
+ack unregistered
+EOF_GUEST
+}
+
+# The checker, run in the last boot: disks 0 and 1 are scratch members,
+# disk 2 is the log; with base=1, disk 3 is the logged image as it was
+# before the logged boot (else it was zeros), and the acknowledgements in
+# its last slice hold at every point. mib and ackmib size the slices.
 crash_checker() {
 	cat <<'EOF_GUEST'
 LOG=$(disk 2)
+# reset_members: /tmp/m0 and /tmp/m1 as they were before the log.
+reset_members() {
+	rm -f /tmp/m0 /tmp/m1
+	for i in 0 1; do
+		if [ "$base" = 1 ]; then
+			dd if="$(disk 3)" of=/tmp/m$i bs=1M skip=$((i * mib)) count=$mib 2>/dev/null || fail "base $i"
+		else
+			truncate -s ${mib}M /tmp/m$i
+		fi
+	done
+}
+: >/tmp/base-acks
+if [ "$base" = 1 ]; then
+	dd if="$(disk 3)" bs=1M skip=$((2 * mib)) count=$ackmib 2>/dev/null | tr -d '\0' | grep '^bkack ' >/tmp/base-acks
+	echo "INFO: $(grep -vc '^bkack begin' /tmp/base-acks) acknowledgements before the log"
+fi
 bkalloc crash info $LOG
 # By prefix, each prefix's reordered points right after it.
 bkalloc crash points $LOG --subsets $subsets --seed $seed ${maxpoints:+--max-points $maxpoints} >/tmp/points.raw ||
@@ -83,11 +153,9 @@ total=$(wc -l </tmp/points)
 slices="--slice 0:$((mib << 20)):/tmp/m0 --slice $((mib << 20)):$((mib << 20)):/tmp/m1"
 acks="--slice $((2 * mib << 20)):$((ackmib << 20))"
 # The members at the last point applied (prefix points come in order).
-rm -f /tmp/m0 /tmp/m1
-truncate -s ${mib}M /tmp/m0
-truncate -s ${mib}M /tmp/m1
+reset_members
 load_module
-at=0 checked=0 refused=0 prefix_points=0 reordered=0 failures=0 in_checkpoint=0
+at=0 checked=0 refused=0 prefix_points=0 reordered=0 failures=0 in_checkpoint=0 in_replay=0
 # bad WHAT: a crash point that lost or invented something; the run goes on.
 bad() {
 	echo "INFO: CRASH POINT FAILED: $*"
@@ -99,9 +167,7 @@ check_point() {
 	_p=$1 _acks=$2 _disc=$3 _only=$4
 	if [ -z "$_only" ]; then
 		if [ $_p -lt $at ]; then
-			rm -f /tmp/m0 /tmp/m1
-			truncate -s ${mib}M /tmp/m0
-			truncate -s ${mib}M /tmp/m1
+			reset_members
 			at=0
 		fi
 		bkalloc crash apply $LOG --from $at --to $_p --discard $_disc $slices >/dev/null || fail "apply to $_p"
@@ -121,13 +187,18 @@ check_point() {
 			fail "apply $_only"
 	fi
 	what="point $_p${_only:+ + $_only} ($_disc)"
-	bkalloc crash acks $LOG $acks --to $_acks >/tmp/acks || fail "acks at $what"
+	cp /tmp/base-acks /tmp/acks
+	bkalloc crash acks $LOG $acks --to $_acks >>/tmp/acks || fail "acks at $what"
 	# What was acknowledged, and what was in flight.
 	keys=$(grep -c '^bkack insert ' /tmp/acks)
 	acked=$(grep -v '^bkack begin' /tmp/acks | grep -c . || true)
 	lastbegin=$(grep '^bkack begin' /tmp/acks | tail -n 1)
 	# A checkpoint in flight: a flush, or unregister's.
-	case $lastbegin in "bkack begin flush" | "bkack begin unregister") in_checkpoint=$((in_checkpoint + 1)) ;; esac
+	case $lastbegin in
+	"bkack begin flush" | "bkack begin unregister") in_checkpoint=$((in_checkpoint + 1)) ;;
+	# A register in flight replays the journal (and checkpoints after).
+	"bkack begin register") in_replay=$((in_replay + 1)) ;;
+	esac
 	write $BK/register "$(disk 0) $(disk 1)" >/tmp/reg 2>&1 &
 	regpid=$!
 	wait_until 60 "register at $what" sh -c "! kill -0 $regpid"
@@ -198,7 +269,7 @@ while read -r p acksupto disc only; do
 	if [ -z "$only" ]; then prefix_points=$((prefix_points + 1)); else reordered=$((reordered + 1)); fi
 	[ $((checked % 50)) = 0 ] && echo "INFO: $checked/$total crash points checked"
 done </tmp/points
-echo "INFO: $checked crash points: $prefix_points after a flush, $reordered reordered; $in_checkpoint inside a checkpoint; $refused refused before anything was acknowledged"
+echo "INFO: $checked crash points: $prefix_points after a flush, $reordered reordered; $in_checkpoint inside a checkpoint, $in_replay inside a replay; $refused refused before anything was acknowledged"
 echo "CASES: $checked"
 echo "CRASH POINTS: $((checked - failures)) passed, $failures failed"
 [ $failures = 0 ] || fail "$failures of $checked crash points lost or invented something"
@@ -217,13 +288,40 @@ test_crash_points_keep_every_acknowledged_change() {
 		echo "n=$n"
 		crash_workload
 	} | vm_guest --timeout $((240 + 10 * n)) || return 1
+	crash_check 0 "$maxpoints"
+}
+
+# A crash while register replays: a first boot leaves a journal of keys
+# after a power cut; the logged boot registers (replay, its checkpoint) and
+# goes on. Every key of the first boot is acknowledged at every point.
+test_crash_points_inside_a_replay() {
+	local n=${CRASH_REPLAY_KEYS:-$([ "$FLAVOUR" = debug ] && echo 40 || echo 70)}
+	local m=${CRASH_INSERTS_AFTER:-10}
+	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 40)}
+	local mib=8 ackmib=1
+	logged_disks 2 $mib $ackmib
+	{
+		echo "n=$n"
+		crash_replay_setup
+	} | vm_guest --timeout $((240 + 10 * n)) || return 1
+	cp --sparse=always "$WORK/logged.img" "$WORK/base.img"
+	{
+		echo "n=$n m=$m"
+		crash_replay_workload
+	} | vm_guest --timeout $((240 + 10 * m)) || return 1
+	crash_check 1 "$maxpoints"
+}
+
+# crash_check BASE MAXPOINTS: the checker boot over the last logged boot.
+crash_check() {
 	cp "$WORK/write.log" "$WORK/crash.log"
 	echo "INFO: write log: $(($(stat -c %s "$WORK/crash.log") >> 10)) KiB"
 	disks 2 ${mib}M
 	attach_disk "$WORK/crash.log"
+	[ "$1" = 1 ] && attach_disk "$WORK/base.img"
 	{
-		echo "mib=$mib ackmib=$ackmib"
-		echo "subsets=${CRASH_SUBSETS:-2} seed=${CRASH_SEED:-1} maxpoints=$maxpoints"
+		echo "mib=$mib ackmib=$ackmib base=$1"
+		echo "subsets=${CRASH_SUBSETS:-2} seed=${CRASH_SEED:-1} maxpoints=$2"
 		crash_checker
 	} | vm_guest --timeout ${CRASH_TIMEOUT:-1500}
 }

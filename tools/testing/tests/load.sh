@@ -6,11 +6,11 @@
 # acknowledged insert is there at the next register. LOAD_SECONDS (default
 # 15) sets each phase's length: `make reliability` runs it longer.
 #
-# Requests must really wait: device 0 starts with 40 free buckets and its
-# discards fail (blkdebug), so it runs dry within seconds and every request
-# that needs it blocks, until an option write restarts it, an abort or a
-# deadline ends it, or `discard=0` (for a moment every 3 s) releases its
-# need_discard buckets without a discard.
+# Requests must really wait: device 0 starts with 4 free buckets of its 40
+# (the rest need_discard) and its discards fail (blkdebug), so it runs dry
+# at once and every request that needs it blocks, until an option write
+# restarts it, an abort or a deadline ends it, or `discard=0` (for a moment
+# every 15 flips) releases its need_discard buckets without a discard.
 
 test_load_and_races() {
 	disks 2 256M
@@ -44,6 +44,17 @@ EOF_TOML
 bkalloc scenario /tmp/load.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
 load_module
 register_pair
+# dev0 nearly dry from the start, whatever the kernel's speed: take its free
+# buckets down to 4 (its normal reserve is 2) and free them (need_discard:
+# its discards fail) before the load begins.
+: >/tmp/hoard
+while [ "$(usage_of $v/dev-0 free)" -gt 4 ]; do
+	bkalloc alloc $u --replicas 2 >>/tmp/hoard || fail "hoarding dev0's buckets"
+done
+while read -r pair; do
+	bkalloc free $u $pair || fail "free $pair"
+done </tmp/hoard
+echo "INFO: dev0 at the start: $(grep -E '^(free|need_discard) ' $v/dev-0/usage | tr '\n' ' ')"
 
 # workers TAG: start the load; each worker stops when /tmp/stop exists.
 # Inserts of worker k use keys k*1000000 + i % 300; acknowledged ones are listed
@@ -83,7 +94,7 @@ workers() {
 			case $((i % 3)) in
 			0) echo wait ;; 1) echo fail ;; 2) echo degrade ;;
 			esac >$v/options/alloc_wait_policy 2>/dev/null
-			# Discards (failing on dev0), and a release every 3 s.
+			# Discards (failing on dev0), and a release every 15 flips (3 s on min).
 			echo $((i % 15 != 0)) >$v/options/discard 2>/dev/null
 			sleep 0.2
 		done
