@@ -8,7 +8,8 @@
 # runs them small. CRASH_INSERTS (default 400) sizes the workload,
 # CRASH_SUBSETS (default 8) the reordered points per flush window,
 # CRASH_SEED (default 1) picks them. Ends with a table (test, kernel, crash
-# points, reordered, failures, time), saved to
+# points, reordered, torn, inside a checkpoint, inside a replay, failures,
+# time), saved to
 # $BKALLOC_CACHE/runs/crashtest/report.txt, and "N passed, N failed"
 # counting crash points. KERNEL=debug runs them on the debug kernel.
 set -uo pipefail
@@ -45,11 +46,12 @@ for flavour in $flavours; do
 		p=${1:-0} f=${2:-0}
 		[ "$verdict" = FAIL ] && [ "$f" = 0 ] && f=1
 		reordered=$(echo "$text" | sed -n 's/^INFO: [0-9]* crash points: [0-9]* after a flush, \([0-9]*\) reordered.*/\1/p' | tail -n1)
+		torn=$(echo "$text" | sed -n 's/^INFO: [0-9]* crash points: .*(\([0-9]*\) with a torn write).*/\1/p' | tail -n1)
 		incp=$(echo "$text" | sed -n 's/^INFO: [0-9]* crash points: .*; \([0-9]*\) inside a checkpoint.*/\1/p' | tail -n1)
 		inrp=$(echo "$text" | sed -n 's/^INFO: [0-9]* crash points: .* \([0-9]*\) inside a replay.*/\1/p' | tail -n1)
 		passed=$((passed + p))
 		failed=$((failed + f))
-		printf '%-48s %-6s %7s %9s %13s %9s %8s %7s\n' "$name" "$flavour" "$((p + f))" "${reordered:-0}" "${incp:-0}" "${inrp:-0}" "$f" "$secs" >>"$rows"
+		printf '%-48s %-6s %7s %9s %5s %13s %9s %8s %7s\n' "$name" "$flavour" "$((p + f))" "${reordered:-0}" "${torn:-0}" "${incp:-0}" "${inrp:-0}" "$f" "$secs" >>"$rows"
 	done < <(sed -n 's/^# \(PASS\|FAIL\) \([^ ]*\) *\([0-9]*s\) .*/\1 \2 \3/p' "$out")
 	if ! grep -qE '^[0-9]+ passed, [0-9]+ failed$' "$out"; then
 		echo "crashtest: the VM tests on $flavour did not complete" >&2
@@ -58,7 +60,7 @@ for flavour in $flavours; do
 done
 {
 	echo "bkalloc crash test ($(date -u +%Y-%m-%dT%H:%MZ)): CRASH_INSERTS=$CRASH_INSERTS CRASH_SUBSETS=$CRASH_SUBSETS CRASH_SEED=$CRASH_SEED"
-	printf '%-48s %-6s %7s %9s %13s %9s %8s %7s\n' test kernel points reordered in_checkpoint in_replay failures time
+	printf '%-48s %-6s %7s %9s %5s %13s %9s %8s %7s\n' test kernel points reordered torn in_checkpoint in_replay failures time
 	cat "$rows"
 	echo "took $((SECONDS - start_all)) s; report: $report"
 	echo "$passed passed, $failed failed"

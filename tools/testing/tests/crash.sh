@@ -14,17 +14,32 @@
 # points checked (default: all), CRASH_SUBSETS (default 2) sets the
 # reordered points per flush window and CRASH_SEED picks them.
 
-# Guest helpers of the workloads: ack WORDS writes "bkack WORDS" to the
-# next sector of the acknowledgement disk (disk 2) with O_DIRECT, after
-# the sectors an earlier boot wrote.
+# Guest helpers of the workloads, for nm members (disks 0..nm-1) formatted
+# with metadata_replicas rep: ack WORDS writes "bkack WORDS" to the next
+# sector of the acknowledgement disk (disk nm) with O_DIRECT, after the
+# sectors an earlier boot wrote.
 crash_acks() {
 	cat <<'EOF_GUEST'
-ACK=$(disk 2)
+members=
+for i in $(seq 0 $((nm - 1))); do members="$members $(disk $i)"; done
+members=${members# }
+ACK=$(disk $nm)
 ackn=$(dd if=$ACK bs=512 count=2048 2>/dev/null | tr -d '\0' | grep -c '^bkack ')
 ack() {
 	printf 'bkack %s\n' "$*" | dd of=$ACK bs=512 seek=$ackn count=1 conv=sync oflag=direct 2>/dev/null ||
 		fail "ack $*"
 	ackn=$((ackn + 1))
+}
+# crash_begin: a fresh volume of small nodes (splits at several levels),
+# registered, v and u set, and acknowledged.
+crash_begin() {
+	bkalloc format --node-max-entries 8 --metadata-replicas $rep $members >/dev/null || fail "format"
+	sync
+	load_module
+	write $BK/register "$members" || fail "register"
+	v=$(volume_dir)
+	u=${v##*/}
+	ack registered $u
 }
 # inserts FIRST LAST FLUSH_EVERY: keys FIRST..LAST, one at a time, each
 # acknowledged; every 8th key an alloc, every 8th (from the 12th) a free of
@@ -72,11 +87,7 @@ EOF_GUEST
 crash_workload() {
 	crash_acks
 	cat <<'EOF_GUEST'
-bkalloc format --node-max-entries 8 --metadata-replicas 2 "$(disk 0)" "$(disk 1)" >/dev/null || fail "format"
-sync
-load_module
-register_pair
-ack registered $u
+crash_begin
 option_at=$((n / 2))
 inserts 1 $n 10
 ack begin unregister
@@ -92,28 +103,26 @@ EOF_GUEST
 crash_replay_setup() {
 	crash_acks
 	cat <<'EOF_GUEST'
-bkalloc format --node-max-entries 8 --metadata-replicas 2 "$(disk 0)" "$(disk 1)" >/dev/null || fail "format"
-sync
-load_module
-register_pair
-ack registered $u
+crash_begin
 inserts 1 $n 0
 crash_now "$n keys inserted, none flushed"
 EOF_GUEST
 }
 
 # ... and in the logged boot: register replays what the journal holds (and
-# checkpoints); then keys n+1..n+m, unregister.
+# checkpoints); then keys n+1..n+m with an option write half way,
+# unregister.
 crash_replay_workload() {
 	crash_acks
 	cat <<'EOF_GUEST'
 load_module
 ack begin register
-write $BK/register "$(disk 0) $(disk 1)" || fail "register (replay)"
+write $BK/register "$members" || fail "register (replay)"
 v=$(volume_dir)
 u=${v##*/}
 echo "INFO: replay: $(cat $v/replay)"
 ack registered $u
+option_at=$((n + m / 2))
 inserts $((n + 1)) $((n + m)) 5
 ack begin unregister
 write $v/unregister 1 || fail "unregister"
@@ -121,19 +130,26 @@ ack unregistered
 EOF_GUEST
 }
 
-# The checker, run in the last boot: disks 0 and 1 are scratch members,
-# disk 2 is the log; with base=1, disk 3 is the logged image as it was
+# The checker, run in the last boot: disks 0..nm-1 are scratch members,
+# disk nm is the log; with base=1, disk nm+1 is the logged image as it was
 # before the logged boot (else it was zeros), and the acknowledgements in
 # its last slice hold at every point. mib and ackmib size the slices.
+# Every other reordered point also tears the last write it applies after
+# 1..7 of its sectors (QEMU's NVMe makes one 512-byte sector atomic).
 crash_checker() {
 	cat <<'EOF_GUEST'
-LOG=$(disk 2)
-# reset_members: /tmp/m0 and /tmp/m1 as they were before the log.
+LOG=$(disk $nm)
+BASE=$(disk $((nm + 1)))
+ids=$(seq 0 $((nm - 1)))
+members=
+for i in $ids; do members="$members $(disk $i)"; done
+members=${members# }
+# reset_members: /tmp/m0.. as they were before the log.
 reset_members() {
-	rm -f /tmp/m0 /tmp/m1
-	for i in 0 1; do
+	for i in $ids; do
+		rm -f /tmp/m$i
 		if [ "$base" = 1 ]; then
-			dd if="$(disk 3)" of=/tmp/m$i bs=1M skip=$((i * mib)) count=$mib 2>/dev/null || fail "base $i"
+			dd if="$BASE" of=/tmp/m$i bs=1M skip=$((i * mib)) count=$mib 2>/dev/null || fail "base $i"
 		else
 			truncate -s ${mib}M /tmp/m$i
 		fi
@@ -141,7 +157,7 @@ reset_members() {
 }
 : >/tmp/base-acks
 if [ "$base" = 1 ]; then
-	dd if="$(disk 3)" bs=1M skip=$((2 * mib)) count=$ackmib 2>/dev/null | tr -d '\0' | grep '^bkack ' >/tmp/base-acks
+	dd if="$BASE" bs=1M skip=$((nm * mib)) count=$ackmib 2>/dev/null | tr -d '\0' | grep '^bkack ' >/tmp/base-acks
 	echo "INFO: $(grep -vc '^bkack begin' /tmp/base-acks) acknowledgements before the log"
 fi
 bkalloc crash info $LOG
@@ -150,12 +166,16 @@ bkalloc crash points $LOG --subsets $subsets --seed $seed ${maxpoints:+--max-poi
 	fail "crash points"
 sort -s -n -k1,1 /tmp/points.raw >/tmp/points
 total=$(wc -l </tmp/points)
-slices="--slice 0:$((mib << 20)):/tmp/m0 --slice $((mib << 20)):$((mib << 20)):/tmp/m1"
-acks="--slice $((2 * mib << 20)):$((ackmib << 20))"
+slices= devslices=
+for i in $ids; do
+	slices="$slices --slice $((i * mib << 20)):$((mib << 20)):/tmp/m$i"
+	devslices="$devslices --slice $((i * mib << 20)):$((mib << 20)):$(disk $i)"
+done
+acks="--slice $((nm * mib << 20)):$((ackmib << 20))"
 # The members at the last point applied (prefix points come in order).
 reset_members
 load_module
-at=0 checked=0 refused=0 prefix_points=0 reordered=0 failures=0 in_checkpoint=0 in_replay=0
+at=0 checked=0 refused=0 prefix_points=0 reordered=0 torn=0 failures=0 in_checkpoint=0 in_replay=0
 # bad WHAT: a crash point that lost or invented something; the run goes on.
 bad() {
 	echo "INFO: CRASH POINT FAILED: $*"
@@ -164,7 +184,7 @@ bad() {
 # check_point PREFIX ACKS DISCARD [ONLY]: ok=0 if it failed.
 check_point() {
 	ok=1
-	_p=$1 _acks=$2 _disc=$3 _only=$4
+	_p=$1 _acks=$2 _disc=$3 _only=$4 _tear=
 	if [ -z "$_only" ]; then
 		if [ $_p -lt $at ]; then
 			reset_members
@@ -172,21 +192,24 @@ check_point() {
 		fi
 		bkalloc crash apply $LOG --from $at --to $_p --discard $_disc $slices >/dev/null || fail "apply to $_p"
 		at=$_p
-		for i in 0 1; do
+		for i in $ids; do
 			dd if=/tmp/m$i of="$(disk $i)" bs=1M oflag=direct 2>/dev/null || fail "restore $i"
 		done
 	else
 		# The prefix, then some writes since its flush, on copies.
 		bkalloc crash apply $LOG --from $at --to $_p $slices >/dev/null || fail "apply to $_p"
 		at=$_p
-		for i in 0 1; do
+		for i in $ids; do
 			dd if=/tmp/m$i of="$(disk $i)" bs=1M oflag=direct 2>/dev/null || fail "restore $i"
 		done
+		if [ $((reordered % 2)) = 1 ]; then
+			_tear=$((reordered / 2 % 7 + 1))
+			torn=$((torn + 1))
+		fi
 		bkalloc crash apply $LOG --to $_acks --only $_only --discard $_disc \
-			--slice 0:$((mib << 20)):$(disk 0) --slice $((mib << 20)):$((mib << 20)):$(disk 1) >/dev/null ||
-			fail "apply $_only"
+			${_tear:+--tear-last $_tear} $devslices >/dev/null || fail "apply $_only"
 	fi
-	what="point $_p${_only:+ + $_only} ($_disc)"
+	what="point $_p${_only:+ + $_only}${_tear:+ torn after $_tear sectors} ($_disc)"
 	cp /tmp/base-acks /tmp/acks
 	bkalloc crash acks $LOG $acks --to $_acks >>/tmp/acks || fail "acks at $what"
 	# What was acknowledged, and what was in flight.
@@ -199,7 +222,7 @@ check_point() {
 	# A register in flight replays the journal (and checkpoints after).
 	"bkack begin register") in_replay=$((in_replay + 1)) ;;
 	esac
-	write $BK/register "$(disk 0) $(disk 1)" >/tmp/reg 2>&1 &
+	write $BK/register "$members" >/tmp/reg 2>&1 &
 	regpid=$!
 	wait_until 60 "register at $what" sh -c "! kill -0 $regpid"
 	if ! wait $regpid; then
@@ -258,7 +281,7 @@ check_point() {
 		bkalloc free $u $b >/dev/null 2>&1 || bad "$what: bucket $b was allocated (acknowledged) but is not user"
 	done
 	write $v/unregister 1 || fail "$what: unregister"
-	if ! bkalloc fsck "$(disk 0)" "$(disk 1)" >/tmp/fsck 2>&1; then
+	if ! bkalloc fsck $members >/tmp/fsck 2>&1; then
 		bad "$what: fsck: $(grep -m 3 '^error' /tmp/fsck | tr '\n' ' ')"
 	fi
 }
@@ -269,7 +292,7 @@ while read -r p acksupto disc only; do
 	if [ -z "$only" ]; then prefix_points=$((prefix_points + 1)); else reordered=$((reordered + 1)); fi
 	[ $((checked % 50)) = 0 ] && echo "INFO: $checked/$total crash points checked"
 done </tmp/points
-echo "INFO: $checked crash points: $prefix_points after a flush, $reordered reordered; $in_checkpoint inside a checkpoint, $in_replay inside a replay; $refused refused before anything was acknowledged"
+echo "INFO: $checked crash points: $prefix_points after a flush, $reordered reordered ($torn with a torn write); $in_checkpoint inside a checkpoint, $in_replay inside a replay; $refused refused before anything was acknowledged"
 echo "CASES: $checked"
 echo "CRASH POINTS: $((checked - failures)) passed, $failures failed"
 [ $failures = 0 ] || fail "$failures of $checked crash points lost or invented something"
@@ -278,16 +301,22 @@ EOF_GUEST
 }
 
 test_crash_points_keep_every_acknowledged_change() {
+	local nm rep mib ackmib
 	# make check: 50 inserts on the min kernel; on the (slower) debug
-	# kernel 12, and at most 60 of their points.
+	# kernel 12, and at most 45 of their points.
 	local n=${CRASH_INSERTS:-$([ "$FLAVOUR" = debug ] && echo 12 || echo 50)}
-	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 60)}
-	local mib=8 ackmib=1
-	logged_disks 2 $mib $ackmib
-	{
-		echo "n=$n"
-		crash_workload
-	} | vm_guest --timeout $((240 + 10 * n)) || return 1
+	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 45)}
+	crash_record 2 2 "$n" crash_workload || return 1
+	crash_check 0 "$maxpoints"
+}
+
+# Three members, one copy of each node: every node lives on one device,
+# and a split's new nodes spread over three.
+test_crash_points_three_members_one_replica() {
+	local nm rep mib ackmib
+	local n=${CRASH_INSERTS:-$([ "$FLAVOUR" = debug ] && echo 10 || echo 30)}
+	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 25)}
+	crash_record 3 1 "$n" crash_workload || return 1
 	crash_check 0 "$maxpoints"
 }
 
@@ -295,32 +324,40 @@ test_crash_points_keep_every_acknowledged_change() {
 # after a power cut; the logged boot registers (replay, its checkpoint) and
 # goes on. Every key of the first boot is acknowledged at every point.
 test_crash_points_inside_a_replay() {
+	local nm rep mib ackmib
 	local n=${CRASH_REPLAY_KEYS:-$([ "$FLAVOUR" = debug ] && echo 40 || echo 70)}
 	local m=${CRASH_INSERTS_AFTER:-10}
-	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 40)}
-	local mib=8 ackmib=1
-	logged_disks 2 $mib $ackmib
-	{
-		echo "n=$n"
-		crash_replay_setup
-	} | vm_guest --timeout $((240 + 10 * n)) || return 1
+	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 30)}
+	crash_record 2 2 "$n" crash_replay_setup || return 1
 	cp --sparse=always "$WORK/logged.img" "$WORK/base.img"
 	{
-		echo "n=$n m=$m"
+		echo "nm=$nm rep=$rep n=$n m=$m"
 		crash_replay_workload
 	} | vm_guest --timeout $((240 + 10 * m)) || return 1
 	crash_check 1 "$maxpoints"
+}
+
+# crash_record NM REP N WORKLOAD: nm members of mib MiB each and an
+# acknowledgement slice under one log (sets the caller's locals nm, rep,
+# mib and ackmib), and a boot that runs WORKLOAD with n.
+crash_record() {
+	nm=$1 rep=$2 mib=8 ackmib=1
+	logged_disks "$nm" $mib $ackmib
+	{
+		echo "nm=$nm rep=$rep n=$3"
+		$4
+	} | vm_guest --timeout $((240 + 10 * $3))
 }
 
 # crash_check BASE MAXPOINTS: the checker boot over the last logged boot.
 crash_check() {
 	cp "$WORK/write.log" "$WORK/crash.log"
 	echo "INFO: write log: $(($(stat -c %s "$WORK/crash.log") >> 10)) KiB"
-	disks 2 ${mib}M
+	disks "$nm" ${mib}M
 	attach_disk "$WORK/crash.log"
 	[ "$1" = 1 ] && attach_disk "$WORK/base.img"
 	{
-		echo "mib=$mib ackmib=$ackmib base=$1"
+		echo "nm=$nm mib=$mib ackmib=$ackmib base=$1"
 		echo "subsets=${CRASH_SUBSETS:-2} seed=${CRASH_SEED:-1} maxpoints=$2"
 		crash_checker
 	} | vm_guest --timeout ${CRASH_TIMEOUT:-1500}

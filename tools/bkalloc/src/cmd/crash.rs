@@ -807,7 +807,7 @@ pub fn apply(
         .copied()
         .find(|&i| log.entries.get(i).is_some_and(|e| e.kind() == Kind::Write));
     let mut buf = vec![0u8; CHUNK as usize];
-    let zeros = vec![0u8; CHUNK as usize];
+    let mut zeros = vec![0u8; CHUNK as usize];
     let mut r = Applied::default();
     for &i in sel {
         let e = log
@@ -828,14 +828,9 @@ pub fn apply(
                     let Some((lo, hi)) = t.overlap(start, end) else {
                         continue;
                     };
-                    let mut pos = lo;
-                    while pos < hi {
-                        let len = (hi - pos).min(CHUNK) as usize;
-                        let b = buf.get_mut(..len).unwrap_or_default();
-                        log.read(e.data_offset + (pos - start), b)?;
-                        t.write(pos, b)?;
-                        pos += len as u64;
-                    }
+                    write_range(t, lo, hi, &mut buf, |pos, b| {
+                        log.read(e.data_offset + (pos - start), b)
+                    })?;
                     r.bytes += hi - lo;
                 }
             }
@@ -845,12 +840,7 @@ pub fn apply(
                     let Some((lo, hi)) = t.overlap(start, end) else {
                         continue;
                     };
-                    let mut pos = lo;
-                    while pos < hi {
-                        let len = (hi - pos).min(CHUNK) as usize;
-                        t.write(pos, zeros.get(..len).unwrap_or_default())?;
-                        pos += len as u64;
-                    }
+                    write_range(t, lo, hi, &mut zeros, |_, _| Ok(()))?;
                 }
             }
             Kind::Discard | Kind::Flush | Kind::Mark => {}
@@ -863,6 +853,26 @@ pub fn apply(
             .map_err(|e| format!("{}: fsync: {e}", t.dev.path.display()))?;
     }
     Ok(r)
+}
+
+/// Writes bytes `lo..hi` of the logged node into `t`, a `CHUNK` at a time, each chunk
+/// filled in `buf` by `fill(pos, chunk)` first.
+fn write_range(
+    t: &Target,
+    lo: u64,
+    hi: u64,
+    buf: &mut [u8],
+    mut fill: impl FnMut(u64, &mut [u8]) -> crate::Result<()>,
+) -> crate::Result<()> {
+    let mut pos = lo;
+    while pos < hi {
+        let len = (hi - pos).min(buf.len() as u64) as usize;
+        let b = buf.get_mut(..len).unwrap_or_default();
+        fill(pos, b)?;
+        t.write(pos, b)?;
+        pos += len as u64;
+    }
+    Ok(())
 }
 
 /// The acknowledgements in slice `offset..offset+size` written by the entries before `to`,
