@@ -18,20 +18,23 @@ use crate::bkcore::{
     buckets::BucketState,
     format::MAX_MEMBERS,
     latency::Histogram,
-    options::WaitPolicy,
+    options::{Options, WaitPolicy},
     placement::{self, Choice, DevSnapshot, Kind, Verdict},
     request::{self, Overrides, RequestSpec},
     stuck::{DiscardState, InfeasibleMsg, StuckReport, WaiterLine, WakeReason},
+    uuid::{Hyphenated, Uuid},
     watermark::Watermark,
 };
 use crate::fmt::Core;
-use crate::glue::{kobject::ShowBuf, wake::Slept};
+use crate::glue::wake::Slept;
+use crate::health::{Phase, ReadOnly, ReplayStatus};
 use crate::member::Member;
-use crate::volume::{Inner, Volume};
-use crate::waitlist::WaitState;
+use crate::waitlist::{Kick, WaitList, WaitState};
 use core::fmt::Write;
 use kernel::{
+    new_mutex,
     prelude::*,
+    sync::{lock::mutex::MutexBackend, lock::Guard, Arc, Mutex},
     time::{Instant, Monotonic},
 };
 
@@ -66,9 +69,52 @@ pub(crate) struct Counters {
     released_buckets: u64,
 }
 
-/// Allocator state of a volume, under the volume's lock.
-pub(crate) struct Allocator {
-    pub(crate) waiters: crate::waitlist::WaitList<Pending>,
+/// What the allocator's lock guards: the members and their buckets, the
+/// options requests are built from, the requests, and the volume's health
+/// (which ends requests).
+pub(crate) struct Pool {
+    /// Empty once the volume is torn down.
+    pub(crate) members: KVec<Member>,
+    /// The options as stored in the superblocks.
+    pub(crate) disk_options: Options,
+    /// The options in effect.
+    pub(crate) options: Options,
+    /// +1 on every accepted option write.
+    pub(crate) opts_gen: u64,
+    /// Requests, waiters, counters.
+    pub(crate) requests: Requests,
+    /// Set first thing by teardown: requests fail with ENODEV, ioctls too.
+    pub(crate) closing: bool,
+    /// Register-time recovery, shown in `replay`.
+    pub(crate) replay: ReplayStatus,
+    /// Set when a metadata write failed: no more changes (`state`).
+    pub(crate) read_only: Option<ReadOnly>,
+}
+
+impl Pool {
+    /// A pool of `members` (ordered by index) before replay.
+    pub(crate) fn new(members: KVec<Member>, disk_options: Options, options: Options) -> Self {
+        Self {
+            members,
+            disk_options,
+            options,
+            opts_gen: 0,
+            requests: Requests::new(),
+            closing: false,
+            replay: ReplayStatus::new(),
+            read_only: None,
+        }
+    }
+
+    /// Whether register's replay is over and the volume is up.
+    pub(crate) fn up(&self) -> bool {
+        self.replay.phase == Phase::Done
+    }
+}
+
+/// The requests of a volume and their counters, in its [`Pool`].
+pub(crate) struct Requests {
+    pub(crate) waiters: WaitList<Pending>,
     counters: Counters,
     restart_latency: Histogram,
     /// When options last woke the waiters (start of restart latency).
@@ -79,7 +125,7 @@ pub(crate) struct Allocator {
     stuck_text: KVec<u8>,
 }
 
-impl Allocator {
+impl Requests {
     /// The devices blocked requests could use, and the highest watermark
     /// among them (`None` if nobody waits).
     pub(crate) fn waiting(&self) -> (u64, Option<Watermark>) {
@@ -111,10 +157,10 @@ impl Allocator {
         self.counters.released_buckets += buckets;
     }
 
-    /// A new allocator with no waiters.
-    pub(crate) fn new() -> Self {
+    /// No requests yet.
+    fn new() -> Self {
         Self {
-            waiters: crate::waitlist::WaitList::new(),
+            waiters: WaitList::new(),
             counters: Counters::default(),
             restart_latency: Histogram::new(),
             options_woke_at: None,
@@ -173,18 +219,22 @@ fn try_take(members: &mut [Member], spec: &RequestSpec) -> Result<Option<Grant>>
 }
 
 /// The grant pass: offers free buckets to parked waiters in FIFO order.
-pub(crate) fn grant_pass(inner: &mut Inner, devs_mask: u64, reason: WakeReason) {
-    let Inner { members, alloc, .. } = inner;
-    let n = alloc.waiters.grant(devs_mask, reason, |p: &mut Pending| {
-        match try_take(members, &p.spec) {
-            Ok(Some(grant)) => {
-                p.granted = Some(grant);
-                true
+pub(crate) fn grant_pass(inner: &mut Pool, devs_mask: u64, reason: WakeReason) {
+    let Pool {
+        members, requests, ..
+    } = inner;
+    let n = requests
+        .waiters
+        .grant(devs_mask, reason, |p: &mut Pending| {
+            match try_take(members, &p.spec) {
+                Ok(Some(grant)) => {
+                    p.granted = Some(grant);
+                    true
+                }
+                _ => false,
             }
-            _ => false,
-        }
-    });
-    alloc.counters.wakeups += n as u64;
+        });
+    requests.counters.wakeups += n as u64;
 }
 
 /// Commits granted open buckets to state `to` in memory; on failure the
@@ -208,20 +258,54 @@ fn commit(members: &mut [Member], grant: &Grant, to: BucketState) -> Result {
 /// Commits a grant (unless its spec leaves that to the caller, see
 /// [`RequestSpec::commit_on_grant`]) and counts the allocation: every
 /// successful request ends here.
-fn hand_over(inner: &mut Inner, grant: Grant, spec: &RequestSpec) -> Result<Grant> {
+fn hand_over(inner: &mut Pool, grant: Grant, spec: &RequestSpec) -> Result<Grant> {
     if spec.commit_on_grant() {
         commit(&mut inner.members, &grant, spec.state())?;
     }
-    inner.alloc.counters.allocs += 1;
+    inner.requests.counters.allocs += 1;
     Ok(grant)
 }
 
-impl Volume {
+/// A volume's allocator: it owns the [`Pool`] and its lock.
+#[pin_data]
+pub(crate) struct Allocator {
+    uuid: Uuid,
+    #[pin]
+    pool: Mutex<Pool>,
+    /// Rung when discards may help: a request parked, buckets freed.
+    discard_kick: Arc<Kick>,
+}
+
+impl Allocator {
+    /// The allocator of volume `uuid`, owning `pool`.
+    pub(crate) fn new(uuid: Uuid, pool: Pool, discard_kick: Arc<Kick>) -> impl PinInit<Self> {
+        pin_init!(Self {
+            uuid,
+            pool <- new_mutex!(pool),
+            discard_kick,
+        })
+    }
+
+    /// The pool, locked.
+    pub(crate) fn lock(&self) -> Guard<'_, Pool, MutexBackend> {
+        self.pool.lock()
+    }
+
+    /// The discard thread's doorbell.
+    pub(crate) fn discard_kick(&self) -> &Kick {
+        &self.discard_kick
+    }
+
+    /// The volume's uuid, for messages.
+    pub(crate) fn name(&self) -> Core<Hyphenated<'_>> {
+        Core(Hyphenated(&self.uuid))
+    }
+
     /// Allocates one bucket on each of `replicas` distinct devices (from the
     /// options unless overridden) for `kind`. Blocks while the volume cannot
     /// serve it; see the module documentation for how the wait ends.
     pub(crate) fn allocate(&self, kind: Kind, overrides: Overrides) -> Result<Grant> {
-        let mut inner = self.lock_inner();
+        let mut inner = self.pool.lock();
         if inner.members.is_empty() || inner.closing {
             return Err(ENODEV);
         }
@@ -232,7 +316,7 @@ impl Volume {
             .map_err(|_| EINVAL)?;
         let start = Instant::<Monotonic>::now();
         // Fast path: nobody waits, so taking now overtakes nobody.
-        if inner.alloc.waiters.len() == 0 {
+        if inner.requests.waiters.len() == 0 {
             match try_take(&mut inner.members, &spec) {
                 Ok(Some(grant)) => return hand_over(&mut inner, grant, &spec),
                 Ok(None) => {}
@@ -242,7 +326,7 @@ impl Volume {
             return Err(self.infeasible(&mut inner, &spec, e));
         }
         let mask = Self::wait_mask(&inner, &spec)?;
-        let (id, mut wake) = inner.alloc.waiters.park(
+        let (id, mut wake) = inner.requests.waiters.park(
             mask,
             Pending {
                 spec,
@@ -250,9 +334,9 @@ impl Volume {
                 granted: None,
             },
         )?;
-        inner.alloc.counters.waits += 1;
+        inner.requests.counters.waits += 1;
         // A blocked request may make a device starved: let discards look.
-        self.discarder().kick();
+        self.discard_kick.kick();
         // Our own place in the FIFO may be servable right away.
         grant_pass(&mut inner, u64::MAX, WakeReason::BucketsFreed);
         // Age (ms) of this waiter's last stuck report.
@@ -261,17 +345,17 @@ impl Volume {
             let gen = inner.opts_gen;
             let gone = inner.members.is_empty() || inner.closing;
             let read_only = inner.read_only.is_some();
-            let w = inner.alloc.waiters.get_mut(id).ok_or(EINVAL)?;
+            let w = inner.requests.waiters.get_mut(id).ok_or(EINVAL)?;
             let (state, stale) = (w.state, w.data.spec.is_stale(gen));
             let (spec, start) = (w.data.spec, w.data.start);
             match state {
                 WaitState::Granted => {
                     let grant = w.data.granted.take().unwrap_or_default();
-                    inner.alloc.waiters.remove(id);
+                    inner.requests.waiters.remove(id);
                     return hand_over(&mut inner, grant, &spec);
                 }
                 WaitState::Woken(WakeReason::Abort) => {
-                    inner.alloc.counters.aborts += 1;
+                    inner.requests.counters.aborts += 1;
                     return Err(self.leave(&mut inner, id, ECANCELED));
                 }
                 WaitState::Woken(_) if gone => {
@@ -292,7 +376,7 @@ impl Volume {
                         return Err(self.infeasible(&mut inner, &spec, e));
                     }
                     let r = Self::wait_mask(&inner, &spec)
-                        .and_then(|mask| inner.alloc.waiters.repark(id, mask));
+                        .and_then(|mask| inner.requests.waiters.repark(id, mask));
                     wake = self.or_leave(&mut inner, id, r)?;
                     grant_pass(&mut inner, u64::MAX, WakeReason::Options);
                     continue;
@@ -322,7 +406,7 @@ impl Volume {
                 match spec.policy {
                     WaitPolicy::Wait => {}
                     WaitPolicy::Fail => {
-                        inner.alloc.counters.timeouts += 1;
+                        inner.requests.counters.timeouts += 1;
                         pr_warn!(
                             "volume {}: waiter {} failed at its deadline ({} s, policy fail)\n",
                             self.name(),
@@ -348,9 +432,9 @@ impl Volume {
             };
             drop(inner);
             let slept = wake.sleep(timeout.map(|t| t.min(u64::from(u32::MAX)) as u32));
-            inner = self.lock_inner();
+            inner = self.pool.lock();
             if slept == Slept::Killed {
-                inner.alloc.counters.interrupted += 1;
+                inner.requests.counters.interrupted += 1;
                 return Err(self.leave(&mut inner, id, EINTR));
             }
         }
@@ -360,7 +444,7 @@ impl Volume {
     /// checkpoints, which free space rather than wait for it. `Ok(None)`
     /// when the devices cannot serve it now.
     pub(crate) fn allocate_now(&self, kind: Kind, overrides: Overrides) -> Result<Option<Grant>> {
-        let mut inner = self.lock_inner();
+        let mut inner = self.pool.lock();
         if inner.members.is_empty() {
             return Err(ENODEV);
         }
@@ -375,7 +459,7 @@ impl Volume {
     /// `r`, leaving the wait list if it is an error: a waiter that stops
     /// waiting on an error (ENOMEM, say) must not stay as a ghost that
     /// blocks every later waiter on its devices.
-    fn or_leave<T>(&self, inner: &mut Inner, id: u64, r: Result<T>) -> Result<T> {
+    fn or_leave<T>(&self, inner: &mut Pool, id: u64, r: Result<T>) -> Result<T> {
         r.map_err(|e| self.leave(inner, id, e))
     }
 
@@ -383,15 +467,20 @@ impl Volume {
     /// the waiter got but will not collect (it was killed in the meantime)
     /// goes back: open buckets nobody commits would be lost until the next
     /// register, and on a starved device one is enough to wedge it.
-    fn leave(&self, inner: &mut Inner, id: u64, err: Error) -> Error {
-        if let Some(grant) = inner.alloc.waiters.remove(id).and_then(|w| w.data.granted) {
+    fn leave(&self, inner: &mut Pool, id: u64, err: Error) -> Error {
+        if let Some(grant) = inner
+            .requests
+            .waiters
+            .remove(id)
+            .and_then(|w| w.data.granted)
+        {
             release(&mut inner.members, &grant);
         }
         grant_pass(inner, u64::MAX, WakeReason::Device);
         err
     }
 
-    fn check_feasible(inner: &Inner, spec: &RequestSpec) -> Result {
+    fn check_feasible(inner: &Pool, spec: &RequestSpec) -> Result {
         let devs = snapshots(&inner.members)?;
         match placement::choose(&devs, &spec.request()) {
             Verdict::Infeasible { .. } => Err(ENOSPC),
@@ -399,13 +488,13 @@ impl Volume {
         }
     }
 
-    fn wait_mask(inner: &Inner, spec: &RequestSpec) -> Result<u64> {
+    fn wait_mask(inner: &Pool, spec: &RequestSpec) -> Result<u64> {
         let devs = snapshots(&inner.members)?;
         Ok(placement::could_serve_mask(&devs, &spec.request()))
     }
 
-    fn infeasible(&self, inner: &mut Inner, spec: &RequestSpec, err: Error) -> Error {
-        inner.alloc.counters.infeasible += 1;
+    fn infeasible(&self, inner: &mut Pool, spec: &RequestSpec, err: Error) -> Error {
+        inner.requests.counters.infeasible += 1;
         if let Ok(devs) = snapshots(&inner.members) {
             pr_err!(
                 "volume {}: {}\n",
@@ -417,17 +506,17 @@ impl Volume {
     }
 
     /// Rebuilds waiter `id`'s request from the current options.
-    fn restart(&self, inner: &mut Inner, id: u64) -> Result<RequestSpec> {
+    fn restart(&self, inner: &mut Pool, id: u64) -> Result<RequestSpec> {
         let (options, gen) = (inner.options, inner.opts_gen);
-        let woke_at = inner.alloc.options_woke_at;
-        let w = inner.alloc.waiters.get_mut(id).ok_or(EINVAL)?;
+        let woke_at = inner.requests.options_woke_at;
+        let w = inner.requests.waiters.get_mut(id).ok_or(EINVAL)?;
         w.data.spec = w.data.spec.rebuild(&options, gen);
         let spec = w.data.spec;
         let (replicas, watermark) = (spec.replicas, spec.watermark);
-        inner.alloc.counters.restarts += 1;
+        inner.requests.counters.restarts += 1;
         if let Some(t) = woke_at {
             let ns = t.elapsed().as_nanos().max(0) as u64;
-            inner.alloc.restart_latency.record(ns);
+            inner.requests.restart_latency.record(ns);
         }
         pr_info!(
             "volume {}: waiter {} restarted with opts_gen {}: replicas {}, watermark {}\n",
@@ -442,15 +531,15 @@ impl Volume {
 
     /// At the deadline with policy `degrade`: proceed with the devices that
     /// can serve now, if any.
-    fn degrade(&self, inner: &mut Inner, id: u64, spec: &RequestSpec) -> Result<Option<Grant>> {
+    fn degrade(&self, inner: &mut Pool, id: u64, spec: &RequestSpec) -> Result<Option<Grant>> {
         let devs = snapshots(&inner.members)?;
         let Some(choice) = placement::degrade(&devs, &spec.request()) else {
             return Ok(None);
         };
         let grant = open_buckets(&mut inner.members, &choice)?;
-        inner.alloc.waiters.remove(id);
+        inner.requests.waiters.remove(id);
         let grant = hand_over(inner, grant, spec)?;
-        inner.alloc.counters.degraded += 1;
+        inner.requests.counters.degraded += 1;
         pr_warn!(
             "volume {}: waiter {} degraded at its deadline: {} of {} replicas\n",
             self.name(),
@@ -464,12 +553,12 @@ impl Volume {
 
     /// Prints a stuck report for waiter `id` (at most one per interval per
     /// volume) and keeps it for `alloc_stuck`.
-    fn stuck_report(&self, inner: &mut Inner, id: u64) -> Result {
-        let Some(w) = inner.alloc.waiters.get_mut(id) else {
+    fn stuck_report(&self, inner: &mut Pool, id: u64) -> Result {
+        let Some(w) = inner.requests.waiters.get_mut(id) else {
             return Ok(());
         };
         let (spec, start) = (w.data.spec, w.data.start);
-        if let Some(last) = inner.alloc.last_stuck {
+        if let Some(last) = inner.requests.last_stuck {
             if ms_since(last) < u64::from(spec.stuck_timeout_secs) * 1000 {
                 return Ok(());
             }
@@ -485,7 +574,7 @@ impl Volume {
                 replay_priority: inner.options.replay_discard_priority(),
                 in_flight: u32::try_from(inner.members.iter().map(|m| m.discarding).sum::<u64>())
                     .unwrap_or(u32::MAX),
-                discarded: inner.alloc.counters.discard_buckets,
+                discarded: inner.requests.counters.discard_buckets,
                 failing: inner
                     .members
                     .iter()
@@ -493,7 +582,7 @@ impl Volume {
                     .filter(|(_, m)| m.discard_failures > 0)
                     .fold(0, |bits, (i, _)| bits | placement::dev_bit(i as u32)),
             },
-            waiters: inner.alloc.waiters.len() as u64,
+            waiters: inner.requests.waiters.len() as u64,
         };
         let mut text = KVec::new();
         let mut out = VecWriter(&mut text);
@@ -503,35 +592,41 @@ impl Volume {
                 pr_warn!("volume {}: {}\n", self.name(), line);
             }
         }
-        inner.alloc.stuck_text = text;
-        inner.alloc.last_stuck = Some(Instant::now());
-        inner.alloc.counters.stuck_reports += 1;
+        inner.requests.stuck_text = text;
+        inner.requests.last_stuck = Some(Instant::now());
+        inner.requests.counters.stuck_reports += 1;
         Ok(())
     }
 
     /// Wakes every waiter after an option write, so each rebuilds itself.
     pub(crate) fn wake_waiters_for_options(&self) {
-        let mut inner = self.lock_inner();
-        inner.alloc.options_woke_at = Some(Instant::now());
-        inner.alloc.waiters.wake_all(WakeReason::Options);
+        let mut inner = self.pool.lock();
+        inner.requests.options_woke_at = Some(Instant::now());
+        inner.requests.waiters.wake_all(WakeReason::Options);
     }
 
     /// Wakes every waiter because the volume goes away; they fail.
     pub(crate) fn wake_waiters_for_teardown(&self) {
-        self.lock_inner().alloc.waiters.wake_all(WakeReason::Device);
+        self.pool
+            .lock()
+            .requests
+            .waiters
+            .wake_all(WakeReason::Device);
     }
 
     /// `abort_waiting`: "all" or a waiter id.
     pub(crate) fn abort_waiting(&self, what: &str) -> Result {
         if what == "all" {
-            self.lock_inner().alloc.waiters.wake_all(WakeReason::Abort);
-            // Those waiting to write the btree too (behind a blocked split).
-            self.writer.abort_waiters();
+            self.pool
+                .lock()
+                .requests
+                .waiters
+                .wake_all(WakeReason::Abort);
             return Ok(());
         }
-        let mut inner = self.lock_inner();
+        let mut inner = self.pool.lock();
         let id: u64 = what.parse().map_err(|_| EINVAL)?;
-        if inner.alloc.waiters.wake_one(id, WakeReason::Abort) {
+        if inner.requests.waiters.wake_one(id, WakeReason::Abort) {
             Ok(())
         } else {
             Err(ENOENT)
@@ -541,13 +636,13 @@ impl Volume {
     /// Commits the open buckets of a grant that [`hand_over`] left open to
     /// `to`; on failure the rest go back.
     pub(crate) fn commit_grant(&self, grant: &Grant, to: BucketState) -> Result {
-        commit(&mut self.lock_inner().members, grant, to)
+        commit(&mut self.pool.lock().members, grant, to)
     }
 
     /// Gives back the open buckets of a grant that will not be committed,
     /// and lets the waiters of their devices look.
     pub(crate) fn release_grant(&self, grant: &Grant) {
-        let mut inner = self.lock_inner();
+        let mut inner = self.pool.lock();
         release(&mut inner.members, grant);
         let mask = grant
             .iter()
@@ -558,29 +653,31 @@ impl Volume {
     /// Frees buckets: they become need_discard (never free directly), so
     /// they wake nobody until discarded.
     pub(crate) fn free_buckets(&self, buckets: &[(u32, u64)]) -> Result {
-        let mut inner = self.lock_inner();
+        let mut inner = self.pool.lock();
         for &(dev, b) in buckets {
             let m = inner.members.get_mut(dev as usize).ok_or(EINVAL)?;
             m.free_bucket(b)?;
-            inner.alloc.counters.frees += 1;
+            inner.requests.counters.frees += 1;
         }
         let mut mask = 0;
         for &(dev, _) in buckets {
             mask |= placement::dev_bit(dev);
         }
         grant_pass(&mut inner, mask, WakeReason::BucketsFreed);
-        self.discarder().kick();
+        self.discard_kick.kick();
         Ok(())
     }
 
-    /// `waiters`: one line per blocked request, in FIFO order. Past a page,
-    /// the last line says how many more there are.
-    pub(crate) fn show_waiters(&self, out: &mut ShowBuf<'_>) -> Result {
+    /// `waiters`: one line per blocked request, in FIFO order, in at most
+    /// `room` bytes. Past that, the last line says how many more there are.
+    pub(crate) fn write_waiters(&self, out: &mut impl Write, room: usize) -> Result {
         // Room kept for "+N more waiters".
         const MORE: usize = 32;
-        let inner = self.lock_inner();
-        let total = inner.alloc.waiters.len();
-        for (shown, w) in inner.alloc.waiters.iter().enumerate() {
+        let inner = self.pool.lock();
+        let total = inner.requests.waiters.len();
+        let mut used = 0;
+        let mut line_buf = KVec::new();
+        for (shown, w) in inner.requests.waiters.iter().enumerate() {
             let line = WaiterLine {
                 id: w.id,
                 age_ms: ms_since(w.data.start),
@@ -591,48 +688,32 @@ impl Volume {
                 woken: u64::from(w.woken),
                 last_wake: w.last_wake,
             };
-            let at = out.len();
+            line_buf.clear();
+            writeln!(VecWriter(&mut line_buf), "{line}")?;
             let more = shown + 1 < total;
-            if writeln!(out, "{line}").is_err() || (more && out.room() < MORE) {
-                out.truncate(at);
+            let left = room.saturating_sub(used + line_buf.len());
+            if used + line_buf.len() > room || (more && left < MORE) {
                 writeln!(out, "+{} more waiters", total - shown)?;
                 break;
             }
+            out.write_str(core::str::from_utf8(&line_buf).map_err(|_| EINVAL)?)?;
+            used += line_buf.len();
         }
         Ok(())
     }
 
     /// `alloc_stuck`: the last stuck report.
-    pub(crate) fn show_stuck(&self, out: &mut ShowBuf<'_>) -> Result {
-        let inner = self.lock_inner();
-        let text = core::str::from_utf8(&inner.alloc.stuck_text).map_err(|_| EINVAL)?;
+    pub(crate) fn write_stuck(&self, out: &mut impl Write) -> Result {
+        let inner = self.pool.lock();
+        let text = core::str::from_utf8(&inner.requests.stuck_text).map_err(|_| EINVAL)?;
         out.write_str(text)?;
         Ok(())
     }
 
-    /// `counters`: "name value" lines.
-    pub(crate) fn show_counters(&self, out: &mut ShowBuf<'_>) -> Result {
-        // Lock order: the tree and the journal are read before `inner`.
-        let (keys, nodes, generation) = {
-            let t = self.tree.lock();
-            let g = t.checkpoint.map_or(0, |c| c.generation);
-            (t.len(), t.nodes.len() as u64, g)
-        };
-        let (jseq, pending) = {
-            let j = self.journal.lock();
-            (j.last_seq(), j.pending() as u64)
-        };
-        for (name, v) in [
-            ("btree_keys", keys),
-            ("btree_nodes", nodes),
-            ("checkpoint_generation", generation),
-            ("journal_seq", jseq),
-            ("journal_pending_entries", pending),
-        ] {
-            writeln!(out, "{name} {v}")?;
-        }
-        let inner = self.lock_inner();
-        let a = &inner.alloc;
+    /// The allocator's part of `counters`: "name value" lines.
+    pub(crate) fn write_counters(&self, out: &mut impl Write) -> Result {
+        let inner = self.pool.lock();
+        let a = &inner.requests;
         let c = &a.counters;
         for (name, v) in [
             ("allocs", c.allocs),

@@ -9,7 +9,7 @@
 use kernel::prelude::*;
 
 mod allocator;
-#[allow(unused_attributes)]
+#[expect(unused_attributes)]
 #[path = "core/lib.rs"]
 pub mod bkcore;
 mod btree;
@@ -24,15 +24,16 @@ mod journal;
 mod member;
 mod registry;
 mod replay;
+mod sysfs;
 mod volume;
 mod waitlist;
 mod writer;
 
+use bkcore::options::{OptErrorKind, OptId};
 use ctl::Ctl;
-use glue::kobject::{AttrFile, MODE_WO};
 use glue::miscdev::CtlDevice;
-use kernel::sync::Arc;
-use registry::Registry;
+use registry::{Registry, UnregisterAll};
+use sysfs::Sysfs;
 use volume::ModuleDefaults;
 
 module! {
@@ -47,62 +48,54 @@ module! {
             description: "If non-zero, start every volume registered while loaded with this metadata_replicas (recovery)",
         },
         stuck_timeout_secs: u32 {
-            default: 30,
+            // The option table's default.
+            default: crate::bkcore::options::Options::defaults()
+                .get(crate::bkcore::options::OptId::AllocatorStuckTimeout),
             description: "Default allocator_stuck_timeout in seconds (0 = never report)",
         },
     },
 }
 
-/// Module state: the registered volumes, `/sys/fs/bkalloc/register` and
-/// `/dev/bkalloc`.
+/// Module state: `/dev/bkalloc`, the registered volumes and
+/// `/sys/fs/bkalloc`.
+#[pin_data]
 struct BkAlloc {
-    ctl: Option<Pin<KBox<CtlDevice<Ctl>>>>,
-    register: Option<AttrFile<Registry>>,
-    registry: Arc<Registry>,
+    // Fields drop in declaration order. No new ioctls first; then every
+    // volume goes, those still replaying too, which ends a register write
+    // blocked in a replay; only then the register file, whose removal waits
+    // for that write.
+    #[pin]
+    _ctl: CtlDevice<Ctl>,
+    _volumes: UnregisterAll,
+    _sysfs: Sysfs,
 }
 
-impl kernel::Module for BkAlloc {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+impl kernel::InPlaceModule for BkAlloc {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         let defaults = ModuleDefaults {
             recovery_metadata_replicas: module_parameters::recovery_metadata_replicas.value(),
             stuck_timeout_secs: module_parameters::stuck_timeout_secs.value(),
         };
-        if defaults.recovery_metadata_replicas > 4 {
-            pr_err!(
-                "recovery_metadata_replicas={} is out of range (0 = off, 1..4)\n",
-                defaults.recovery_metadata_replicas
-            );
-            return Err(EINVAL);
-        }
-        let registry = Registry::new(defaults)?;
-        let register = registry
-            .root()
-            .add_file("register", MODE_WO, registry.clone(), 0, 0)?;
-        let ctl = KBox::pin_init(
-            CtlDevice::register(c"bkalloc", Ctl::new(registry.clone())?),
-            GFP_KERNEL,
-        )?;
-        pr_info!(
-            "loaded (recovery_metadata_replicas={}, stuck_timeout_secs={})\n",
-            defaults.recovery_metadata_replicas,
-            defaults.stuck_timeout_secs
-        );
-        Ok(BkAlloc {
-            ctl: Some(ctl),
-            register: Some(register),
-            registry,
+        let r = defaults.recovery_metadata_replicas;
+        // 0 is off; anything else must be a metadata_replicas value.
+        let registry = match OptId::MetadataReplicas.desc().check(r) {
+            Err(OptErrorKind::OutOfRange { min, max }) if r != 0 => {
+                pr_err!("recovery_metadata_replicas={r} is out of range (0 = off, {min}..{max})\n");
+                Err(EINVAL)
+            }
+            _ => Registry::new(defaults),
+        };
+        try_pin_init!(Self {
+            _ctl <- CtlDevice::register(c"bkalloc", Ctl::new(registry.clone()?)?),
+            _volumes: UnregisterAll::new(registry.clone()?),
+            _sysfs: Sysfs::new(registry.clone()?)?,
+            _: {
+                pr_info!(
+                    "loaded (recovery_metadata_replicas={}, stuck_timeout_secs={})\n",
+                    defaults.recovery_metadata_replicas,
+                    defaults.stuck_timeout_secs
+                );
+            },
         })
-    }
-}
-
-impl Drop for BkAlloc {
-    fn drop(&mut self) {
-        // No new ioctls; then every volume goes, those still replaying too,
-        // which ends a register write blocked in a replay; only then the
-        // register file, whose removal waits for that write.
-        self.ctl.take();
-        self.registry.unregister_all();
-        self.register.take();
-        pr_info!("unloaded\n");
     }
 }

@@ -19,7 +19,10 @@
 //! for it and hold nothing yet, so the checkpoint writes it in place.
 
 use crate::bkcore::{
-    format::{decode_node, BtreePtr, Checkpoint, NodeHeader, NodeWriter, Replica, Value},
+    format::{
+        decode_node, BtreePtr, Checkpoint, ChildSpec, NodeHeader, NodeWriter, ParentMismatch,
+        Replica, Value,
+    },
     uuid::{Hyphenated, Uuid},
 };
 use crate::fmt::Core;
@@ -272,7 +275,7 @@ impl Tree {
 
     /// Reads and decodes one replica of the node `w` describes; returns the
     /// node and its children's ranges and pointers.
-    #[allow(clippy::type_complexity)]
+    #[expect(clippy::type_complexity)]
     fn read_replica(
         disks: &[Disk],
         r: &Replica,
@@ -291,10 +294,16 @@ impl Tree {
             .ok_or("past the device end")?;
         m.dev.read(off, buf).map_err(|_| "read error")?;
         let n = decode_node(buf, uuid, cap as u32).map_err(|_| "does not decode")?;
+        let spec = ChildSpec {
+            level: w.level,
+            min: w.min,
+            max: w.max,
+        };
+        n.check_parent(&spec).map_err(|e| match e {
+            ParentMismatch::Level { .. } => "level differs from its parent's",
+            ParentMismatch::Range { .. } => "key range differs from its parent's",
+        })?;
         let h = n.header();
-        if h.level != w.level || h.min_key != w.min || h.max_key != w.max {
-            return Err("level or key range differs from its parent's");
-        }
         let mut node = Node::new(h.level, h.min_key, h.max_key, BtreePtr::default(), cap)
             .map_err(|_| "out of memory")?;
         let mut kids = KVec::new();
@@ -305,14 +314,11 @@ impl Tree {
                 node.vals.push(*v, GFP_KERNEL).map_err(oom)?;
             }
         } else {
-            if h.level == 0 {
-                return Err("bad level");
-            }
             for (i, (k, ptr)) in n.children().enumerate() {
-                let (min, max) = n.child_range(i).ok_or("bad child")?;
+                let c = n.child_spec(i).ok_or("bad child")?;
                 node.keys.push(k, GFP_KERNEL).map_err(oom)?;
                 node.kids.push(usize::MAX, GFP_KERNEL).map_err(oom)?;
-                kids.push((min, max, ptr), GFP_KERNEL).map_err(oom)?;
+                kids.push((c.min, c.max, ptr), GFP_KERNEL).map_err(oom)?;
             }
         }
         Ok((node, kids))

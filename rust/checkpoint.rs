@@ -58,7 +58,7 @@ impl Volume {
     /// Gives back node buckets that were allocated but will not be used:
     /// they hold nothing, and become need_discard like any freed bucket.
     pub(crate) fn drop_node_buckets(&self, locs: &[BtreePtr]) {
-        let mut inner = self.lock_inner();
+        let mut inner = self.lock_pool();
         for r in locs.iter().flat_map(|p| p.replicas().iter()) {
             if let Some(m) = inner.members.get_mut(r.dev as usize) {
                 let _ = m.free_bucket(r.bucket);
@@ -76,7 +76,7 @@ impl Volume {
     /// so its nodes must never be rewritten in place, and the buckets
     /// taken for nodes that were not written are given back.
     pub(crate) fn checkpoint_locked(&self) -> Result<(u64, u64)> {
-        if self.lock_inner().read_only.is_some() {
+        if self.lock_pool().read_only.is_some() {
             return Err(EROFS);
         }
         let mut tree = self.tree.lock();
@@ -88,7 +88,7 @@ impl Volume {
             ..Overrides::NONE
         };
         for _ in 0..cow {
-            match self.allocate_now(Kind::Btree, reclaim) {
+            match self.allocator().allocate_now(Kind::Btree, reclaim) {
                 Ok(Some(g)) => locs.push(ptr_of(&g)?, GFP_KERNEL)?,
                 other => {
                     self.drop_node_buckets(&locs);
@@ -134,7 +134,7 @@ impl Volume {
     ) -> Result<Checkpoint> {
         // Each member's device, the bucket and node sizes.
         let (devs, bucket_size, node_size) = {
-            let inner = self.lock_inner();
+            let inner = self.lock_pool();
             let mut devs = KVec::with_capacity(inner.members.len(), GFP_KERNEL)?;
             for m in inner.members.iter() {
                 devs.push(m.dev.clone(), GFP_KERNEL)?;
@@ -178,7 +178,7 @@ impl Volume {
         // Under the volume lock, the alloc tables and the journal position
         // agree: every state change up to journal_seq is in the tables, and
         // later ones are in later entries.
-        let mut inner = self.lock_inner();
+        let mut inner = self.lock_pool();
         cp.journal_seq = self.journal.lock().checkpoint_seq();
         let n = inner.members.len();
         let mut counts = KVec::with_capacity(n, GFP_KERNEL)?;

@@ -117,9 +117,9 @@ impl IoctlHandler for Ctl {
             }),
             IOC_STATUS => in_out(arg, |s: &mut StatusArgs| {
                 let volume = self.registry.find(&s.uuid)?;
-                let inner = volume.lock_inner();
+                let inner = volume.lock_pool();
                 s.opts_gen = inner.opts_gen;
-                s.waiters = inner.alloc.waiters.len() as u32;
+                s.waiters = inner.requests.waiters.len() as u32;
                 s.members = inner.members.len() as u32;
                 for (d, m) in s.devs.iter_mut().zip(inner.members.iter()) {
                     *d = DevStatus {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Read-only after a failed metadata write.
+//! A volume's health: where its register-time replay is, and whether it
+//! went read-only.
 //!
+//! Read-only follows a failed metadata write.
 //! A journal append or a checkpoint whose write or flush fails may have
 //! left some members with the new blocks and some without. Writing on
 //! would mean rewriting blocks a durable checkpoint may reference, or
@@ -11,8 +13,11 @@
 //! `status`, `unregister` (without its checkpoint) keep working; `state`
 //! in sysfs says why.
 
-use crate::volume::Volume;
-use kernel::prelude::*;
+use core::fmt;
+use kernel::{
+    prelude::*,
+    time::{Instant, Monotonic},
+};
 
 /// Why a volume went read-only.
 #[derive(Clone, Copy)]
@@ -23,8 +28,8 @@ pub(crate) struct ReadOnly {
     pub(crate) err: Error,
 }
 
-impl core::fmt::Display for ReadOnly {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl fmt::Display for ReadOnly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "ro: {} failed (error {})",
@@ -34,32 +39,85 @@ impl core::fmt::Display for ReadOnly {
     }
 }
 
-impl Volume {
-    /// Stops taking changes after `what` failed with `err` (the first
-    /// reason stays); blocked requests fail with `EROFS`.
-    pub(crate) fn go_read_only(&self, what: &'static str, err: Error) {
-        {
-            let mut inner = self.lock_inner();
-            if inner.read_only.is_some() {
-                return;
-            }
-            inner.read_only = Some(ReadOnly { what, err });
+/// Where replay is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Not started.
+    Pending,
+    /// Re-inserting keys.
+    Running,
+    /// Done: the volume is up.
+    Done,
+    /// Failed: the volume is going away.
+    Failed,
+}
+
+/// What `replay` shows.
+pub(crate) struct ReplayStatus {
+    /// Where replay is.
+    pub(crate) phase: Phase,
+    /// Keys re-inserted so far.
+    pub(crate) replayed: u64,
+    /// Keys to re-insert.
+    pub(crate) total: u64,
+    start: Option<Instant<Monotonic>>,
+    elapsed_ms: u64,
+    error: i32,
+}
+
+impl ReplayStatus {
+    /// Before replay.
+    pub(crate) fn new() -> Self {
+        Self {
+            phase: Phase::Pending,
+            replayed: 0,
+            total: 0,
+            start: None,
+            elapsed_ms: 0,
+            error: 0,
         }
-        pr_err!(
-            "volume {}: {} failed (error {}): read-only now; every change acknowledged before is on disk, unregister and register again to recover\n",
-            self.name(),
-            what,
-            err.to_errno()
-        );
-        self.wake_waiters_for_teardown();
     }
 
-    /// Like [`Volume::check_up`], and `EROFS` once read-only: the gate of
-    /// every change (alloc, free, insert, flush, option writes).
-    pub(crate) fn check_writable(&self) -> Result {
-        self.check_up()?;
-        if self.lock_inner().read_only.is_some() {
-            return Err(EROFS);
+    /// How long replay ran (so far, while it runs).
+    pub(crate) fn elapsed_ms(&self) -> u64 {
+        match (self.phase, self.start) {
+            (Phase::Running, Some(t)) => t.elapsed().as_millis().max(0) as u64,
+            _ => self.elapsed_ms,
+        }
+    }
+
+    /// Replay starts re-inserting keys.
+    pub(crate) fn begin(&mut self) {
+        self.phase = Phase::Running;
+        self.start = Some(Instant::now());
+    }
+
+    /// Replay ended in `phase`, with `error` (0 if none).
+    pub(crate) fn finish(&mut self, phase: Phase, error: i32) {
+        self.elapsed_ms = self.elapsed_ms();
+        self.phase = phase;
+        self.error = error;
+    }
+}
+
+impl fmt::Display for ReplayStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.phase {
+            Phase::Pending => "pending",
+            Phase::Running => "running",
+            Phase::Done => "done",
+            Phase::Failed => "failed",
+        };
+        write!(
+            f,
+            "state={} replayed={} total={} elapsed_ms={}",
+            state,
+            self.replayed,
+            self.total,
+            self.elapsed_ms()
+        )?;
+        if self.error != 0 {
+            write!(f, " error={}", self.error)?;
         }
         Ok(())
     }

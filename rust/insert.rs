@@ -48,7 +48,7 @@ impl Volume {
         for _ in 0..need {
             // The split's request: metadata_replicas distinct devices at
             // watermark btree, rebuilt if the options change while it waits.
-            let grant = self.allocate(Kind::Btree, Overrides::NONE);
+            let grant = self.allocator().allocate(Kind::Btree, Overrides::NONE);
             match grant.and_then(|g| ptr_of(&g)) {
                 Ok(p) => locs.push(p, GFP_KERNEL)?,
                 Err(e) => {
@@ -161,16 +161,16 @@ impl Volume {
             for_user: true,
             ..overrides
         };
-        let grant = self.allocate(kind, overrides)?;
+        let grant = self.allocator().allocate(kind, overrides)?;
         let seq = match self.journal_states(&grant, BucketState::User, true) {
             Ok(seq) => seq,
             Err(e) => {
                 // Not durable, not the caller's: the buckets go back.
-                self.release_grant(&grant);
+                self.allocator().release_grant(&grant);
                 return Err(e);
             }
         };
-        let res = self.commit_grant(&grant, BucketState::User);
+        let res = self.allocator().commit_grant(&grant, BucketState::User);
         self.journal.lock().applied(seq);
         res.map(|()| grant)
     }
@@ -184,7 +184,7 @@ impl Volume {
     pub(crate) fn free_for_user(&self, buckets: &[(u32, u64)]) -> Result {
         self.check_writable()?;
         {
-            let inner = self.lock_inner();
+            let inner = self.lock_pool();
             for &(dev, b) in buckets {
                 let m = inner.members.get(dev as usize).ok_or(EINVAL)?;
                 if !m.state(b).is_some_and(BucketState::freeable_by_user) {
@@ -193,7 +193,7 @@ impl Volume {
             }
         }
         let seq = self.journal_states(buckets, BucketState::NeedDiscard, true)?;
-        let res = self.free_buckets(buckets);
+        let res = self.allocator().free_buckets(buckets);
         self.journal.lock().applied(seq);
         res
     }

@@ -1,20 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The registered volumes and `/sys/fs/bkalloc/register`.
+//! The registered volumes: register and unregister.
 
 use crate::bkcore::uuid::{Hyphenated, Uuid};
 use crate::fmt::Core;
-use crate::glue::{
-    capability,
-    kobject::{AttrOps, KobjectDir, ShowBuf, StoreCtx},
-};
 use crate::volume::{ModuleDefaults, RegisterArgs, Volume};
 use kernel::{new_mutex, prelude::*, sync::Arc, sync::Mutex};
 
-/// Every registered volume, and the sysfs root they live under.
+/// Every registered volume.
 #[pin_data]
 pub(crate) struct Registry {
-    root: KobjectDir,
     defaults: ModuleDefaults,
     #[pin]
     volumes: Mutex<Volumes>,
@@ -28,12 +23,10 @@ struct Volumes {
 }
 
 impl Registry {
-    /// Creates `/sys/fs/bkalloc` and an empty registry.
+    /// An empty registry; volumes start from `defaults`.
     pub(crate) fn new(defaults: ModuleDefaults) -> Result<Arc<Self>> {
-        let root = KobjectDir::new_in_fs(c"bkalloc")?;
         Arc::pin_init(
             try_pin_init!(Registry {
-                root,
                 defaults,
                 volumes <- new_mutex!(Volumes {
                     list: KVec::new(),
@@ -44,17 +37,17 @@ impl Registry {
         )
     }
 
-    /// The `/sys/fs/bkalloc` directory.
-    pub(crate) fn root(&self) -> &KobjectDir {
-        &self.root
-    }
-
-    /// Registers the volume a register string names; returns when it is up.
-    fn register(self: &Arc<Self>, input: &str) -> Result {
+    /// Registers the volume a register string names; returns when it is
+    /// up. `publish` makes it visible (its sysfs directory) before replay.
+    pub(crate) fn register(
+        &self,
+        input: &str,
+        publish: impl FnOnce(&Arc<Volume>) -> Result,
+    ) -> Result {
         let args = RegisterArgs::parse(input)?;
         // Device I/O happens without the registry lock: registering one
         // volume never waits for another.
-        let volume = Volume::open(self.clone(), &args, self.defaults)?;
+        let volume = Volume::open(&args, self.defaults)?;
         {
             let mut volumes = self.volumes.lock();
             if volumes.closed {
@@ -69,9 +62,7 @@ impl Registry {
             }
             volumes.list.push(volume.clone(), GFP_KERNEL)?;
         }
-        // The directory exists before replay, so `replay`, `waiters` and
-        // `abort_waiting` can be used while it runs.
-        let res = volume.add_sysfs(&self.root).and_then(|()| volume.recover());
+        let res = publish(&volume).and_then(|()| volume.recover());
         // A module exit meanwhile took the volume off the list and tore it
         // down, maybe before its directory existed: then it is still ours
         // to tear down (again), and the register fails.
@@ -133,16 +124,19 @@ impl Registry {
     }
 }
 
-impl AttrOps for Registry {
-    fn show(&self, _id: usize, _out: &mut ShowBuf<'_>) -> Result {
-        Err(EINVAL)
-    }
+/// Unregisters every volume when dropped (module unload; see
+/// [`Registry::unregister_all`]).
+pub(crate) struct UnregisterAll(Arc<Registry>);
 
-    fn store(this: &Arc<Self>, _id: usize, input: &[u8], _ctx: &StoreCtx) -> Result {
-        if !capability::sys_admin() {
-            return Err(EPERM);
-        }
-        let input = core::str::from_utf8(input).map_err(|_| EINVAL)?;
-        this.register(input)
+impl UnregisterAll {
+    /// A guard for `registry`.
+    pub(crate) fn new(registry: Arc<Registry>) -> Self {
+        Self(registry)
+    }
+}
+
+impl Drop for UnregisterAll {
+    fn drop(&mut self) {
+        self.0.unregister_all();
     }
 }

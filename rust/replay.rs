@@ -21,109 +21,16 @@
 
 use crate::bkcore::{buckets::BucketState, format::Record, uuid::Hyphenated};
 use crate::fmt::Core;
+use crate::health::Phase;
 use crate::member;
 use crate::volume::Volume;
-use core::fmt;
-use kernel::{
-    prelude::*,
-    sync::Arc,
-    time::{Instant, Monotonic},
-};
-
-/// Where replay is.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// Not started.
-    Pending,
-    /// Re-inserting keys.
-    Running,
-    /// Done: the volume is up.
-    Done,
-    /// Failed: the volume is going away.
-    Failed,
-}
-
-/// What `replay` shows.
-pub(crate) struct ReplayStatus {
-    /// Where replay is.
-    pub(crate) phase: Phase,
-    /// Keys re-inserted so far.
-    pub(crate) replayed: u64,
-    /// Keys to re-insert.
-    pub(crate) total: u64,
-    start: Option<Instant<Monotonic>>,
-    elapsed_ms: u64,
-    error: i32,
-}
-
-impl ReplayStatus {
-    /// Before replay.
-    pub(crate) fn new() -> Self {
-        Self {
-            phase: Phase::Pending,
-            replayed: 0,
-            total: 0,
-            start: None,
-            elapsed_ms: 0,
-            error: 0,
-        }
-    }
-
-    fn elapsed_ms(&self) -> u64 {
-        match (self.phase, self.start) {
-            (Phase::Running, Some(t)) => t.elapsed().as_millis().max(0) as u64,
-            _ => self.elapsed_ms,
-        }
-    }
-
-    fn finish(&mut self, phase: Phase, error: i32) {
-        self.elapsed_ms = self.elapsed_ms();
-        self.phase = phase;
-        self.error = error;
-    }
-}
-
-impl fmt::Display for ReplayStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.phase {
-            Phase::Pending => "pending",
-            Phase::Running => "running",
-            Phase::Done => "done",
-            Phase::Failed => "failed",
-        };
-        write!(
-            f,
-            "state={} replayed={} total={} elapsed_ms={}",
-            state,
-            self.replayed,
-            self.total,
-            self.elapsed_ms()
-        )?;
-        if self.error != 0 {
-            write!(f, " error={}", self.error)?;
-        }
-        Ok(())
-    }
-}
+use kernel::{prelude::*, sync::Arc};
 
 impl Volume {
-    /// Fails unless the volume is up (replay done, not going away).
-    pub(crate) fn check_up(&self) -> Result {
-        let inner = self.lock_inner();
-        if inner.closing || inner.members.is_empty() {
-            return Err(ENODEV);
-        }
-        match inner.replay.phase {
-            Phase::Done => Ok(()),
-            Phase::Failed => Err(ENODEV),
-            Phase::Pending | Phase::Running => Err(EAGAIN),
-        }
-    }
-
     /// Recovers the volume (see the module documentation).
     pub(crate) fn recover(self: &Arc<Self>) -> Result {
         let res = self.recover_steps();
-        let mut inner = self.lock_inner();
+        let mut inner = self.lock_pool();
         match &res {
             Ok(()) => inner.replay.finish(Phase::Done, 0),
             Err(e) => inner.replay.finish(Phase::Failed, e.to_errno()),
@@ -131,7 +38,7 @@ impl Volume {
         let (replayed, total, ms) = (
             inner.replay.replayed,
             inner.replay.total,
-            inner.replay.elapsed_ms,
+            inner.replay.elapsed_ms(),
         );
         drop(inner);
         match &res {
@@ -157,7 +64,7 @@ impl Volume {
         // Steps 1 and 2 read without `inner`, which every sysfs file
         // takes: `cat replay` answers `pending` while they read.
         let (cp, disks) = {
-            let inner = self.lock_inner();
+            let inner = self.lock_pool();
             let cp = inner
                 .members
                 .iter()
@@ -173,7 +80,7 @@ impl Volume {
         drop(disks);
         let mut keys = 0u64;
         {
-            let mut inner = self.lock_inner();
+            let mut inner = self.lock_pool();
             if inner.closing || inner.members.is_empty() {
                 // Unregistered while it read.
                 return Err(ENODEV);
@@ -205,14 +112,12 @@ impl Volume {
         // 3. Reconcile.
         let fixed = self.reconcile()?;
         // 4. Discards first, if asked.
-        if self.lock_inner().options.replay_discard_priority() {
+        if self.lock_pool().options.replay_discard_priority() {
             self.start_discard()?;
         }
         // 5. Re-insert, in order.
         {
-            let mut inner = self.lock_inner();
-            inner.replay.phase = Phase::Running;
-            inner.replay.start = Some(Instant::now());
+            self.lock_pool().replay.begin();
         }
         if keys > 0 {
             pr_info!(
@@ -229,7 +134,7 @@ impl Volume {
             for r in scan.records.iter() {
                 if let Record::Insert { key, value } = *r {
                     self.insert_locked(key, value, false)?;
-                    self.lock_inner().replay.replayed += 1;
+                    self.lock_pool().replay.replayed += 1;
                 }
             }
             // 6. Make it durable; without room, the journal still has it.
@@ -252,7 +157,7 @@ impl Volume {
             }
         }
         self.start_discard()?;
-        if self.lock_inner().closing {
+        if self.lock_pool().closing {
             // Unregistered meanwhile: the volume never came up.
             return Err(ENODEV);
         }
@@ -262,7 +167,7 @@ impl Volume {
     /// Makes bucket states agree with the tree; returns how many changed.
     fn reconcile(&self) -> Result<u64> {
         let tree = self.tree.lock();
-        let mut inner = self.lock_inner();
+        let mut inner = self.lock_pool();
         let n = inner.members.len();
         let mut used: KVec<KVec<u64>> = KVec::with_capacity(n, GFP_KERNEL)?;
         for _ in 0..n {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A registered volume: its member devices, its options and `opts_gen`, its
-//! sysfs directory, and the register/unregister lifecycle.
+//! A registered volume: its member devices, its options and `opts_gen`,
+//! the parts it composes (allocator, journal, btree, discard thread) and
+//! its lifecycle from open to teardown. Its sysfs files are `sysfs.rs`'s.
 //!
 //! Options are applied in this order at register: the superblocks (the
 //! member with the highest `seq` wins), the module parameters
@@ -12,29 +13,22 @@
 //! member's superblock, bumps `opts_gen` and calls
 //! [`Volume::options_changed`].
 
-use crate::allocator::Allocator;
+use crate::allocator::{Allocator, Pool};
 use crate::bkcore::{
-    buckets::BucketState,
     format::superblock,
-    options::{OptId, Options, When, NR_OPTS, OPTIONS},
+    options::{OptId, Options, When},
     uuid::{Hyphenated, Uuid},
-    watermark::{self, Watermark},
 };
 use crate::btree::Tree;
-use crate::discard::{DiscardThread, Discarder};
+use crate::discard::{DiscardThread, Discards};
 use crate::fmt::Core;
-use crate::glue::kthread::Kthread;
-use crate::glue::{
-    bdev::BlockDevice,
-    kobject::{AttrFile, AttrOps, KobjectDir, ShowBuf, StoreCtx, MODE_RO, MODE_RW, MODE_WO},
-};
-use crate::health::ReadOnly;
+use crate::glue::{bdev::BlockDevice, kthread::Kthread};
+use crate::health::{Phase, ReadOnly};
 use crate::journal::Journal;
 use crate::member::Member;
-use crate::registry::Registry;
-use crate::replay::{Phase, ReplayStatus};
+use crate::waitlist::Kick;
 use crate::writer::Writer;
-use core::{fmt::Write, ptr::NonNull};
+use core::ptr::NonNull;
 use kernel::{
     new_mutex,
     prelude::*,
@@ -89,142 +83,49 @@ pub(crate) struct ModuleDefaults {
     pub(crate) stuck_timeout_secs: u32,
 }
 
-/// A volume's mutable state, under its lock.
-pub(crate) struct Inner {
-    /// Empty once the volume is torn down.
-    pub(crate) members: KVec<Member>,
-    /// The options as stored in the superblocks.
-    disk_options: Options,
-    /// The options in effect.
-    pub(crate) options: Options,
-    /// +1 on every accepted option write.
-    pub(crate) opts_gen: u64,
-    /// Requests, waiters, counters.
-    pub(crate) alloc: Allocator,
-    /// Set first thing by teardown: requests fail with ENODEV, ioctls too.
-    pub(crate) closing: bool,
-    /// Register-time recovery, shown in `replay`.
-    pub(crate) replay: ReplayStatus,
-    /// Set when a metadata write failed: no more changes (`state`).
-    pub(crate) read_only: Option<ReadOnly>,
-}
-
-impl Inner {
-    /// Whether register's replay is over and the volume is up.
-    pub(crate) fn up(&self) -> bool {
-        self.replay.phase == Phase::Done
-    }
-}
-
 /// A registered volume.
 #[pin_data]
 pub(crate) struct Volume {
-    registry: Arc<Registry>,
     uuid: Uuid,
     nr_members: u32,
+    /// The members, options and requests, under the allocator's lock.
     #[pin]
-    inner: Mutex<Inner>,
+    alloc: Allocator,
     /// Serialises btree writers (inserts, checkpoints, replay), held
     /// across a split's allocation; readers need only `tree`.
     #[pin]
     pub(crate) writer: Writer,
-    /// The btree. Lock order: `writer`, `tree`, `inner`, `journal`.
+    /// The btree. Lock order: `writer`, `tree`, the pool, `journal`.
     #[pin]
     pub(crate) tree: Mutex<Tree>,
     /// The journal.
     #[pin]
     pub(crate) journal: Mutex<Journal>,
+    /// Its sysfs directory, published by register; teardown removes it.
     #[pin]
-    sysfs: Mutex<Option<VolumeSysfs>>,
-    discarder: Arc<Discarder>,
+    published: Mutex<Option<KBox<dyn Published>>>,
     #[pin]
-    discard_thread: Mutex<Option<Kthread<DiscardThread>>>,
-    /// Exclusive-open holder of the member devices; outlives them (`inner`
+    discard_thread: Mutex<Option<Kthread<DiscardThread<Volume>>>>,
+    /// Exclusive-open holder of the member devices; outlives them (`alloc`
     /// drops first).
     _holder: KBox<u8>,
 }
 
-/// A volume's sysfs directory and files; dropping it removes them.
-struct VolumeSysfs {
-    _files: KVec<AttrFile<Volume>>,
-    _dirs: KVec<KobjectDir>,
-}
+/// What a volume keeps until teardown removes it: its sysfs directory.
+pub(crate) trait Published: Send + Sync {}
 
-/// The attribute files of a volume, as ids for [`AttrOps`].
-#[derive(Clone, Copy)]
-enum Attr {
-    Option(OptId),
-    OptsGen,
-    Replay,
-    Unregister,
-    Waiters,
-    AbortWaiting,
-    AllocStuck,
-    Counters,
-    State,
-    Usage(usize),
-    Device(usize),
-}
+impl<T: Send + Sync> Published for T {}
 
-impl Attr {
-    fn to_id(self) -> usize {
-        match self {
-            Attr::Option(o) => o.index(),
-            Attr::OptsGen => 0x100,
-            Attr::Replay => 0x101,
-            Attr::Unregister => 0x102,
-            Attr::Waiters => 0x103,
-            Attr::AbortWaiting => 0x104,
-            Attr::AllocStuck => 0x105,
-            Attr::Counters => 0x106,
-            Attr::State => 0x107,
-            Attr::Usage(i) => 0x1000 + i,
-            Attr::Device(i) => 0x2000 + i,
-        }
-    }
-
-    /// The file's lockdep class: one per kind of file (0 is `register`'s).
-    fn lock_class(self) -> usize {
-        match self {
-            Attr::Option(o) => 1 + o.index(),
-            Attr::OptsGen => 10,
-            Attr::Replay => 11,
-            Attr::Unregister => 12,
-            Attr::Waiters => 13,
-            Attr::AbortWaiting => 14,
-            Attr::AllocStuck => 15,
-            Attr::Counters => 16,
-            Attr::State => 17,
-            Attr::Usage(_) => 18,
-            Attr::Device(_) => 19,
-        }
-    }
-
-    fn from_id(id: usize) -> Option<Self> {
-        Some(match id {
-            0x100 => Attr::OptsGen,
-            0x101 => Attr::Replay,
-            0x102 => Attr::Unregister,
-            0x103 => Attr::Waiters,
-            0x104 => Attr::AbortWaiting,
-            0x105 => Attr::AllocStuck,
-            0x106 => Attr::Counters,
-            0x107 => Attr::State,
-            0x1000..0x2000 => Attr::Usage(id - 0x1000),
-            0x2000..0x3000 => Attr::Device(id - 0x2000),
-            _ => Attr::Option(OptId::from_index(id)?),
-        })
+impl Discards for Volume {
+    fn allocator(&self) -> &Allocator {
+        &self.alloc
     }
 }
 
 impl Volume {
     /// Opens and validates the members named by `args`, resolves options and
     /// loads the alloc tables. Nothing is visible in sysfs yet.
-    pub(crate) fn open(
-        registry: Arc<Registry>,
-        args: &RegisterArgs<'_>,
-        defaults: ModuleDefaults,
-    ) -> Result<Arc<Self>> {
+    pub(crate) fn open(args: &RegisterArgs<'_>, defaults: ModuleDefaults) -> Result<Arc<Self>> {
         let holder = KBox::new(0u8, GFP_KERNEL)?;
         let holder_ptr = NonNull::from(&*holder);
         let mut members: KVec<Member> = KVec::with_capacity(args.paths.len(), GFP_KERNEL)?;
@@ -280,26 +181,17 @@ impl Volume {
             m.load_alloc_table(generation)?;
         }
         let journal = Journal::new(uuid, &members)?;
+        let pool = Pool::new(members, disk_options, options);
+        let kick = Kick::new()?;
         Arc::pin_init(
             try_pin_init!(Volume {
-                registry,
                 uuid,
                 nr_members,
-                inner <- new_mutex!(Inner {
-                    members,
-                    disk_options,
-                    options,
-                    opts_gen: 0,
-                    alloc: Allocator::new(),
-                    closing: false,
-                    replay: ReplayStatus::new(),
-                    read_only: None,
-                }),
+                alloc <- Allocator::new(*uuid, pool, kick),
                 writer <- Writer::new(),
                 tree <- new_mutex!(Tree::new()),
                 journal <- new_mutex!(journal),
-                sysfs <- new_mutex!(None),
-                discarder: Discarder::new()?,
+                published <- new_mutex!(None),
                 discard_thread <- new_mutex!(None),
                 _holder: holder,
             }),
@@ -383,57 +275,19 @@ impl Volume {
         &self.uuid
     }
 
-    /// Creates the volume's sysfs directory under `root`.
-    pub(crate) fn add_sysfs(self: &Arc<Self>, root: &KobjectDir) -> Result {
-        let name = CString::try_from_fmt(fmt!("{}", Core(Hyphenated(&self.uuid))))?;
-        let dir = root.new_child(&name)?;
-        let mut files = KVec::new();
-        let mut dirs = KVec::new();
-        let file = |d: &KobjectDir, name: &str, mode, attr: Attr| {
-            d.add_file(name, mode, self.clone(), attr.to_id(), attr.lock_class())
-        };
-        files.push(file(&dir, "opts_gen", MODE_RO, Attr::OptsGen)?, GFP_KERNEL)?;
-        files.push(file(&dir, "replay", MODE_RO, Attr::Replay)?, GFP_KERNEL)?;
-        files.push(
-            file(&dir, "unregister", MODE_WO, Attr::Unregister)?,
-            GFP_KERNEL,
-        )?;
-        files.push(file(&dir, "waiters", MODE_RO, Attr::Waiters)?, GFP_KERNEL)?;
-        files.push(
-            file(&dir, "abort_waiting", MODE_WO, Attr::AbortWaiting)?,
-            GFP_KERNEL,
-        )?;
-        files.push(
-            file(&dir, "alloc_stuck", MODE_RO, Attr::AllocStuck)?,
-            GFP_KERNEL,
-        )?;
-        files.push(file(&dir, "counters", MODE_RO, Attr::Counters)?, GFP_KERNEL)?;
-        files.push(file(&dir, "state", MODE_RO, Attr::State)?, GFP_KERNEL)?;
-        let opts = dir.new_child(c"options")?;
-        for desc in OPTIONS.iter() {
-            let mode = if desc.settable.intersects(When::RUNTIME) {
-                MODE_RW
-            } else {
-                MODE_RO
-            };
-            files.push(
-                file(&opts, desc.name, mode, Attr::Option(desc.id))?,
-                GFP_KERNEL,
-            )?;
+    /// The number of members.
+    pub(crate) fn nr_members(&self) -> u32 {
+        self.nr_members
+    }
+
+    /// Keeps `what` (its sysfs directory) until teardown; refused once the
+    /// volume is closing.
+    pub(crate) fn publish(&self, what: KBox<dyn Published>) -> Result {
+        let mut slot = self.published.lock();
+        if self.alloc.lock().closing {
+            return Err(ENODEV);
         }
-        dirs.push(opts, GFP_KERNEL)?;
-        for i in 0..self.nr_members as usize {
-            let dname = CString::try_from_fmt(fmt!("dev-{i}"))?;
-            let d = dir.new_child(&dname)?;
-            files.push(file(&d, "usage", MODE_RO, Attr::Usage(i))?, GFP_KERNEL)?;
-            files.push(file(&d, "device", MODE_RO, Attr::Device(i))?, GFP_KERNEL)?;
-            dirs.push(d, GFP_KERNEL)?;
-        }
-        dirs.push(dir, GFP_KERNEL)?;
-        *self.sysfs.lock() = Some(VolumeSysfs {
-            _files: files,
-            _dirs: dirs,
-        });
+        *slot = Some(what);
         Ok(())
     }
 
@@ -441,7 +295,7 @@ impl Volume {
     /// volume is going away.
     pub(crate) fn start_discard(self: &Arc<Self>) -> Result {
         let mut slot = self.discard_thread.lock();
-        if slot.is_some() || self.inner.lock().closing {
+        if slot.is_some() || self.alloc.lock().closing {
             return Ok(());
         }
         // Task names hold 15 characters: "bkdiscard/" and the uuid's start.
@@ -451,31 +305,36 @@ impl Volume {
         Ok(())
     }
 
-    /// The discard thread's wake-up.
-    pub(crate) fn discarder(&self) -> &Discarder {
-        &self.discarder
+    /// The discard thread's doorbell.
+    pub(crate) fn discarder(&self) -> &Kick {
+        self.alloc.discard_kick()
+    }
+
+    /// The allocator.
+    pub(crate) fn allocator(&self) -> &Allocator {
+        &self.alloc
     }
 
     /// Fails waiters, stops the discard thread, checkpoints (if the volume
     /// was up), removes the sysfs directory and releases the member
     /// devices. Safe to call more than once.
     pub(crate) fn teardown(&self) {
-        self.inner.lock().closing = true;
+        self.alloc.lock().closing = true;
         // Waiters see `closing` and fail with ENODEV; a blocked insert or
         // replay lets go of the writer, and those waiting for it leave.
-        self.wake_waiters_for_teardown();
+        self.alloc.wake_waiters_for_teardown();
         self.writer.close();
         // Stopping waits for a batch in flight; take it out of the mutex so
         // a kick meanwhile does not wait on us.
         let thread = self.discard_thread.lock().take();
-        self.discarder.kick();
+        self.discarder().kick();
         drop(thread);
         {
             // After any writer (a replay's own checkpoint included) is done;
             // those waiting to write leave.
             let _w = self.writer.enter_always();
             let up = {
-                let inner = self.inner.lock();
+                let inner = self.alloc.lock();
                 // Read-only: a checkpoint would write where a failed one may
                 // have landed; the journal keeps every change instead.
                 inner.replay.phase == Phase::Done
@@ -493,12 +352,12 @@ impl Volume {
             }
         }
         // Removing a file waits for its running callbacks, which may take
-        // `inner`: drop the files with no lock held.
-        let sysfs = self.sysfs.lock().take();
-        drop(sysfs);
+        // the pool's lock: drop the files with no lock held.
+        let published = self.published.lock().take();
+        drop(published);
         self.journal.lock().close();
-        let members = core::mem::take(&mut self.inner.lock().members);
-        self.wake_waiters_for_teardown();
+        let members = core::mem::take(&mut self.alloc.lock().members);
+        self.alloc.wake_waiters_for_teardown();
         if !members.is_empty() {
             pr_info!("volume {} unregistered\n", Core(Hyphenated(&self.uuid)));
         }
@@ -514,13 +373,23 @@ impl Volume {
             id.desc().name,
             gen
         );
-        self.wake_waiters_for_options();
-        self.discarder.kick();
+        self.alloc.wake_waiters_for_options();
+        self.discarder().kick();
     }
 
-    /// The volume's state, locked.
-    pub(crate) fn lock_inner(&self) -> Guard<'_, Inner, MutexBackend> {
-        self.inner.lock()
+    /// The volume's members, options and requests, locked.
+    pub(crate) fn lock_pool(&self) -> Guard<'_, Pool, MutexBackend> {
+        self.alloc.lock()
+    }
+
+    /// `abort_waiting`: "all" or a waiter id.
+    pub(crate) fn abort_waiting(&self, what: &str) -> Result {
+        self.alloc.abort_waiting(what)?;
+        if what == "all" {
+            // Those waiting to write the btree too (behind a blocked split).
+            self.writer.abort_waiters();
+        }
+        Ok(())
     }
 
     /// The volume's uuid, for messages.
@@ -529,14 +398,14 @@ impl Volume {
     }
 
     /// Validates, applies and persists a runtime write of option `id`.
-    fn store_option(&self, id: OptId, input: &str) -> Result {
+    pub(crate) fn store_option(&self, id: OptId, input: &str) -> Result {
         let desc = id.desc();
         let value = desc.parse(input.trim()).map_err(|e| {
             pr_err!("volume {}: {}\n", Core(Hyphenated(&self.uuid)), Core(e));
             EINVAL
         })?;
         let gen = {
-            let mut inner = self.inner.lock();
+            let mut inner = self.alloc.lock();
             if inner.members.is_empty() {
                 return Err(ENODEV);
             }
@@ -566,84 +435,45 @@ impl Volume {
         Ok(())
     }
 
-    fn show_usage(&self, i: usize, out: &mut ShowBuf<'_>) -> Result {
-        let inner = self.inner.lock();
-        let m = inner.members.get(i).ok_or(ENODEV)?;
-        writeln!(out, "bucket_size {}", m.sb.bucket_size)?;
-        writeln!(out, "buckets {}", m.sb.bucket_count)?;
-        writeln!(out, "free {}", m.count(BucketState::Free))?;
-        writeln!(out, "open {}", m.open)?;
-        for state in [
-            BucketState::NeedDiscard,
-            BucketState::Sb,
-            BucketState::Btree,
-            BucketState::User,
-        ] {
-            writeln!(out, "{} {}", state.name(), m.count(state))?;
+    /// Stops taking changes after `what` failed with `err` (the first
+    /// reason stays); blocked requests fail with `EROFS`.
+    pub(crate) fn go_read_only(&self, what: &'static str, err: Error) {
+        {
+            let mut inner = self.alloc.lock();
+            if inner.read_only.is_some() {
+                return;
+            }
+            inner.read_only = Some(ReadOnly { what, err });
         }
-        let reserves = watermark::reserves(m.sb.btree_reserve, m.sb.bucket_count);
-        for w in [Watermark::Normal, Watermark::Btree, Watermark::Reclaim] {
-            writeln!(out, "reserve_{} {}", w.name(), reserves[w.index()])?;
-        }
-        Ok(())
+        pr_err!(
+            "volume {}: {} failed (error {}): read-only now; every change acknowledged before is on disk, unregister and register again to recover\n",
+            self.name(),
+            what,
+            err.to_errno()
+        );
+        self.alloc.wake_waiters_for_teardown();
     }
-}
 
-impl AttrOps for Volume {
-    fn show(&self, id: usize, out: &mut ShowBuf<'_>) -> Result {
-        match Attr::from_id(id).ok_or(EINVAL)? {
-            Attr::Option(o) => {
-                let v = self.inner.lock().options.get(o);
-                writeln!(out, "{}", o.desc().display(v))?;
-            }
-            Attr::OptsGen => writeln!(out, "{}", self.inner.lock().opts_gen)?,
-            Attr::Replay => writeln!(out, "{}", self.inner.lock().replay)?,
-            Attr::Usage(i) => self.show_usage(i, out)?,
-            Attr::Device(i) => {
-                let inner = self.inner.lock();
-                let m = inner.members.get(i).ok_or(ENODEV)?;
-                writeln!(out, "{}", m.path.to_str().map_err(|_| EINVAL)?)?;
-            }
-            Attr::Waiters => self.show_waiters(out)?,
-            Attr::AllocStuck => self.show_stuck(out)?,
-            Attr::Counters => self.show_counters(out)?,
-            Attr::State => match self.inner.lock().read_only {
-                Some(ro) => writeln!(out, "{ro}")?,
-                None => writeln!(out, "rw")?,
-            },
-            Attr::Unregister | Attr::AbortWaiting => return Err(EINVAL),
+    /// Like [`Volume::check_up`], and `EROFS` once read-only: the gate of
+    /// every change (alloc, free, insert, flush, option writes).
+    pub(crate) fn check_writable(&self) -> Result {
+        self.check_up()?;
+        if self.alloc.lock().read_only.is_some() {
+            return Err(EROFS);
         }
         Ok(())
     }
 
-    fn store(this: &Arc<Self>, id: usize, input: &[u8], ctx: &StoreCtx) -> Result {
-        let input = core::str::from_utf8(input).map_err(|_| EINVAL)?;
-        match Attr::from_id(id).ok_or(EINVAL)? {
-            Attr::Option(o) => {
-                // Discards asked for during a replay registered without
-                // them (the thread starts after replay then): the thread
-                // starts first, so a failure to start it changes nothing;
-                // it does nothing the options do not allow.
-                let on = matches!(o, OptId::ReplayDiscardPriority | OptId::Discard)
-                    && o.desc().parse(input.trim()).is_ok_and(|v| v != 0);
-                if on {
-                    this.start_discard()?;
-                }
-                this.store_option(o, input)
-            }
-            Attr::AbortWaiting => this.abort_waiting(input.trim()),
-            Attr::Unregister => {
-                if input.trim() != "1" {
-                    return Err(EINVAL);
-                }
-                ctx.allow_self_removal()?;
-                this.registry.unregister(this)
-            }
-            _ => Err(EINVAL),
+    /// Fails unless the volume is up (replay done, not going away).
+    pub(crate) fn check_up(&self) -> Result {
+        let inner = self.alloc.lock();
+        if inner.closing || inner.members.is_empty() {
+            return Err(ENODEV);
+        }
+        match inner.replay.phase {
+            Phase::Done => Ok(()),
+            Phase::Failed => Err(ENODEV),
+            Phase::Pending | Phase::Running => Err(EAGAIN),
         }
     }
 }
-
-/// Checks at compile time that option ids fit below the other attribute ids,
-/// and option lock classes below the others'.
-const _: () = assert!(NR_OPTS < 0x100 && NR_OPTS < 10);

@@ -32,11 +32,12 @@
 //!    grant pass.
 //!
 //! Sleeps are killable and bounded by the caller's timeout; see
-//! [`Wake::sleep`].
+//! [`Wake::sleep`]. A background thread (the discard thread) waits on a
+//! [`Kick`] instead: rung by whoever makes work for it.
 
 use crate::bkcore::stuck::WakeReason;
 use crate::glue::wake::Wake;
-use kernel::{prelude::*, sync::Arc};
+use kernel::{new_mutex, prelude::*, sync::Arc, sync::Mutex};
 
 /// Where a waiter stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,6 +206,54 @@ impl<T> WaitList<T> {
     /// Number of waiters.
     pub(crate) fn len(&self) -> usize {
         self.waiters.len()
+    }
+}
+
+/// A doorbell for a background thread: anyone rings it, the thread idles
+/// until rung or a timeout passes. A ring while the thread works is kept
+/// for its next idle.
+#[pin_data]
+pub(crate) struct Kick {
+    #[pin]
+    kick: Mutex<Rung>,
+}
+
+struct Rung {
+    kicked: bool,
+    wake: Arc<Wake>,
+}
+
+impl Kick {
+    /// A doorbell not yet rung.
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        let wake = Wake::new()?;
+        Arc::pin_init(
+            pin_init!(Self {
+                kick <- new_mutex!(Rung { kicked: false, wake }),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Makes the thread look for work now.
+    pub(crate) fn kick(&self) {
+        let mut k = self.kick.lock();
+        k.kicked = true;
+        k.wake.wake();
+    }
+
+    /// Sleeps until kicked or `ms` passed (a kick before the sleep counts).
+    pub(crate) fn idle(&self, ms: u32) -> Result {
+        let wake = Wake::new()?;
+        {
+            let mut k = self.kick.lock();
+            k.wake = wake.clone();
+            if core::mem::take(&mut k.kicked) {
+                return Ok(());
+            }
+        }
+        wake.sleep(Some(ms));
+        Ok(())
     }
 }
 

@@ -60,7 +60,7 @@ impl BlockDevice {
             unsafe { bindings::bdev_fput(file.as_ptr()) };
             return Err(EINVAL);
         };
-        // INVARIANT: both pointers come from a successful open.
+        // INVARIANT: Both pointers come from a successful open.
         Ok(Self { file, bdev })
     }
 
@@ -101,10 +101,16 @@ impl BlockDevice {
         Ok(offset >> SECTOR_SHIFT)
     }
 
-    fn rw(&self, offset: u64, data: *mut u8, len: usize, op: bindings::req_op) -> Result {
+    /// Reads or writes (`op`) `len` bytes at `data` at byte `offset`.
+    ///
+    /// # Safety
+    ///
+    /// `data` must point to `len` bytes of kmalloc memory (in the direct
+    /// mapping) valid for the call; for a read, writable and not otherwise
+    /// borrowed.
+    unsafe fn rw(&self, offset: u64, data: *mut u8, len: usize, op: bindings::req_op) -> Result {
         let sector = self.check_range(offset, len as u64)?;
-        // SAFETY: `bdev` is open; `data` points to `len` bytes of kmalloc
-        // memory (a `KVec`, in the direct mapping) borrowed for the call.
+        // SAFETY: `bdev` is open; `data` is as the caller promises.
         to_result(unsafe {
             bindings::bdev_rw_virt(self.bdev.as_ptr(), sector, data.cast(), len, op)
         })
@@ -113,24 +119,31 @@ impl BlockDevice {
     /// Reads `buf.len()` bytes at byte `offset` (both in whole logical
     /// blocks) into `buf`.
     pub(crate) fn read(&self, offset: u64, buf: &mut KVec<u8>) -> Result {
-        self.rw(
-            offset,
-            buf.as_mut_ptr(),
-            buf.len(),
-            bindings::req_op_REQ_OP_READ,
-        )
+        // SAFETY: A `KVec` is kmalloc memory; `buf` is borrowed mutably for
+        // the call.
+        unsafe {
+            self.rw(
+                offset,
+                buf.as_mut_ptr(),
+                buf.len(),
+                bindings::req_op_REQ_OP_READ,
+            )
+        }
     }
 
     /// Writes `buf` at byte `offset` (both in whole logical blocks). The data
     /// is durable only after [`BlockDevice::flush`].
     pub(crate) fn write(&self, offset: u64, buf: &KVec<u8>) -> Result {
-        // The block layer only reads from a write's buffer.
-        self.rw(
-            offset,
-            buf.as_ptr().cast_mut(),
-            buf.len(),
-            bindings::req_op_REQ_OP_WRITE,
-        )
+        // SAFETY: A `KVec` is kmalloc memory, borrowed for the call; the
+        // block layer only reads from a write's buffer.
+        unsafe {
+            self.rw(
+                offset,
+                buf.as_ptr().cast_mut(),
+                buf.len(),
+                bindings::req_op_REQ_OP_WRITE,
+            )
+        }
     }
 
     /// Discards `len` bytes at byte `offset` (both in whole logical blocks).

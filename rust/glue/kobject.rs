@@ -48,19 +48,27 @@ impl KobjectDir {
         // SAFETY: `fs_kobj` is set once during boot, before modules load, and
         // never changes afterwards.
         let parent = unsafe { bindings::fs_kobj };
-        Self::create(name, parent)
+        // SAFETY: `fs_kobj` is a live kobject for as long as the kernel runs.
+        unsafe { Self::create(name, parent) }
     }
 
     /// Creates the subdirectory `<self>/<name>`.
     pub(crate) fn new_child(&self, name: &CStr) -> Result<Self> {
-        Self::create(name, self.kobj.as_ptr())
+        // SAFETY: `self.kobj` is live (type invariant); the child holds its
+        // own reference to it.
+        unsafe { Self::create(name, self.kobj.as_ptr()) }
     }
 
-    fn create(name: &CStr, parent: *mut bindings::kobject) -> Result<Self> {
+    /// Creates the directory `<parent>/<name>`.
+    ///
+    /// # Safety
+    ///
+    /// `parent` must be null or a live kobject.
+    unsafe fn create(name: &CStr, parent: *mut bindings::kobject) -> Result<Self> {
         // SAFETY: `name` is a valid NUL-terminated string that the kobject
-        // core copies; `parent` is either null or a live kobject.
+        // core copies; `parent` is as the caller promises.
         let kobj = unsafe { bindings::kobject_create_and_add(name.as_char_ptr(), parent) };
-        // INVARIANT: a non-null result carries one reference that we own.
+        // INVARIANT: A non-null result carries one reference that we own.
         let kobj = NonNull::new(kobj).ok_or(ENOMEM)?;
         Ok(Self { kobj })
     }
@@ -119,7 +127,7 @@ impl KobjectDir {
         // SAFETY: `self.kobj` is live; the file keeps its own reference so it
         // may outlive this directory handle.
         unsafe { bindings::kobject_get(self.kobj.as_ptr()) };
-        // INVARIANT: the file was created and we took a kobject reference.
+        // INVARIANT: The file was created and we took a kobject reference.
         Ok(AttrFile {
             kobj: self.kobj,
             node,
@@ -175,11 +183,11 @@ pub(crate) struct AttrFile<T: AttrOps> {
     node: KBox<AttrNode<T>>,
 }
 
-// SAFETY: see `KobjectDir`; the node is only read by sysfs callbacks, and
+// SAFETY: See `KobjectDir`; the node is only read by sysfs callbacks, and
 // `T: Send + Sync`.
 unsafe impl<T: AttrOps> Send for AttrFile<T> {}
 
-// SAFETY: see `KobjectDir`.
+// SAFETY: See `KobjectDir`.
 unsafe impl<T: AttrOps> Sync for AttrFile<T> {}
 
 impl<T: AttrOps> Drop for AttrFile<T> {
@@ -215,12 +223,6 @@ impl ShowBuf<'_> {
     pub(crate) fn room(&self) -> usize {
         // The last byte stays for the NUL.
         self.page.len().saturating_sub(self.len + 1)
-    }
-
-    /// Forgets what was formatted after the first `len` bytes (a line that
-    /// did not fit).
-    pub(crate) fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
     }
 }
 
@@ -292,7 +294,7 @@ impl Drop for ActiveBreak {
             // released exactly once here.
             unsafe { bindings::sysfs_unbreak_active_protection(self.kn) };
         }
-        // SAFETY: the reference `allow_self_removal` took, dropped once.
+        // SAFETY: The reference `allow_self_removal` took, dropped once.
         unsafe { bindings::module_put(self.module) };
     }
 }
@@ -321,9 +323,9 @@ unsafe extern "C" fn show_callback<T: AttrOps>(
     kattr: *mut bindings::kobj_attribute,
     buf: *mut u8,
 ) -> isize {
-    // SAFETY: sysfs holds an active reference on the file, so its node is live.
+    // SAFETY: Sysfs holds an active reference on the file, so its node is live.
     let (ops, id) = unsafe { node_ops::<T>(kattr) };
-    // SAFETY: sysfs passes a zeroed buffer of `PAGE_SIZE` bytes.
+    // SAFETY: Sysfs passes a zeroed buffer of `PAGE_SIZE` bytes.
     let page = unsafe { core::slice::from_raw_parts_mut(buf, kernel::page::PAGE_SIZE) };
     let mut out = ShowBuf { page, len: 0 };
     match ops.show(id, &mut out) {
@@ -342,9 +344,9 @@ unsafe extern "C" fn store_callback<T: AttrOps>(
     buf: *const u8,
     count: usize,
 ) -> isize {
-    // SAFETY: sysfs holds an active reference on the file, so its node is live.
+    // SAFETY: Sysfs holds an active reference on the file, so its node is live.
     let (ops, id) = unsafe { node_ops::<T>(kattr) };
-    // SAFETY: sysfs passes `count` readable bytes that stay valid for the call.
+    // SAFETY: Sysfs passes `count` readable bytes that stay valid for the call.
     let input = unsafe { core::slice::from_raw_parts(buf, count) };
     let ctx = StoreCtx {
         kobj,

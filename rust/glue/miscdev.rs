@@ -27,7 +27,7 @@ pub(crate) trait IoctlHandler: Send + Sync + 'static {
 #[pin_data]
 pub(crate) struct CtlDevice<H: IoctlHandler> {
     #[pin]
-    reg: MiscDeviceRegistration<Ctl<H>>,
+    reg: MiscDeviceRegistration<Fops<H>>,
     handler: Arc<H>,
 }
 
@@ -42,15 +42,15 @@ impl<H: IoctlHandler> CtlDevice<H> {
 }
 
 /// The file operations; only ever registered inside a [`CtlDevice`].
-struct Ctl<H>(PhantomData<H>);
+struct Fops<H>(PhantomData<H>);
 
 #[vtable]
-impl<H: IoctlHandler> MiscDevice for Ctl<H> {
+impl<H: IoctlHandler> MiscDevice for Fops<H> {
     type Ptr = Arc<H>;
 
     fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Arc<H>> {
         let reg: *const MiscDeviceRegistration<Self> = misc;
-        // SAFETY: `Ctl<H>` is private to this file and only registered as
+        // SAFETY: `Fops<H>` is private to this file and only registered as
         // the `reg` field of a `CtlDevice<H>`, which outlives its open files
         // (deregistration waits for `open` to return, and the module cannot
         // unload while files are open).

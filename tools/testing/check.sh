@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # `make check`: every test bkalloc has, setting up whatever it needs.
-#   1. host: cargo test, rustfmt and clippy for the core and the tool;
+#   1. host: cargo test, rustfmt and clippy for the core and the tool, and
+#      the module's layers (tools/testing/layers.py: no import cycle);
 #   2. the module: rustfmt (kernel style), built with CLIPPY=1 against both
 #      test kernels, no warnings allowed;
 #   3. VM tests on the min kernel, then on the debug kernel.
@@ -61,6 +62,8 @@ EOF_PY
 if [ -z "$patterns" ]; then
 	step "host: resolver tests (toolchain policy)" \
 		python3 -m unittest discover -s "$TOOLCHAIN_DIR" -p 'test_*.py'
+	step "host: module layers (no import cycle, Documentation/design.md)" sh -c \
+		"python3 -m unittest discover -s '$TESTING_DIR' -p 'test_layers.py' && python3 '$TESTING_DIR/layers.py' '$TOP_DIR'"
 	for c in rust/core tools/bkalloc; do
 		m=$TOP_DIR/$c/Cargo.toml
 		step "host: cargo test $c" cargo test --quiet --locked --manifest-path "$m"

@@ -9,6 +9,7 @@ use super::super::uuid::Uuid;
 use super::codec::{need_mut, put, put_u32, put_u64, put_u8, seal, zero, Fields};
 use super::error::{ErrorKind, FormatError};
 use super::{Value, BLOCK_SIZE, MAX_LEVEL, MAX_MEMBERS, MAX_REPLICAS, VALUE_SIZE};
+use core::fmt;
 
 /// "BKBN".
 pub const NODE_MAGIC: [u8; 4] = *b"BKBN";
@@ -435,6 +436,52 @@ pub fn decode_node<'a>(
     })
 }
 
+/// What a parent says of the child one of its pointers leads to: the
+/// child's level and the key range its separator keys give it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChildSpec {
+    /// One below the parent's.
+    pub level: u8,
+    /// The child's first key.
+    pub min: u64,
+    /// The child's last key.
+    pub max: u64,
+}
+
+/// How a node disagrees with what its parent says of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParentMismatch {
+    /// The node is on another level.
+    Level {
+        /// The node's level.
+        found: u8,
+        /// Its parent's level minus one.
+        expected: u8,
+    },
+    /// The node covers another key range.
+    Range {
+        /// The node's `[min, max]`.
+        found: (u64, u64),
+        /// What its parent's keys give it.
+        expected: (u64, u64),
+    },
+}
+
+impl fmt::Display for ParentMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ParentMismatch::Level { found, expected } => {
+                write!(f, "node has level {found}, expected {expected}")
+            }
+            ParentMismatch::Range { found, expected } => write!(
+                f,
+                "node covers [{}..={}], its parent says [{}..={}]",
+                found.0, found.1, expected.0, expected.1
+            ),
+        }
+    }
+}
+
 impl<'a> Node<'a> {
     /// The header fields.
     pub const fn header(&self) -> NodeHeader {
@@ -496,6 +543,37 @@ impl<'a> Node<'a> {
         let e = self.entry(i)?;
         let f = Fields::new(e, S);
         Some((f.u64("key", 0).ok()?, BtreePtr::decode(&f, 8).ok()?))
+    }
+
+    /// Whether this node is what its parent says (`spec`): the level
+    /// first, then the key range. Every reader of the tree (the module's
+    /// load, the tool's fsck) checks each child with this.
+    pub fn check_parent(&self, spec: &ChildSpec) -> Result<(), ParentMismatch> {
+        let h = &self.hdr;
+        if h.level != spec.level {
+            return Err(ParentMismatch::Level {
+                found: h.level,
+                expected: spec.level,
+            });
+        }
+        if (h.min_key, h.max_key) != (spec.min, spec.max) {
+            return Err(ParentMismatch::Range {
+                found: (h.min_key, h.max_key),
+                expected: (spec.min, spec.max),
+            });
+        }
+        Ok(())
+    }
+
+    /// What this interior node says of child `i` (`None` on a leaf or past
+    /// the end).
+    pub fn child_spec(&self, i: usize) -> Option<ChildSpec> {
+        let (min, max) = self.child_range(i)?;
+        Some(ChildSpec {
+            level: self.hdr.level.checked_sub(1)?,
+            min,
+            max,
+        })
     }
 
     /// Key range `[min, max]` covered by child `i`.

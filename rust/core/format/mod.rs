@@ -177,7 +177,9 @@ pub mod layout;
 pub mod superblock;
 
 pub use alloc_table::{decode_block as decode_alloc_block, AllocBlock};
-pub use btree_node::{decode_node, BtreePtr, Node, NodeHeader, NodeWriter, Replica};
+pub use btree_node::{
+    decode_node, BtreePtr, ChildSpec, Node, NodeHeader, NodeWriter, ParentMismatch, Replica,
+};
 pub use checkpoint::{newest as newest_checkpoint, Checkpoint};
 pub use error::{ErrorKind, FormatError};
 pub use journal::{decode_entry, Entry, EntryWriter, Record};

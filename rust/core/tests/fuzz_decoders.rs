@@ -11,8 +11,8 @@ mod common;
 
 use bkcore::crc32c::crc32c;
 use bkcore::format::{
-    alloc_table, btree_node, decode_entry, decode_node, journal, BtreePtr, Checkpoint, Layout,
-    NodeHeader, NodeWriter, Replica, Superblock, BLOCK_SIZE,
+    alloc_table, btree_node, decode_entry, decode_node, journal, BtreePtr, Checkpoint, ChildSpec,
+    Layout, NodeHeader, NodeWriter, Replica, Superblock, BLOCK_SIZE,
 };
 use bkcore::options::{parse_list, Options, When, OPTIONS};
 use common::*;
@@ -192,4 +192,73 @@ fn writer_refuses_invalid_nodes() {
         w.push_leaf(10, &[0; 32]).is_err(),
         "no room in a 100-byte buffer"
     );
+}
+
+/// The parent/child check the module's load and the tool's fsck share.
+#[test]
+fn children_are_checked_against_their_parent() {
+    let p = BtreePtr::new(&[Replica { dev: 0, bucket: 5 }]).unwrap();
+    let mut pbuf = vec![0u8; BLOCK_SIZE];
+    let phdr = NodeHeader {
+        level: 1,
+        seq: 1,
+        min_key: 0,
+        max_key: 99,
+    };
+    let mut w = NodeWriter::new(&mut pbuf, phdr, 100).unwrap();
+    w.push_child(0, &p).unwrap();
+    w.push_child(50, &p).unwrap();
+    w.finish(&VOLUME).unwrap();
+    let parent = decode_node(&pbuf, &VOLUME, 100).unwrap();
+    let second = parent.child_spec(1).unwrap();
+    assert_eq!(
+        second,
+        ChildSpec {
+            level: 0,
+            min: 50,
+            max: 99
+        }
+    );
+    assert_eq!(parent.child_spec(2), None);
+    let leaf = |min_key, max_key, level| {
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        let hdr = NodeHeader {
+            level,
+            seq: 1,
+            min_key,
+            max_key,
+        };
+        let mut w = NodeWriter::new(&mut buf, hdr, 100).unwrap();
+        if level == 0 {
+            w.push_leaf(min_key, &[1; 32]).unwrap();
+        } else {
+            w.push_child(min_key, &p).unwrap();
+        }
+        w.finish(&VOLUME).unwrap();
+        buf
+    };
+    let ok = leaf(50, 99, 0);
+    assert_eq!(
+        decode_node(&ok, &VOLUME, 100)
+            .unwrap()
+            .check_parent(&second),
+        Ok(())
+    );
+    let wide = leaf(40, 99, 0);
+    let e = decode_node(&wide, &VOLUME, 100)
+        .unwrap()
+        .check_parent(&second)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "node covers [40..=99], its parent says [50..=99]"
+    );
+    let high = leaf(50, 99, 1);
+    let e = decode_node(&high, &VOLUME, 100)
+        .unwrap()
+        .check_parent(&second)
+        .unwrap_err();
+    assert_eq!(e.to_string(), "node has level 1, expected 0");
+    // A leaf has no children to say anything of.
+    assert_eq!(decode_node(&ok, &VOLUME, 100).unwrap().child_spec(0), None);
 }

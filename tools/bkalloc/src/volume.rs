@@ -14,7 +14,7 @@ use bkcore::format::layout::SB_COPIES;
 use bkcore::format::superblock::{options_source, pick_copy};
 use bkcore::format::{
     alloc_table, decode_entry, decode_node, journal, newest_checkpoint, BtreePtr, Checkpoint,
-    ErrorKind, FormatError, Layout, Record, Superblock, BLOCK_SIZE,
+    ChildSpec, ErrorKind, FormatError, Layout, ParentMismatch, Record, Superblock, BLOCK_SIZE,
 };
 use bkcore::replay_window::replay_window;
 use bkcore::uuid::Hyphenated;
@@ -890,36 +890,29 @@ fn check_btree(v: &mut Volume) -> crate::Result<()> {
         }
         let n = decode_node(buf, &v.sb.volume_uuid, u32::MAX).expect("decoded above");
         sum.nodes += 1;
-        let h = n.header();
-        if h.level != w.level {
-            msgs.push((
-                Severity::Error,
-                "btree_structure",
-                format!("{name}: node has level {}, expected {}", h.level, w.level),
-            ));
-            continue;
-        }
-        if (h.min_key, h.max_key) != (w.min, w.max) {
-            msgs.push((
-                Severity::Error,
-                "btree_structure",
-                format!(
-                    "{name}: node covers [{}..={}], its parent says [{}..={}]",
-                    h.min_key, h.max_key, w.min, w.max
-                ),
-            ));
+        let spec = ChildSpec {
+            level: w.level,
+            min: w.min,
+            max: w.max,
+        };
+        if let Err(e) = n.check_parent(&spec) {
+            msgs.push((Severity::Error, "btree_structure", format!("{name}: {e}")));
+            // On another level, its children cannot be placed.
+            if matches!(e, ParentMismatch::Level { .. }) {
+                continue;
+            }
         }
         if n.is_leaf() {
             sum.keys += n.len() as u64;
             continue;
         }
         for (i, (_, ptr)) in n.children().enumerate() {
-            let (min, max) = n.child_range(i).expect("interior");
+            let c = n.child_spec(i).expect("interior");
             stack.push(Work {
                 ptr,
-                level: w.level - 1,
-                min,
-                max,
+                level: c.level,
+                min: c.min,
+                max: c.max,
                 parent: format!("level {} node at {where_}", w.level),
             });
         }

@@ -101,12 +101,20 @@ format_disks() {
 	bkalloc format $devs >/dev/null || fail "bkalloc format$devs"
 }
 
-# register_pair [OPTIONS]: registers disks 0 and 1 as one volume, with
-# OPTIONS for this registration, and sets v (its directory) and u (its uuid).
+# register_pair [OPTIONS [WHAT]]: registers disks 0 and 1 as one volume,
+# with OPTIONS for this registration, and sets v (its directory) and u (its
+# uuid); WHAT names the step in a failure.
 register_pair() {
-	write $BK/register "$(disk 0) $(disk 1)${1:+ $1}" || fail "register${1:+ $1}"
+	write $BK/register "$(disk 0) $(disk 1)${1:+ $1}" || fail "${2:-register${1:+ $1}}"
 	v=$(volume_dir)
 	u=${v##*/}
+}
+
+# unregister_fsck [WHAT]: unregisters the only volume (its checkpoint) and
+# checks disks 0 and 1 with fsck; WHAT names the check in a failure.
+unregister_fsck() {
+	write "$(volume_dir)/unregister" 1 || fail "unregister before ${1:-fsck}"
+	bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "${1:-fsck}"
 }
 
 # The uuid directory of the only registered volume.

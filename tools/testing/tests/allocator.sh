@@ -34,8 +34,7 @@ expect_eq "$(counter $v allocs)" 2 "allocs counter"
 expect_eq "$(counter $v waits)" 0 "waits counter"
 bkalloc status $u | grep -q '^dev-1 free' || fail "status"
 expect_fail "No such file or directory" bkalloc alloc 00000000-0000-0000-0000-000000000001
-write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after allocs and frees"
+unregister_fsck "fsck after allocs and frees"
 EOF_GUEST
 }
 
@@ -213,8 +212,7 @@ expect_eq "$user" $((user0 + got - freed)) "user buckets"
 # Freed buckets are need_discard until the discard thread frees them.
 expect_eq $((nd + $(counter $v discard_buckets))) "$freed" "need_discard + discarded buckets"
 expect_eq "$(cat $v/opts_gen)" 30 "opts_gen after 30 writes"
-write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after concurrent use"
+unregister_fsck "fsck after concurrent use"
 EOF_GUEST
 }
 
@@ -243,8 +241,7 @@ held=$(cat $v/dev-0/usage $v/dev-1/usage)
 expect_fail "Invalid argument" bkalloc free $u $a $a
 expect_eq "$(cat $v/dev-0/usage $v/dev-1/usage)" "$held" "usage after a duplicate free"
 bkalloc free $u $a || fail "free of the user's own bucket $a"
-write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+unregister_fsck "fsck"
 EOF_GUEST
 }
 
@@ -264,12 +261,10 @@ counts() { cat $v/dev-0/usage $v/dev-1/usage | grep -E '^(free|need_discard|btre
 held=$(counts)
 echo "INFO: after the alloc: $(echo $held | tr '\n' ' ')"
 write $v/unregister 1
-write $BK/register "$(disk 0) $(disk 1)" || fail "register again"
-v=$(volume_dir)
+register_pair "" "register again"
 expect_eq "$(counts)" "$held" "bucket counts after re-register"
 bkalloc free $u $a || fail "the user's buckets $a are no longer the user's"
-write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+unregister_fsck "fsck"
 EOF_GUEST
 }
 
@@ -398,7 +393,6 @@ expect_fail "not found" bkalloc get $u 1001
 write $v/options/metadata_replicas 1
 bkalloc insert $u 1001 >/dev/null || fail "insert after the abort"
 bkalloc get $u 1001 >/dev/null || fail "get 1001"
-write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+unregister_fsck "fsck"
 EOF_GUEST
 }

@@ -12,8 +12,7 @@ EOF_GUEST
 	before1=$(allocated_bytes "$(disk_image 1)")
 	vm_guest <<'EOF_GUEST'
 load_module
-write $BK/register "$(disk 0) $(disk 1)" || fail "register"
-v=$(volume_dir)
+register_pair "" "register"
 wait_until 30 "every need_discard bucket discarded" sh -c \
 	"[ \$(sed -n 's/^need_discard //p' $v/dev-0/usage) = 0 ] && [ \$(sed -n 's/^need_discard //p' $v/dev-1/usage) = 0 ]"
 # The scenario left dev 0 with 1 free bucket and 300 need_discard.
@@ -22,8 +21,7 @@ expect_eq "$(counter $v discard_buckets)" 400 "discard_buckets"
 expect_eq "$(counter $v discard_buckets_dev0)" 300 "discard_buckets_dev0"
 echo "INFO: discards_issued $(counter $v discards_issued) for 400 buckets"
 [ "$(counter $v discards_issued)" -lt 400 ] || fail "contiguous buckets were not merged into one discard"
-write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after discards"
+unregister_fsck "fsck after discards"
 EOF_GUEST
 	after0=$(allocated_bytes "$(disk_image 0)")
 	after1=$(allocated_bytes "$(disk_image 1)")
@@ -71,8 +69,7 @@ free0=$(($(usage_of $v/dev-0 free) + $(usage_of $v/dev-1 free)))
 bkalloc free $u $b || fail "free $b"
 wait_until 10 "the freed bucket released" sh -c \
 	"[ \$(cat $v/dev-0/usage $v/dev-1/usage | sed -n 's/^free //p' | awk '{ n += \$1 } END { print n }') = $((free0 + 1)) ]"
-write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+unregister_fsck "fsck"
 EOF_GUEST
 	vm_guest --timeout 180 <<'EOF_GUEST'
 starved_scenario
@@ -81,7 +78,6 @@ step "defaults: a blocked request completes with no user action"
 register_pair
 bkalloc alloc $u --kind btree --replicas 2 >/dev/null || fail "alloc with discards on"
 [ "$(counter $v discard_buckets)" -ge 1 ] || fail "no discard"
-write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+unregister_fsck "fsck"
 EOF_GUEST
 }

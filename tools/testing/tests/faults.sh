@@ -132,8 +132,7 @@ dmesg | grep "discard failed" | sed 's/^/INFO: /' | head -n 5
 expect_eq "$(usage_of $v/dev-0 need_discard)" 300 "dev-0 need_discard (none freed undiscarded)"
 expect_eq "$(usage_of $v/dev-0 free)" 1 "dev-0 free"
 expect_eq "$(counter $v discard_buckets_dev0)" 0 "discard_buckets_dev0"
-write $v/unregister 1 || fail "unregister"
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+unregister_fsck "fsck"
 unload_module
 EOF_GUEST
 }
@@ -175,8 +174,7 @@ expect_file_eq $v/state rw
 # failed): then it covers the keys, else the journal does.
 echo "INFO: $(cat $v/replay)"
 bkalloc get $u --from 1 --count 60 --verify >/dev/null || fail "the 60 keys after the read-only boot"
-write $v/unregister 1 || fail "unregister"
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+unregister_fsck "fsck"
 EOF_GUEST
 }
 
@@ -205,7 +203,6 @@ EOF_GUEST
 load_module
 register_pair
 bkalloc get $u --from 1 --count 20 --verify >/dev/null || fail "the 20 acknowledged keys"
-write $v/unregister 1 || fail "unregister"
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+unregister_fsck "fsck"
 EOF_GUEST
 }

@@ -81,8 +81,7 @@ b=$(bkalloc alloc $u) || fail "alloc after fuzzing"
 bkalloc free $u $b || fail "free $b"
 
 step "unregister, fsck"
-write $v/unregister 1 || fail "unregister"
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after fuzzing"
+unregister_fsck "fsck after fuzzing"
 
 step "no kernel splat"
 # The module logs each refused option value ("bad value '<text>'"), which is

@@ -68,8 +68,7 @@ unload_module
 step "fix 1 at insmod: recovery_metadata_replicas=1"
 issue1108_scenario
 insmod /lib/modules/bkalloc.ko recovery_metadata_replicas=1 || fail "insmod"
-write $BK/register "$(disk 0) $(disk 1) discard=0,replay_discard_priority=0" || fail "register"
-v=$(volume_dir)
+register_pair "discard=0,replay_discard_priority=0" "register"
 expect_eq "$(cut -d' ' -f1-3 $v/replay)" "state=done replayed=64 total=64" "replay"
 expect_eq "$(cat $v/options/metadata_replicas)" 1 "metadata_replicas"
 check_keys $(volume_uuid) 2728 64
@@ -89,8 +88,7 @@ EOF_GUEST
 	vm_guest --timeout 300 <<'EOF_GUEST'
 load_module
 step "fix 3: defaults; replay completes with no user action"
-write $BK/register "$(disk 0) $(disk 1)" || fail "register with defaults"
-v=$(volume_dir)
+register_pair "" "register with defaults"
 echo "INFO: replay: $(cat $v/replay)"
 expect_eq "$(cut -d' ' -f1-3 $v/replay)" "state=done replayed=64 total=64" "replay"
 first=$(dmesg | grep -m1 "discarded .* buckets")
@@ -133,8 +131,7 @@ write $BK/register "$(disk 0) $(disk 1) discard=0,replay_discard_priority=0,allo
 grep -qi "no space" /tmp/reg || fail "register error: $(cat /tmp/reg)"
 expect_no_volume
 step "the devices were released: a register with a fix replays every key"
-write $BK/register "$(disk 0) $(disk 1)" || fail "register with defaults"
-v=$(volume_dir)
+register_pair "" "register with defaults"
 expect_eq "$(cut -d' ' -f1-3 $v/replay)" "state=done replayed=64 total=64" "replay"
 check_keys $(volume_uuid) 2728 64
 write $v/unregister 1
@@ -168,7 +165,6 @@ load_module
 write $BK/register "$(disk 0) $(disk 1)" || fail "register after rmmod"
 u=$(volume_uuid)
 check_keys $u 64 40
-write $(volume_dir)/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+unregister_fsck "fsck"
 EOF_GUEST
 }

@@ -23,15 +23,13 @@ step "flush: a checkpoint, the journal trimmed"
 out=$(bkalloc flush $u) || fail "flush"
 echo "INFO: $out"
 expect_eq "$(counter $v journal_pending_entries)" 0 "journal entries pending after flush"
-write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after unregister"
+unregister_fsck "fsck after unregister"
 step "register again: every key is there, nothing to replay"
 write $BK/register "$(disk 0) $(disk 1)" || fail "register again"
 expect_eq "$(cat $v/replay | cut -d' ' -f1-3)" "state=done replayed=0 total=0" "replay"
 bkalloc get $u --from 0 --count 600 --step 3 --verify || fail "keys after re-register"
 expect_eq "$(counter $v btree_keys)" 600 "btree_keys after re-register"
-write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+unregister_fsck "fsck"
 EOF_GUEST
 }
 
@@ -50,8 +48,7 @@ EOF_GUEST
 	vm_guest --timeout 240 <<'EOF_GUEST'
 step "after the crash: register replays the journal"
 load_module
-write $BK/register "$(disk 0) $(disk 1)" || fail "register after the crash"
-v=$(volume_dir)
+register_pair "" "register after the crash"
 u=$(volume_uuid)
 r=$(cat $v/replay)
 echo "INFO: replay: $r"
@@ -60,8 +57,7 @@ set -- $r
 [ "${2#replayed=}" = "${3#total=}" ] && [ "${2#replayed=}" -gt 0 ] || fail "replayed: $r"
 bkalloc get $u --from 1000 --count 300 --verify || fail "acknowledged keys after the crash"
 expect_eq "$(($(usage_of $v/dev-0 user) + $(usage_of $v/dev-1 user)))" 1 "user buckets (the one allocated before the crash)"
-write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after replay"
+unregister_fsck "fsck after replay"
 EOF_GUEST
 }
 
@@ -71,16 +67,14 @@ test_replay_split_waits_for_discards() {
 replay_scenario
 load_module
 step "defaults: replay splits, discards free the starved device, no user action"
-write $BK/register "$(disk 0) $(disk 1)" || fail "register with defaults"
-v=$(volume_dir)
+register_pair "" "register with defaults"
 u=$(volume_uuid)
 r=$(cat $v/replay)
 echo "INFO: replay: $r; discard_buckets_dev0 $(counter $v discard_buckets_dev0)"
 expect_eq "$(echo $r | cut -d' ' -f1-3)" "state=done replayed=40 total=40" "replay"
 check_keys $u 64 40
 [ "$(counter $v discard_buckets_dev0)" -ge 1 ] || fail "dev0 was not discarded"
-write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+unregister_fsck "fsck"
 
 step "replay_discard_priority=0: replay blocks in the split; replay_discard_priority=1 gets it going"
 replay_scenario
@@ -97,8 +91,7 @@ write $v/options/replay_discard_priority 1
 register_done 60
 echo "INFO: from replay_discard_priority=1 to replay done: $(awk -v t0=$t0 '{printf "%d ms", ($1 - t0) * 1000}' /proc/uptime); $(cat $v/replay)"
 check_keys $(volume_uuid) 64 40
-write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+unregister_fsck "fsck"
 EOF_GUEST
 }
 
@@ -152,12 +145,10 @@ expect_no_volume
 expect_eq "$(dd if=$(disk 0) bs=1M count=2 2>/dev/null | md5sum)" "$sum0" "metadata of dev0 after the failed replay"
 dmesg | grep -q "replay failed after 0 of 40 keys" || fail "no replay failure message"
 step "the devices are free: a second register with room replays everything"
-write $BK/register "$(disk 0) $(disk 1) metadata_replicas=1" || fail "second register"
-v=$(volume_dir)
+register_pair "metadata_replicas=1" "second register"
 expect_eq "$(cut -d' ' -f1-3 $v/replay)" "state=done replayed=40 total=40" "second replay"
 check_keys $(volume_uuid) 64 40
-write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck"
+unregister_fsck "fsck"
 EOF_GUEST
 }
 

@@ -138,8 +138,7 @@ echo "INFO: phase 1: $acked inserts acknowledged, opts_gen $(cat $v/opts_gen), $
 ended=$(( $(counter $v aborts) + $(counter $v restarts) + $(counter $v timeouts) + $(counter $v degraded) ))
 [ $ended -gt 0 ] || fail "no wait was ended by an abort, an option write or a deadline"
 [ "$(counter $v released_buckets)" -gt 0 ] || fail "discard=0 released nothing on the dry device"
-write $v/unregister 1 || fail "unregister after phase 1"
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck after phase 1"
+unregister_fsck "fsck after phase 1"
 
 step "phase 2: unregister, then rmmod, under the same load"
 register_pair
@@ -163,8 +162,7 @@ for key in $(cat /tmp/acked-1 /tmp/acked-2 2>/dev/null | sort -u); do
 done
 echo "INFO: $n acknowledged inserts verified"
 echo "CASES: $n"
-write $v/unregister 1 || fail "unregister"
-bkalloc fsck "$(disk 0)" "$(disk 1)" || fail "fsck at the end"
+unregister_fsck "fsck at the end"
 unload_module
 EOF_GUEST
 	} | VM_FAULTS=0:discard:any vm_guest --timeout $((secs * 12 + 300))

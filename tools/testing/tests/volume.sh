@@ -8,8 +8,7 @@ test_volume_register_unregister() {
 format_disks 0 1
 load_module
 step "register two members"
-write $BK/register "$(disk 0) $(disk 1)" || fail "register"
-v=$(volume_dir)
+register_pair "" "register"
 for f in opts_gen replay unregister options dev-0/usage dev-0/device dev-1/usage; do
 	[ -e "$v/$f" ] || fail "$v/$f missing"
 done
@@ -50,8 +49,7 @@ test_volume_options() {
 	vm_guest <<'EOF_GUEST'
 format_disks 0 1
 load_module stuck_timeout_secs=7
-write $BK/register "$(disk 0) $(disk 1)" || fail "register"
-v=$(volume_dir)
+register_pair "" "register"
 o=$v/options
 step "defaults"
 expect_file_eq $o/metadata_replicas 2

@@ -21,12 +21,13 @@ pub struct FormatArgs {
     /// Buckets per device kept for btree allocations.
     #[arg(long, default_value_t = 2)]
     pub btree_reserve: u32,
-    /// Copies of each btree node [default: 2, or 1 with one device].
+    /// Copies of each btree node [default: the option table's (2), at most
+    /// one per device].
     #[arg(long)]
     pub metadata_replicas: Option<u32>,
-    /// Copies of each user bucket.
-    #[arg(long, default_value_t = 1)]
-    pub data_replicas: u32,
+    /// Copies of each user bucket [default: the option table's (1)].
+    #[arg(long)]
+    pub data_replicas: Option<u32>,
     /// Cap on btree node entries (small values make nodes split early, for tests)
     /// [default: what fits in a bucket].
     #[arg(long)]
@@ -55,11 +56,11 @@ pub fn run(a: &FormatArgs) -> crate::Result<()> {
         })?;
     let mut options = Options::defaults();
     let n = a.devices.len() as u32;
-    let meta = a.metadata_replicas.unwrap_or(2.min(n));
-    for (id, v) in [
-        (OptId::MetadataReplicas, meta),
-        (OptId::DataReplicas, a.data_replicas),
-    ] {
+    let meta = a
+        .metadata_replicas
+        .unwrap_or(options.get(OptId::MetadataReplicas).min(n));
+    let data = a.data_replicas.unwrap_or(options.get(OptId::DataReplicas));
+    for (id, v) in [(OptId::MetadataReplicas, meta), (OptId::DataReplicas, data)] {
         options.set(id, v).map_err(|kind| {
             let value = v.to_string();
             let e = bkcore::options::OptError {
@@ -123,7 +124,7 @@ pub fn run(a: &FormatArgs) -> crate::Result<()> {
         devs.len(),
         human(bucket_size as u64),
         meta,
-        a.data_replicas
+        data
     );
     for (i, (d, (l, c))) in devs.iter().zip(&r.devices).enumerate() {
         println!(
