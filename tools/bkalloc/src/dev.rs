@@ -58,14 +58,42 @@ fn err(path: &Path, what: &str, e: std::io::Error) -> String {
     format!("{}: {what}: {e}", path.display())
 }
 
+/// An open for writing, exclusive on a block device (`O_EXCL`): it fails with `EBUSY`
+/// while the device is mounted or held, e.g. by a registered bkalloc volume.
+fn open_for_write(path: &Path, is_block: bool) -> crate::Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create(!is_block).truncate(false);
+    if is_block {
+        o.custom_flags(libc::O_EXCL);
+    }
+    o.open(path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            format!(
+                "{}: in use (mounted, or a member of a registered volume): {e}",
+                path.display()
+            )
+        } else {
+            err(path, "cannot open", e)
+        }
+    })
+}
+
 impl Device {
     /// Opens an existing device or image.
+    /// For writing, a block device is opened exclusively.
     pub fn open(path: &Path, write: bool) -> crate::Result<Device> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(write)
-            .open(path)
-            .map_err(|e| err(path, "cannot open", e))?;
+        let file = if write {
+            let is_block = std::fs::metadata(path)
+                .map_err(|e| err(path, "cannot open", e))?
+                .file_type()
+                .is_block_device();
+            open_for_write(path, is_block)?
+        } else {
+            OpenOptions::new()
+                .read(true)
+                .open(path)
+                .map_err(|e| err(path, "cannot open", e))?
+        };
         Self::from_file(path, file)
     }
 
@@ -113,18 +141,13 @@ impl Device {
     }
 
     /// Opens for writing, creating or growing an image file (sparsely) to at least
-    /// `min_size` bytes. A block device must already be that large.
+    /// `min_size` bytes. A block device must already be that large, and is opened
+    /// exclusively.
     pub fn open_sized(path: &Path, min_size: u64) -> crate::Result<Device> {
         let is_block = std::fs::metadata(path)
             .map(|m| m.file_type().is_block_device())
             .unwrap_or(false);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(!is_block)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| err(path, "cannot open", e))?;
+        let file = open_for_write(path, is_block)?;
         let mut d = Self::from_file(path, file)?;
         if d.size < min_size {
             if d.is_block {

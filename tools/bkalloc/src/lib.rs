@@ -15,6 +15,7 @@ pub mod cmd;
 pub mod ctl;
 pub mod dev;
 pub mod progress;
+pub mod signature;
 pub mod size;
 pub mod volume;
 

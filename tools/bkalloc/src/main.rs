@@ -150,6 +150,9 @@ enum Command {
         /// One device per [[device]] of the file, in order.
         #[arg(required = true)]
         devices: Vec<PathBuf>,
+        /// Write over a device that holds a file system, a partition table or a volume.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -194,7 +197,11 @@ fn main() -> ExitCode {
         Command::Fuzz(args) => cmd::fuzz::run(&args),
         Command::Mutate(args) => cmd::mutate::run(&args).map(|()| true),
         Command::Crash(args) => cmd::crash::run(&args).map(|()| true),
-        Command::Scenario { file, devices } => cmd::scenario::run(&file, &devices).map(|()| true),
+        Command::Scenario {
+            file,
+            devices,
+            force,
+        } => cmd::scenario::run(&file, &devices, force).map(|()| true),
     };
     match res {
         Ok(true) => ExitCode::SUCCESS,

@@ -98,7 +98,7 @@ format_disks() {
 	devs=
 	for i in "$@"; do devs="$devs $(disk "$i")"; done
 	# shellcheck disable=SC2086
-	bkalloc format $devs >/dev/null || fail "bkalloc format$devs"
+	bkalloc format --force $devs >/dev/null || fail "bkalloc format$devs"
 }
 
 # register_pair [OPTIONS [WHAT]]: registers disks 0 and 1 as one volume,
@@ -210,7 +210,7 @@ checkpoint_seq = 0
 EOF_TOML
 		starved_devices
 	} >/tmp/starved.toml
-	bkalloc scenario /tmp/starved.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
+	bkalloc scenario --force /tmp/starved.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
 }
 
 # Resets the machine now, as a power cut would: no unregister, no sync, no
@@ -232,7 +232,7 @@ volume_uuid() {
 
 # Small nodes (8 entries) so a few hundred keys make a tree of several levels.
 format_small_nodes() {
-	bkalloc format --node-max-entries 8 --metadata-replicas 2 "$(disk 0)" "$(disk 1)" >/dev/null ||
+	bkalloc format --force --node-max-entries 8 --metadata-replicas 2 "$(disk 0)" "$(disk 1)" >/dev/null ||
 		fail "format"
 }
 
@@ -257,12 +257,12 @@ records_per_entry = 8
 EOF_TOML
 		starved_devices
 	} >/tmp/replay.toml
-	bkalloc scenario /tmp/replay.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
+	bkalloc scenario --force /tmp/replay.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
 }
 
 # bcachefs #1108's state (samples/issue-1108.toml) on disks 0 and 1.
 issue1108_scenario() {
-	bkalloc scenario /samples/issue-1108.toml "$(disk 0)" "$(disk 1)" >/dev/null ||
+	bkalloc scenario --force /samples/issue-1108.toml "$(disk 0)" "$(disk 1)" >/dev/null ||
 		fail "scenario issue-1108"
 }
 

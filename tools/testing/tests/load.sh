@@ -41,7 +41,7 @@ need_discard = 60
 user = 0
 btree_reserve = 2
 EOF_TOML
-bkalloc scenario /tmp/load.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
+bkalloc scenario --force /tmp/load.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
 load_module
 register_pair
 # dev0 nearly dry from the start, whatever the kernel's speed: take its free

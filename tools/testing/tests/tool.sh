@@ -66,3 +66,48 @@ expect_eq "$(gen)" "$want" "the checkpoint generation bkalloc show reads while r
 write $v/unregister 1
 EOF_GUEST
 }
+
+# Issue 16: format and scenario refuse, without --force, a device that
+# holds a volume, a partition table or a file system (the magics blkid
+# looks for), and refuse a device a registered volume holds even with it.
+test_format_refuses_what_it_would_overwrite() {
+	disks 3 64M
+	vm_guest <<'EOF_GUEST'
+step "a bkalloc volume"
+bkalloc format "$(disk 0)" "$(disk 1)" >/dev/null || fail "format empty disks"
+out=$(bkalloc format "$(disk 0)" "$(disk 1)" 2>&1) && fail "format wrote over a bkalloc volume"
+echo "$out" | grep -q "$(disk 0): holds a bkalloc signature; --force writes over it" || fail "format's refusal: $out"
+out=$(bkalloc scenario /samples/issue-1108.toml "$(disk 0)" "$(disk 1)" 2>&1) && fail "scenario wrote over a bkalloc volume"
+echo "$out" | grep -q 'holds a bkalloc signature' || fail "scenario's refusal: $out"
+bkalloc fsck "$(disk 0)" "$(disk 1)" >/dev/null || fail "the refusals changed the volume"
+step "the signatures of other owners"
+# sig OFFSET BYTES NAME [OFFSET2 BYTES2]: disk 2 zeroed, BYTES (printf
+# escapes) at OFFSET (and BYTES2 at OFFSET2).
+sig() {
+	dd if=/dev/zero of="$(disk 2)" bs=64k count=2 2>/dev/null || fail "zero disk 2"
+	printf "$2" | dd of="$(disk 2)" bs=1 seek=$1 conv=notrunc 2>/dev/null || fail "write $3"
+	if [ $# -gt 3 ]; then
+		printf "$5" | dd of="$(disk 2)" bs=1 seek=$4 conv=notrunc 2>/dev/null || fail "write $3"
+	fi
+	sync
+	out=$(bkalloc format "$(disk 2)" 2>&1) && fail "format wrote over $3"
+	echo "$out" | grep -q "holds a $3 signature" || fail "refusal of $3: $out"
+	bkalloc format --force "$(disk 2)" >/dev/null || fail "format --force over $3"
+}
+sig 1080 '\123\357' "ext2/3/4"
+sig 0 'XFSB' "xfs"
+sig 65600 '_BHRfS_M' "btrfs"
+sig 4120 '\306\205\163\366\116\032\105\312\202\145\365\177\110\272\155\201' "bcachefs"
+sig 4086 'SWAPSPACE2' "swap"
+sig 536 'LVM2 001' "LVM2 physical volume"
+sig 512 'EFI PART' "GPT partition table"
+sig 510 '\125\252' "MBR partition table" 450 '\203'
+step "a device a registered volume holds, even with --force"
+load_module
+register_pair
+out=$(bkalloc format --force "$(disk 0)" 2>&1) && fail "format wrote over a registered member"
+echo "$out" | grep -q "in use" || fail "refusal of a busy device: $out"
+unregister_fsck "fsck after the refused format"
+bkalloc format --force "$(disk 0)" "$(disk 1)" >/dev/null || fail "format --force once unregistered"
+EOF_GUEST
+}

@@ -35,6 +35,9 @@ pub struct FormatArgs {
     /// Journal size in 4 KiB blocks [default: ~1/128 of the smallest device, 64..=2048].
     #[arg(long)]
     pub journal_blocks: Option<u32>,
+    /// Write over a device that holds a file system, a partition table or a volume.
+    #[arg(long)]
+    pub force: bool,
     /// Create image files, or grow them sparsely, to this size.
     #[arg(long, value_parser = crate::size::parse_size)]
     pub size: Option<u64>,
@@ -92,6 +95,7 @@ pub fn run(a: &FormatArgs) -> crate::Result<()> {
         };
         devs.push(d);
     }
+    crate::signature::refuse_overwrite(&devs, a.force)?;
     let counts: Vec<u64> = devs.iter().map(|d| d.size / bucket_size as u64).collect();
     let smallest = counts.iter().copied().min().unwrap_or(0);
     let journal_blocks = a

@@ -274,7 +274,7 @@ pub fn plan(s: &Scenario) -> crate::Result<VolumePlan> {
 }
 
 /// Runs `scenario`; prints a summary to stdout.
-pub fn run(file: &Path, devices: &[PathBuf]) -> crate::Result<()> {
+pub fn run(file: &Path, devices: &[PathBuf], force: bool) -> crate::Result<()> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let s = parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     if s.device.len() != devices.len() {
@@ -296,6 +296,7 @@ pub fn run(file: &Path, devices: &[PathBuf]) -> crate::Result<()> {
             d.bucket_count * p.bucket_size as u64,
         )?);
     }
+    crate::signature::refuse_overwrite(&devs, force)?;
     let r = write_volume(&p, &devs)?;
     println!(
         "scenario {}: volume {}, btree depth {} ({} nodes, {} keys), {} journal entries ({} keys); replay splits {} leaf node(s)",
