@@ -42,7 +42,9 @@ enum Command {
         #[arg(required = true)]
         devices: Vec<PathBuf>,
     },
-    /// Check every invariant of the format; exit 1 naming each violation.
+    /// Check every invariant of the format, naming each violation. Exit status as
+    /// fsck(8): 0 clean, 4 errors left (nothing is repaired), 8 an operational error
+    /// (a device cannot be read as a member), 16 a usage error.
     Fsck {
         /// All member devices of the volume.
         #[arg(required = true)]
@@ -156,6 +158,13 @@ enum Command {
     },
 }
 
+/// fsck(8)'s exit status: file system errors left uncorrected.
+const FSCK_ERRORS_LEFT: u8 = 4;
+/// fsck(8)'s exit status: operational error.
+const FSCK_OPERATIONAL: u8 = 8;
+/// fsck(8)'s exit status: usage or syntax error.
+const FSCK_USAGE: u8 = 16;
+
 fn main() -> ExitCode {
     // SAFETY: called first, before any other thread exists; restoring the default
     // disposition installs no handler. Rust starts with SIGPIPE ignored, so a write to a
@@ -164,11 +173,32 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // fsck's usage errors exit as fsck(8)'s do; --help and --version with 0.
+            let fsck = std::env::args().nth(1).as_deref() == Some("fsck");
+            return match e.exit_code() {
+                0 => ExitCode::SUCCESS,
+                _ if fsck => ExitCode::from(FSCK_USAGE),
+                c => ExitCode::from(c as u8),
+            };
+        }
+    };
     let res = match cli.cmd {
         Command::Format(args) => cmd::format::run(&args).map(|()| true),
         Command::Show { json, devices } => cmd::show::run(&devices, json),
-        Command::Fsck { devices } => cmd::fsck::run(&devices),
+        Command::Fsck { devices } => {
+            return match cmd::fsck::run(&devices) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(FSCK_ERRORS_LEFT),
+                Err(e) => {
+                    eprintln!("bkalloc: {e}");
+                    ExitCode::from(FSCK_OPERATIONAL)
+                }
+            };
+        }
         Command::Alloc {
             volume,
             kind,

@@ -25,6 +25,22 @@ fn clean_volume_passes() {
     );
 }
 
+/// fsck(8)'s exit statuses: 0 clean, 4 errors left, 8 operational, 16 usage.
+#[test]
+fn exit_status_as_fsck8() {
+    let d = tempdir();
+    let p = small(d.path());
+    assert_eq!(run(&["fsck", s(&p[0]), s(&p[1])]).0, 0);
+    let missing = d.path().join("missing.img");
+    assert_eq!(run(&["fsck", s(&missing)]).0, 8);
+    assert_eq!(run(&["fsck"]).0, 16);
+    assert_eq!(run(&["fsck", "--no-such-flag", s(&p[0])]).0, 16);
+    assert_eq!(run(&["fsck", "--help"]).0, 0);
+    flip(&p[1], Layout::sb_offset(0) + 100);
+    flip(&p[1], Layout::sb_offset(1) + 100);
+    assert_eq!(run(&["fsck", s(&p[0]), s(&p[1])]).0, 4);
+}
+
 #[test]
 fn superblock_checksum() {
     let d = tempdir();
@@ -35,7 +51,7 @@ fn superblock_checksum() {
     }
     assert!(has_error(&p, "superblock"));
     let (code, out) = run(&["fsck", s(&p[0]), s(&p[1])]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 4);
     assert!(
         out.contains("error[superblock]") && out.contains("crc32c at offset 8"),
         "{out}"
@@ -592,7 +608,7 @@ fn torn_alloc_table_copy() {
     write(&p[1], l.alloc_block_offset(used, 0), &garbage());
     assert!(has_error(&p, "alloc_table"));
     let (code, out) = run(&["fsck", s(&p[0]), s(&p[1])]);
-    assert_eq!(code, 1, "{out}");
+    assert_eq!(code, 4, "{out}");
     assert!(
         out.contains(&format!(
             "error[alloc_table]: member 1 alloc table copy {used} block 0"
@@ -637,13 +653,13 @@ fn version_1_superblock_is_refused() {
         "{f:#?}"
     );
     let (code, out) = run(&["fsck", s(&p[0]), s(&p[1])]);
-    assert_eq!(code, 1, "{out}");
+    assert_eq!(code, 4, "{out}");
     assert!(out.contains("format version 1"), "{out}");
     // Every member version 1: nothing to check against.
     to_v1(&p[0]);
     let e = bkalloc::volume::load(&p).err().unwrap();
     assert!(e.contains("format version 1"), "{e}");
-    assert_eq!(run(&["fsck", s(&p[0]), s(&p[1])]).0, 2);
+    assert_eq!(run(&["fsck", s(&p[0]), s(&p[1])]).0, 8);
 }
 
 #[test]

@@ -90,7 +90,7 @@ fn format_options_and_errors() {
     let junk = d.path().join("junk.img");
     std::fs::write(&junk, vec![1u8; 8192]).unwrap();
     assert_eq!(run(&["show", s(&junk)]).0, 2);
-    assert_eq!(run(&["fsck", s(&junk)]).0, 2);
+    assert_eq!(run(&["fsck", s(&junk)]).0, 8, "fsck(8): operational error");
 }
 
 #[test]
