@@ -4,16 +4,16 @@
 //! registered volume through `/dev/bkalloc` (alloc, free, status, insert, get, flush), or
 //! throw hostile input at it (fuzz).
 //!
-//! Exit status: 0 success (fsck: no errors, warnings allowed); 1 fsck found errors, show
-//! could not read every device, get did not find a key, get --verify found a key
-//! missing or wrong, or fuzz saw an unexpected outcome; 2 bad usage, an I/O error or a
-//! failed ioctl.
+//! Exit status: 0 success (fsck: no errors, warnings allowed); 1 show could not read
+//! every device, get did not find a key, get --verify found a key missing or wrong, or
+//! fuzz saw an unexpected outcome; 2 bad usage, an I/O error or a failed ioctl. fsck
+//! exits as fsck(8) does: 4 errors left, 8 an operational error, 16 a usage error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bkalloc::cmd;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -156,6 +156,17 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Print the completion script of SHELL, generated from these command definitions.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (bkalloc.1, bkalloc-COMMAND.1), generated from these command
+    /// definitions, into DIR.
+    Man {
+        /// Where the pages go (created if needed).
+        dir: PathBuf,
+    },
 }
 
 /// fsck(8)'s exit status: file system errors left uncorrected.
@@ -232,6 +243,19 @@ fn main() -> ExitCode {
             devices,
             force,
         } => cmd::scenario::run(&file, &devices, force).map(|()| true),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "bkalloc",
+                &mut std::io::stdout(),
+            );
+            Ok(true)
+        }
+        Command::Man { dir } => std::fs::create_dir_all(&dir)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir))
+            .map(|()| true)
+            .map_err(|e| format!("{}: {e}", dir.display())),
     };
     match res {
         Ok(true) => ExitCode::SUCCESS,

@@ -238,3 +238,33 @@ fn a_closed_stdout_ends_the_tool_quietly() {
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+/// Man pages and completions come from the command definitions: every command has its
+/// page, and the completion scripts know every command.
+#[test]
+fn man_pages_and_completions_are_generated() {
+    let d = tempdir();
+    let dir = d.path().join("man");
+    assert_eq!(run(&["man", s(&dir)]).0, 0);
+    for page in [
+        "bkalloc.1",
+        "bkalloc-format.1",
+        "bkalloc-fsck.1",
+        "bkalloc-crash-points.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page}: {text}");
+    }
+    let fsck = std::fs::read_to_string(dir.join("bkalloc-fsck.1")).unwrap();
+    assert!(fsck.contains("fsck(8)"), "{fsck}");
+    let format = std::fs::read_to_string(dir.join("bkalloc-format.1")).unwrap();
+    assert!(format.contains("force"), "{format}");
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out) = run(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}");
+        for word in ["format", "fsck", "scenario", "completions"] {
+            assert!(out.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    assert_ne!(run(&["completions", "tcsh"]).0, 0);
+}
