@@ -156,6 +156,50 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// List the registered volumes: uuid, state, replay, waiters, members.
+    List {
+        /// One JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register the volume on DEVICES (every member); prints its uuid once it is up.
+    Register {
+        /// The member devices.
+        #[arg(required = true)]
+        devices: Vec<PathBuf>,
+        /// Options for this registration: opt=val[,opt=val...].
+        #[arg(long, short = 'o')]
+        options: Option<String>,
+    },
+    /// Unregister volume UUID: a checkpoint, then its devices are released.
+    Unregister {
+        /// The volume's uuid.
+        volume: String,
+    },
+    /// Change a runtime option of volume UUID: checked, written to every superblock,
+    /// blocked requests rebuilt.
+    SetOption {
+        /// The volume's uuid.
+        volume: String,
+        /// The option (bkalloc options lists them).
+        name: String,
+        /// Its new value.
+        value: String,
+    },
+    /// Buckets per state on each member, waiters and discards of volume UUID.
+    Usage {
+        /// The volume's uuid.
+        volume: String,
+        /// One JSON object per look.
+        #[arg(long)]
+        json: bool,
+        /// Look again every SECS seconds (a live view).
+        #[arg(long, value_name = "SECS")]
+        watch: Option<u64>,
+        /// With --watch, stop after COUNT looks (0: until interrupted).
+        #[arg(long, default_value_t = 0)]
+        count: u64,
+    },
     /// Print the completion script of SHELL, generated from these command definitions.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -243,6 +287,22 @@ fn main() -> ExitCode {
             devices,
             force,
         } => cmd::scenario::run(&file, &devices, force).map(|()| true),
+        Command::List { json } => cmd::admin::list(json).map(|()| true),
+        Command::Register { devices, options } => {
+            cmd::admin::register(&devices, options.as_deref()).map(|()| true)
+        }
+        Command::Unregister { volume } => cmd::admin::unregister(&volume).map(|()| true),
+        Command::SetOption {
+            volume,
+            name,
+            value,
+        } => cmd::admin::set_option(&volume, &name, &value).map(|()| true),
+        Command::Usage {
+            volume,
+            json,
+            watch,
+            count,
+        } => cmd::admin::usage(&volume, json, watch, count).map(|()| true),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

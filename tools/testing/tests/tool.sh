@@ -111,3 +111,49 @@ unregister_fsck "fsck after the refused format"
 bkalloc format --force "$(disk 0)" "$(disk 1)" >/dev/null || fail "format --force once unregistered"
 EOF_GUEST
 }
+
+# Issue 16: the commands an administrator runs instead of sysfs files, and
+# errors that say what is wrong.
+test_admin_commands() {
+	disks 2 64M
+	vm_guest <<'EOF_GUEST'
+step "without the module"
+out=$(bkalloc list 2>&1) && fail "list without the module: $out"
+echo "$out" | grep -q "module not loaded" || fail "list without the module: $out"
+format_disks 0 1
+load_module
+expect_eq "$(bkalloc list)" "no volume registered" "list of nothing"
+step "register prints the uuid; list shows the volume"
+u=$(bkalloc register "$(disk 0)" "$(disk 1)" -o alloc_deadline=5) || fail "register"
+[ -d "$BK/$u" ] || fail "register printed '$u'"
+expect_eq "$(cat $BK/$u/options/alloc_deadline)" 5 "the registration's option"
+expect_eq "$(bkalloc list)" "$u state rw replay done waiters 0 members $(disk 0),$(disk 1)" "list"
+bkalloc list --json | grep -q "\"uuid\": \"$u\"" || fail "list --json: $(bkalloc list --json)"
+step "set-option: checked by the table, then by the volume"
+bkalloc set-option $u alloc_deadline 9 | grep -q '^alloc_deadline 9 (opts_gen 1)$' || fail "set-option"
+expect_eq "$(cat $BK/$u/options/alloc_deadline)" 9 "alloc_deadline after set-option"
+out=$(bkalloc set-option $u metadata_replicas 7 2>&1) && fail "set-option out of range"
+echo "$out" | grep -q "7 is out of range 1..=4" || fail "out of range: $out"
+out=$(bkalloc set-option $u no_such 1 2>&1) && fail "set-option of no option"
+echo "$out" | grep -q "no option 'no_such'" || fail "no option: $out"
+out=$(bkalloc set-option $u metadata_replicas 3 2>&1) && fail "3 replicas on 2 members"
+echo "$out" | grep -q "refused as invalid" || fail "the volume's refusal: $out"
+expect_eq "$(cat $BK/$u/opts_gen)" 1 "opts_gen after the refusals"
+step "usage, --json and --watch"
+bkalloc usage $u | grep -qE "^dev-0 +[0-9]+ +[0-9]+ .* $(disk 0)\$" || fail "usage: $(bkalloc usage $u)"
+bkalloc usage $u --json | grep -q '"need_discard":' || fail "usage --json: $(bkalloc usage $u --json)"
+expect_eq "$(bkalloc usage $u --json --watch 1 --count 2 | wc -l)" 2 "usage --watch 1 --count 2"
+step "errors name what is wrong"
+out=$(bkalloc usage 11111111-2222-3333-4444-555555555555 2>&1) && fail "usage of no volume"
+echo "$out" | grep -q "no volume with uuid 11111111-2222-3333-4444-555555555555 is registered" || fail "$out"
+out=$(bkalloc register "$(disk 0)" "$(disk 1)" 2>&1) && fail "register twice"
+echo "$out" | grep -q "in use" || fail "register twice: $out"
+step "unregister"
+bkalloc unregister $u || fail "unregister"
+expect_eq "$(bkalloc list)" "no volume registered" "list after unregister"
+out=$(bkalloc register "$(disk 0)" 2>&1) && fail "register one of two members"
+echo "$out" | grep -q "refused as invalid" || fail "one member: $out"
+bkalloc fsck "$(disk 0)" "$(disk 1)" >/dev/null || fail "fsck"
+unload_module
+EOF_GUEST
+}

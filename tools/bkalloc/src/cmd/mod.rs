@@ -4,6 +4,7 @@
 //! input at a registered volume, and `mutate`, which writes corrupted images for register,
 //! and `crash`, which rebuilds member images at crash points from a QEMU write log.
 
+pub mod admin;
 pub mod crash;
 pub mod format;
 pub mod fsck;
