@@ -7,7 +7,8 @@ use crate::bkcore::{
     buckets::BucketState,
     ctl_abi::{
         AllocArgs, BucketRef, Decode, DevStatus, Encode, FlushArgs, FreeArgs, GetArgs, InsertArgs,
-        StatusArgs, FROM_OPTIONS, IOC_ALLOC, IOC_FLUSH, IOC_FREE, IOC_GET, IOC_INSERT, IOC_STATUS,
+        StatusArgs, FROM_OPTIONS, IOCTL_TYPE, IOC_ALLOC, IOC_FLUSH, IOC_FREE, IOC_GET, IOC_INSERT,
+        IOC_STATUS,
     },
     placement::Kind,
     request::Overrides,
@@ -19,6 +20,19 @@ use kernel::{
     prelude::*,
     sync::Arc,
     uaccess::{UserPtr, UserSlice},
+};
+
+// The core computes the ioctl numbers without the kernel crate (the tool
+// shares them); here they are checked against the kernel's own `_IOWR` on
+// the very structures, whose encoded sizes must be their C sizes.
+const _: () = {
+    use kernel::ioctl::_IOWR;
+    assert!(IOC_ALLOC == _IOWR::<AllocArgs>(IOCTL_TYPE, 1));
+    assert!(IOC_FREE == _IOWR::<FreeArgs>(IOCTL_TYPE, 2));
+    assert!(IOC_STATUS == _IOWR::<StatusArgs>(IOCTL_TYPE, 3));
+    assert!(IOC_INSERT == _IOWR::<InsertArgs>(IOCTL_TYPE, 4));
+    assert!(IOC_GET == _IOWR::<GetArgs>(IOCTL_TYPE, 5));
+    assert!(IOC_FLUSH == _IOWR::<FlushArgs>(IOCTL_TYPE, 6));
 };
 
 /// The control device's handler.
