@@ -7,8 +7,8 @@ use crate::bkcore::{
     buckets::BucketState,
     ctl_abi::{
         AllocArgs, BucketRef, Decode, DevStatus, Encode, FlushArgs, FreeArgs, GetArgs, InsertArgs,
-        StatusArgs, FROM_OPTIONS, IOCTL_TYPE, IOC_ALLOC, IOC_FLUSH, IOC_FREE, IOC_GET, IOC_INSERT,
-        IOC_STATUS,
+        StatusArgs, VersionArgs, ABI_VERSION, FEATURES, FROM_OPTIONS, IOCTL_TYPE, IOC_ALLOC,
+        IOC_FLUSH, IOC_FREE, IOC_GET, IOC_INSERT, IOC_STATUS, IOC_VERSION,
     },
     placement::Kind,
     request::Overrides,
@@ -33,6 +33,7 @@ const _: () = {
     assert!(IOC_INSERT == _IOWR::<InsertArgs>(IOCTL_TYPE, 4));
     assert!(IOC_GET == _IOWR::<GetArgs>(IOCTL_TYPE, 5));
     assert!(IOC_FLUSH == _IOWR::<FlushArgs>(IOCTL_TYPE, 6));
+    assert!(IOC_VERSION == _IOWR::<VersionArgs>(IOCTL_TYPE, 7));
 };
 
 /// The control device's handler.
@@ -164,6 +165,15 @@ impl IoctlHandler for Ctl {
             IOC_FLUSH => in_out(arg, |a: &mut FlushArgs| {
                 let volume = self.registry.find(&a.uuid)?;
                 (a.generation, a.journal_seq) = volume.flush()?;
+                Ok(())
+            }),
+            IOC_VERSION => in_out(arg, |v: &mut VersionArgs| {
+                // A version this module does not know is refused, not guessed.
+                if !v.reserved_zero() || !v.known_version() {
+                    return Err(EINVAL);
+                }
+                v.abi = ABI_VERSION;
+                v.features = FEATURES;
                 Ok(())
             }),
             _ => Err(ENOTTY),

@@ -33,6 +33,16 @@ pub const IOC_INSERT: u32 = iowr(4, InsertArgs::SIZE);
 pub const IOC_GET: u32 = iowr(5, GetArgs::SIZE);
 /// `BKALLOC_IOC_FLUSH`: write a checkpoint of the volume's btree.
 pub const IOC_FLUSH: u32 = iowr(6, FlushArgs::SIZE);
+/// `BKALLOC_IOC_VERSION`: the ABI version and features the module speaks.
+pub const IOC_VERSION: u32 = iowr(7, VersionArgs::SIZE);
+
+/// The version of this ABI. A caller names the version it speaks in
+/// [`VersionArgs::abi`]; a module refuses one it does not know.
+pub const ABI_VERSION: u32 = 1;
+
+/// [`VersionArgs::features`]: one bit per ioctl number the module serves
+/// (bit `nr - 1`), so a caller can ask before it relies on one.
+pub const FEATURES: u64 = (1 << 7) - 1;
 
 /// "Take it from the options" in [`AllocArgs`] fields.
 pub const FROM_OPTIONS: u32 = u32::MAX;
@@ -513,5 +523,54 @@ mod tests {
                 "offset {off}"
             );
         }
+    }
+}
+
+/// `IOC_VERSION`: in: the ABI version the caller speaks; out: the module's
+/// version and features.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VersionArgs {
+    /// In: the caller's ABI version (1..=[`ABI_VERSION`]); out: the module's.
+    pub abi: u32,
+    /// Zero.
+    pub pad: u32,
+    /// Out: [`FEATURES`].
+    pub features: u64,
+    /// Zero (room for later versions).
+    pub reserved: [u64; 2],
+}
+
+impl VersionArgs {
+    /// Whether the reserved fields are zero.
+    pub fn reserved_zero(&self) -> bool {
+        self.pad == 0 && self.reserved == [0; 2]
+    }
+
+    /// Whether a module of this ABI serves a caller that speaks `self.abi`.
+    pub fn known_version(&self) -> bool {
+        (1..=ABI_VERSION).contains(&self.abi)
+    }
+}
+
+impl Encode for VersionArgs {
+    const SIZE: usize = 32;
+    fn encode(&self, out: &mut [u8]) {
+        put(out, 0, &self.abi.to_le_bytes());
+        put(out, 4, &self.pad.to_le_bytes());
+        put(out, 8, &self.features.to_le_bytes());
+        put(out, 16, &self.reserved[0].to_le_bytes());
+        put(out, 24, &self.reserved[1].to_le_bytes());
+    }
+}
+
+impl Decode for VersionArgs {
+    fn decode(b: &[u8]) -> Option<Self> {
+        Some(Self {
+            abi: get_u32(b, 0)?,
+            pad: get_u32(b, 4)?,
+            features: get_u64(b, 8)?,
+            reserved: [get_u64(b, 16)?, get_u64(b, 24)?],
+        })
     }
 }

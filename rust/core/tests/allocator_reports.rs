@@ -651,6 +651,30 @@ mod ctl_abi_roundtrip {
         assert_eq!(&buf[24..32], &(1u64 << 33).to_le_bytes());
         assert_eq!(FlushArgs::decode(&buf), Some(f));
         assert_eq!(FlushArgs::decode(&buf[..FlushArgs::SIZE - 1]), None);
+
+        let v = VersionArgs {
+            abi: ABI_VERSION,
+            features: FEATURES,
+            ..Default::default()
+        };
+        assert_eq!(VersionArgs::SIZE, core::mem::size_of::<VersionArgs>());
+        let mut buf = vec![0u8; VersionArgs::SIZE];
+        v.encode(&mut buf);
+        assert_eq!(VersionArgs::decode(&buf), Some(v));
+        assert!(v.reserved_zero() && v.known_version());
+        let future = VersionArgs {
+            abi: ABI_VERSION + 1,
+            ..v
+        };
+        assert!(!future.known_version());
+        assert!(!VersionArgs { abi: 0, ..v }.known_version());
+        assert!(!VersionArgs {
+            reserved: [0, 1],
+            ..v
+        }
+        .reserved_zero());
+        // One feature bit per ioctl number, VERSION's included.
+        assert_eq!(FEATURES.count_ones(), 7);
     }
 
     #[test]
@@ -661,7 +685,13 @@ mod ctl_abi_roundtrip {
         assert_eq!(IOC_GET, 0xc000_0000 | (64 << 16) | (0x42 << 8) | 5);
         assert_eq!(IOC_FLUSH, 0xc000_0000 | (32 << 16) | (0x42 << 8) | 6);
         let all = [
-            IOC_ALLOC, IOC_FREE, IOC_STATUS, IOC_INSERT, IOC_GET, IOC_FLUSH,
+            IOC_ALLOC,
+            IOC_FREE,
+            IOC_STATUS,
+            IOC_INSERT,
+            IOC_GET,
+            IOC_FLUSH,
+            IOC_VERSION,
         ];
         for (i, a) in all.iter().enumerate() {
             assert!(all[i + 1..].iter().all(|b| a != b), "{a:#x} repeats");

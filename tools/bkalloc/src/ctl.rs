@@ -6,7 +6,8 @@
 
 use bkcore::ctl_abi::{
     AllocArgs, BucketRef, Decode, Encode, FlushArgs, FreeArgs, GetArgs, InsertArgs, StatusArgs,
-    FROM_OPTIONS, IOC_ALLOC, IOC_FLUSH, IOC_FREE, IOC_GET, IOC_INSERT, IOC_STATUS,
+    VersionArgs, ABI_VERSION, FROM_OPTIONS, IOC_ALLOC, IOC_FLUSH, IOC_FREE, IOC_GET, IOC_INSERT,
+    IOC_STATUS, IOC_VERSION,
 };
 use bkcore::format::{Value, VALUE_SIZE};
 use bkcore::placement::{Kind, MAX_REPLICAS};
@@ -413,6 +414,38 @@ pub fn flush(volume: &str) -> crate::Result<()> {
     println!(
         "flushed: checkpoint generation {}, journal_seq {}",
         f.generation, f.journal_seq
+    );
+    Ok(())
+}
+
+/// The ioctls by feature bit (bit `nr - 1`).
+const FEATURE_NAMES: [&str; 7] = [
+    "alloc", "free", "status", "insert", "get", "flush", "version",
+];
+
+/// `bkalloc version`: the tool's ABI and the module's, asking in ABI version `abi`.
+pub fn version(abi: u32) -> crate::Result<()> {
+    let args = VersionArgs {
+        abi,
+        ..Default::default()
+    };
+    let v = ioctl(IOC_VERSION, &args).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => format!("module not loaded: {CTL_PATH} does not exist"),
+        Some(libc::EINVAL) => format!("the module does not speak ABI version {abi}"),
+        Some(libc::ENOTTY) => "the module predates the version ioctl".to_string(),
+        _ => format!("version: {e}"),
+    })?;
+    let features: Vec<&str> = FEATURE_NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| v.features & (1 << i) != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    println!(
+        "tool {} (ABI {ABI_VERSION}); module ABI {}, features {}",
+        env!("CARGO_PKG_VERSION"),
+        v.abi,
+        features.join(" ")
     );
     Ok(())
 }

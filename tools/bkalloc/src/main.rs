@@ -156,6 +156,12 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// The tool's ioctl ABI version and the module's, with the ioctls it serves.
+    Version {
+        /// Ask as a caller of this ABI version (a module refuses one it does not know).
+        #[arg(long, default_value_t = bkcore::ctl_abi::ABI_VERSION)]
+        abi: u32,
+    },
     /// List the registered volumes: uuid, state, replay, waiters, members.
     List {
         /// One JSON array.
@@ -287,6 +293,7 @@ fn main() -> ExitCode {
             devices,
             force,
         } => cmd::scenario::run(&file, &devices, force).map(|()| true),
+        Command::Version { abi } => bkalloc::ctl::version(abi).map(|()| true),
         Command::List { json } => cmd::admin::list(json).map(|()| true),
         Command::Register { devices, options } => {
             cmd::admin::register(&devices, options.as_deref()).map(|()| true)

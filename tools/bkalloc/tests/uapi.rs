@@ -58,6 +58,11 @@ fn rust_side() -> BTreeMap<String, u64> {
         FlushArgs,
         [uuid, generation, journal_seq]
     );
+    strukt!(
+        "bkalloc_version_args",
+        VersionArgs,
+        [abi, pad, features, reserved]
+    );
     let sizes = [
         ("bkalloc_alloc_args", AllocArgs::SIZE),
         ("bkalloc_free_args", FreeArgs::SIZE),
@@ -65,6 +70,7 @@ fn rust_side() -> BTreeMap<String, u64> {
         ("bkalloc_insert_args", InsertArgs::SIZE),
         ("bkalloc_get_args", GetArgs::SIZE),
         ("bkalloc_flush_args", FlushArgs::SIZE),
+        ("bkalloc_version_args", VersionArgs::SIZE),
     ];
     for (name, v) in [
         ("BKALLOC_IOC_ALLOC", IOC_ALLOC),
@@ -73,6 +79,8 @@ fn rust_side() -> BTreeMap<String, u64> {
         ("BKALLOC_IOC_INSERT", IOC_INSERT),
         ("BKALLOC_IOC_GET", IOC_GET),
         ("BKALLOC_IOC_FLUSH", IOC_FLUSH),
+        ("BKALLOC_IOC_VERSION", IOC_VERSION),
+        ("BKALLOC_ABI_VERSION", ABI_VERSION),
         ("BKALLOC_FROM_OPTIONS", FROM_OPTIONS),
         ("BKALLOC_KIND_BTREE", Kind::Btree as u32),
         ("BKALLOC_KIND_USER", Kind::User as u32),

@@ -123,6 +123,12 @@ echo "$out" | grep -q "module not loaded" || fail "list without the module: $out
 format_disks 0 1
 load_module
 expect_eq "$(bkalloc list)" "no volume registered" "list of nothing"
+step "version: the module's ABI, and a version it does not know refused"
+bkalloc version | grep -q "module ABI 1, features alloc free status insert get flush version$" ||
+	fail "version: $(bkalloc version 2>&1)"
+out=$(bkalloc version --abi 99 2>&1) && fail "ABI version 99 accepted"
+echo "$out" | grep -q "does not speak ABI version 99" || fail "version 99: $out"
+out=$(bkalloc version --abi 0 2>&1) && fail "ABI version 0 accepted"
 step "register prints the uuid; list shows the volume"
 u=$(bkalloc register "$(disk 0)" "$(disk 1)" -o alloc_deadline=5) || fail "register"
 [ -d "$BK/$u" ] || fail "register printed '$u'"

@@ -49,8 +49,8 @@ use std::path::{Path, PathBuf};
 
 use bkcore::ctl_abi::{
     AllocArgs, BucketRef, Decode, DevStatus, Encode, FlushArgs, FreeArgs, GetArgs, InsertArgs,
-    StatusArgs, FROM_OPTIONS, IOCTL_TYPE, IOC_ALLOC, IOC_FLUSH, IOC_FREE, IOC_GET, IOC_INSERT,
-    IOC_STATUS,
+    StatusArgs, VersionArgs, FROM_OPTIONS, IOCTL_TYPE, IOC_ALLOC, IOC_FLUSH, IOC_FREE, IOC_GET,
+    IOC_INSERT, IOC_STATUS, IOC_VERSION,
 };
 use bkcore::options::{OptId, OptType, Options, WAIT_POLICY_NAMES};
 use bkcore::placement::{self, DevSnapshot, Kind, Verdict, MAX_REPLICAS};
@@ -930,13 +930,14 @@ impl fmt::Display for Expect {
 }
 
 /// The known commands: number, name, argument size.
-const KNOWN: [(u32, &str, usize); 6] = [
+const KNOWN: [(u32, &str, usize); 7] = [
     (IOC_ALLOC, "ALLOC", AllocArgs::SIZE),
     (IOC_FREE, "FREE", FreeArgs::SIZE),
     (IOC_STATUS, "STATUS", StatusArgs::SIZE),
     (IOC_INSERT, "INSERT", InsertArgs::SIZE),
     (IOC_GET, "GET", GetArgs::SIZE),
     (IOC_FLUSH, "FLUSH", FlushArgs::SIZE),
+    (IOC_VERSION, "VERSION", VersionArgs::SIZE),
 ];
 
 /// The name of a known command.
@@ -982,6 +983,10 @@ pub fn expect_ioctl(cmd: u32, arg: &[u8], ctx: &Ctx) -> Expect {
     }
     let ours = uuid_of(arg) == Some(ctx.uuid);
     match cmd {
+        IOC_VERSION => match VersionArgs::decode(arg) {
+            Some(v) if v.reserved_zero() && v.known_version() => Expect::Query,
+            _ => Expect::Fail(vec![libc::EINVAL]),
+        },
         IOC_ALLOC => expect_alloc(arg, ctx),
         IOC_FREE => expect_free(arg, ctx),
         IOC_GET => match (ours, le32(arg, 28)) {

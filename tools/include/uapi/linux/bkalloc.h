@@ -87,11 +87,26 @@ struct bkalloc_flush_args {
 	__u64 journal_seq;	/* out */
 };
 
+/*
+ * The ABI version a caller speaks: it names it in bkalloc_version_args.abi,
+ * and a module that does not know it answers EINVAL. features has one bit
+ * per ioctl number the module serves (bit nr - 1).
+ */
+#define BKALLOC_ABI_VERSION	1
+
+struct bkalloc_version_args {
+	__u32 abi;		/* in: the caller's; out: the module's */
+	__u32 pad;		/* zero */
+	__u64 features;		/* out */
+	__u64 reserved[2];	/* zero */
+};
+
 #define BKALLOC_IOC_ALLOC	_IOWR('B', 1, struct bkalloc_alloc_args)
 #define BKALLOC_IOC_FREE	_IOWR('B', 2, struct bkalloc_free_args)
 #define BKALLOC_IOC_STATUS	_IOWR('B', 3, struct bkalloc_status_args)
 #define BKALLOC_IOC_INSERT	_IOWR('B', 4, struct bkalloc_insert_args)
 #define BKALLOC_IOC_GET		_IOWR('B', 5, struct bkalloc_get_args)
 #define BKALLOC_IOC_FLUSH	_IOWR('B', 6, struct bkalloc_flush_args)
+#define BKALLOC_IOC_VERSION	_IOWR('B', 7, struct bkalloc_version_args)
 
 #endif /* _UAPI_LINUX_BKALLOC_H */
