@@ -62,7 +62,7 @@ EOF_PY
 if [ -z "$patterns" ]; then
 	step "host: resolver tests (toolchain policy)" \
 		python3 -m unittest discover -s "$TOOLCHAIN_DIR" -p 'test_*.py'
-	step "host: module layers (no import cycle, Documentation/design.md)" sh -c \
+	step "host: module layers (no import cycle, Documentation/design.rst)" sh -c \
 		"python3 -m unittest discover -s '$TESTING_DIR' -p 'test_layers.py' && python3 '$TESTING_DIR/layers.py' '$TOP_DIR'"
 	for c in rust/core tools/bkalloc; do
 		m=$TOP_DIR/$c/Cargo.toml

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """The module's import graph against its layers.
 
-Documentation/design.md ("Module layers") gives every file of rust/ a
+Documentation/design.rst ("Module layers") gives every file of rust/ a
 layer. A file may name (`crate::x`, in a `use` or inline, grouped
 `crate::{x, y::z}` included; in the crate root also a bare `x::`) only
 files on lower layers, so no two files import each other, directly or in a
@@ -19,14 +19,75 @@ ROOT = "bkalloc"
 MACRO_ITEMS = {"LocalModule", "THIS_MODULE"}
 
 
+DESIGN = "Documentation/design.rst"
+SECTION = "Module layers"
+UNDERLINE = re.compile(r"([=\-~^])\1*\s*")
+
+
+def section_titles(lines):
+    """Indices of the rst section titles: a text line at the left margin
+    followed by an underline of '=', '-', '~' or '^' at least as long."""
+    titles = []
+    for i in range(len(lines) - 1):
+        title, under = lines[i].rstrip(), lines[i + 1].rstrip()
+        if (
+            title
+            and not title[0].isspace()
+            and not UNDERLINE.fullmatch(title)
+            and UNDERLINE.fullmatch(under)
+            and len(under) >= len(title)
+        ):
+            titles.append(i)
+    return titles
+
+
+def table_rows(lines):
+    """The rows of the list tables in lines, as lists of cells: a row starts
+    with '* - first cell', each further cell with '- cell', and a cell goes
+    on over more-indented lines; a line at the left margin ends a table."""
+    rows, row = [], None
+    for line in lines:
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            row = None
+            continue
+        m = re.match(r"\s*\*\s+-\s+(.*)", line)
+        if m:
+            row = [m.group(1).strip()]
+            rows.append(row)
+            continue
+        m = re.match(r"\s*-\s+(.*)", line)
+        if m and row is not None:
+            row.append(m.group(1).strip())
+        elif row is not None:
+            row[-1] += " " + line.strip()
+    return rows
+
+
 def parse_layers(design_text):
-    """{file: layer} from the table under '## Module layers'."""
-    m = re.search(r"^## Module layers\n(.*?)(?=^## |\Z)", design_text, re.S | re.M)
-    if not m:
-        raise ValueError("design.md has no '## Module layers' section")
+    """{file: layer} from the list table of the section 'Module layers' of
+    Documentation/design.rst (a title underlined with '=' or '-'). A row whose
+    first cell is a number (the layer) names the files in its second cell,
+    ``bkalloc``, several separated by commas; other rows (the header) are
+    skipped. The section ends at the next title."""
+    lines = design_text.splitlines()
+    titles = section_titles(lines)
+    start = next(
+        (
+            i
+            for i in titles
+            if lines[i].strip() == SECTION and lines[i + 1].strip()[0] in "=-"
+        ),
+        None,
+    )
+    if start is None:
+        raise ValueError(
+            f"{DESIGN} has no '{SECTION}' section (a title underlined with '=' or '-')"
+        )
+    end = next((i for i in titles if i > start), len(lines))
     layers = {}
-    for line in m.group(1).splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    for cells in table_rows(lines[start + 2 : end]):
         if len(cells) < 2 or not cells[0].isdigit():
             continue
         for name in cells[1].replace("`", "").replace(",", " ").split():
@@ -35,7 +96,10 @@ def parse_layers(design_text):
                 raise ValueError(f"{name} is on two layers")
             layers[name] = int(cells[0])
     if not layers:
-        raise ValueError("the '## Module layers' table lists no file")
+        raise ValueError(
+            f"the '{SECTION}' section of {DESIGN} has no list-table row"
+            " '* - LAYER' / '  - ``file``'"
+        )
     return layers
 
 
@@ -128,7 +192,7 @@ def check(sources, layers):
 def main():
     top = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2]
     rust_dir = top / "rust"
-    layers = parse_layers((top / "Documentation/design.md").read_text())
+    layers = parse_layers((top / DESIGN).read_text())
     sources = {}
     for path in sorted(rust_dir.rglob("*.rs")):
         if "target" in path.parts or "tests" in path.relative_to(rust_dir).parts:

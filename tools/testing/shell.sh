@@ -52,7 +52,7 @@ $(for c in /sys/class/nvme/nvme*; do
 		[ -e $ns/dev ] && echo "  disk ${s#bk}: /dev/${ns##*/} ($(($(cat $ns/size) / 2048)) MiB)"
 	done
 done)
-Try (Documentation/admin-guide.md has the rest):
+Try (Documentation/admin-guide.rst has the rest):
   bkalloc format \$(disk 0) \$(disk 1)
   echo "\$(disk 0) \$(disk 1)" > /sys/fs/bkalloc/register
   ls /sys/fs/bkalloc/*-*/

@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import layers  # noqa: E402
 
 TOP = Path(__file__).resolve().parents[2]
-LAYERS = layers.parse_layers((TOP / "Documentation/design.md").read_text())
+LAYERS = layers.parse_layers((TOP / layers.DESIGN).read_text())
 
 
 def tree_sources():
@@ -61,6 +61,32 @@ class Layers(unittest.TestCase):
         s["newfile"] = ["use crate::volume::Volume;"]
         errors = layers.check(s, LAYERS)[1]
         self.assertTrue(any("newfile: not in" in e for e in errors), errors)
+
+    def test_the_table_of_the_design_page_is_read(self):
+        self.assertEqual(LAYERS["bkalloc"], 10)
+        self.assertEqual(LAYERS["bkcore"], 0)
+        self.assertNotIn("file", LAYERS)
+
+    def test_an_rst_list_table_is_parsed(self):
+        page = (
+            "Intro\n=====\n\n* - 9\n  - ``stray``\n\n"
+            "Module layers\n=============\n\nText.\n\n"
+            ".. list-table::\n   :header-rows: 1\n\n"
+            "   * - layer\n     - file\n     - what it owns\n"
+            "   * - 2\n     - ``a``, ``rust/b.rs``\n     - two files\n"
+            "   * - 1\n     - ``c``\n     - a cell that goes on\n       over two lines\n\n"
+            "Next\n----\n\n.. list-table::\n\n   * - 0\n     - ``d``\n     - not in the section\n"
+        )
+        self.assertEqual(layers.parse_layers(page), {"a": 2, "b": 2, "c": 1})
+
+    def test_a_page_without_the_section_fails(self):
+        with self.assertRaisesRegex(ValueError, "no 'Module layers' section"):
+            layers.parse_layers("Module layers\n\n* - 1\n  - ``a``\n")
+
+    def test_a_file_on_two_layers_fails(self):
+        page = "Module layers\n-------------\n\n.. list-table::\n\n   * - 2\n     - ``a``\n   * - 1\n     - ``a``\n"
+        with self.assertRaisesRegex(ValueError, "a is on two layers"):
+            layers.parse_layers(page)
 
     def test_the_crate_root_bare_paths_count(self):
         s = {"bkalloc": ["mod a;\nuse a::X;\n"], "a": [""]}

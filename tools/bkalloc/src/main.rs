@@ -51,7 +51,11 @@ enum Command {
         devices: Vec<PathBuf>,
     },
     /// Print the option table (names, values, defaults, where settable).
-    Options,
+    Options {
+        /// As the reStructuredText table of Documentation/admin-guide.rst.
+        #[arg(long)]
+        rst: bool,
+    },
     /// Allocate one bucket on each of N distinct devices (blocks like any request).
     Alloc {
         /// The volume's uuid.
@@ -281,8 +285,15 @@ fn main() -> ExitCode {
             verify,
         } => bkalloc::ctl::get(&volume, &keys, verify),
         Command::Flush { volume } => bkalloc::ctl::flush(&volume).map(|()| true),
-        Command::Options => {
-            print!("{}", cmd::options::markdown());
+        Command::Options { rst } => {
+            print!(
+                "{}",
+                if rst {
+                    cmd::options::rst()
+                } else {
+                    cmd::options::text()
+                }
+            );
             Ok(true)
         }
         Command::Fuzz(args) => cmd::fuzz::run(&args),

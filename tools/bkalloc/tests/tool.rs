@@ -202,18 +202,18 @@ fn issue_1108_sample() {
 fn admin_guide_options_table_matches_the_option_table() {
     let guide = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../Documentation/admin-guide.md"
+        "/../../Documentation/admin-guide.rst"
     ))
-    .expect("read Documentation/admin-guide.md");
-    let begin = "<!-- options table: begin -->\n";
+    .expect("read Documentation/admin-guide.rst");
+    // rst comments around the table; a blank line on each side keeps them
+    // apart from the table.
+    let begin = "\n.. options table: begin\n\n";
     let start = guide.find(begin).expect("begin marker") + begin.len();
-    let end = guide
-        .find("<!-- options table: end -->")
-        .expect("end marker");
+    let end = guide.find("\n.. options table: end\n").expect("end marker");
     assert_eq!(
         &guide[start..end],
-        bkalloc::cmd::options::markdown(),
-        "Documentation/admin-guide.md is stale: regenerate it with `bkalloc options`"
+        bkalloc::cmd::options::rst(),
+        "Documentation/admin-guide.rst is stale: regenerate it with `bkalloc options --rst`"
     );
 }
 

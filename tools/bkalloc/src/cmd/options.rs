@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `bkalloc options`: the option table as a Markdown table, the one source of
-//! the options section in `Documentation/admin-guide.md`.
+//! `bkalloc options`: the option table for a terminal, or (`--rst`) as a
+//! reStructuredText list table, the one source of the options section in
+//! `Documentation/admin-guide.rst`.
 
 use bkcore::options::{OptType, When, OPTIONS};
 use std::fmt::Write;
@@ -28,11 +29,48 @@ fn values(ty: OptType) -> String {
     }
 }
 
-/// The option table in Markdown.
-pub fn markdown() -> String {
+/// The option table as a reStructuredText `list-table`, one row per option.
+pub fn rst() -> String {
     let mut out = String::new();
-    out.push_str("| option | values | default | settable at | persistent | meaning |\n");
-    out.push_str("|---|---|---|---|---|---|\n");
+    out.push_str(".. list-table::\n   :header-rows: 1\n\n");
+    let header = [
+        "option",
+        "values",
+        "default",
+        "settable at",
+        "persistent",
+        "meaning",
+    ];
+    row(&mut out, &header.map(String::from));
+    for d in OPTIONS.iter() {
+        let unit = if d.unit.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", d.unit)
+        };
+        row(
+            &mut out,
+            &[
+                format!("``{}``", d.name),
+                format!("{}{}", values(d.ty), unit),
+                d.display(d.default).to_string(),
+                settable(d.settable),
+                if d.persistent { "yes" } else { "no" }.to_string(),
+                d.doc.to_string(),
+            ],
+        );
+    }
+    out
+}
+
+/// The option table for a terminal: one line per option, its meaning below.
+pub fn text() -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<26} {:<20} {:<8} {:<26} persistent",
+        "option", "values", "default", "settable at"
+    );
     for d in OPTIONS.iter() {
         let unit = if d.unit.is_empty() {
             String::new()
@@ -41,15 +79,21 @@ pub fn markdown() -> String {
         };
         let _ = writeln!(
             out,
-            "| `{}` | {}{} | {} | {} | {} | {} |",
+            "{:<26} {:<20} {:<8} {:<26} {}\n    {}",
             d.name,
-            values(d.ty),
-            unit,
-            d.display(d.default),
+            format!("{}{}", values(d.ty), unit),
+            d.display(d.default).to_string(),
             settable(d.settable),
             if d.persistent { "yes" } else { "no" },
             d.doc
         );
     }
     out
+}
+
+/// One row of a `list-table`: `* - ` before the first cell, `  - ` before the others.
+fn row(out: &mut String, cells: &[String]) {
+    for (i, cell) in cells.iter().enumerate() {
+        let _ = writeln!(out, "   {} {cell}", if i == 0 { "* -" } else { "  -" });
+    }
 }
