@@ -192,12 +192,13 @@ btree_reserve = 2
 EOF_TOML
 }
 
-# A small #1108-like state: device 0 has 1 free bucket (btree reserve 2)
-# and 300 need_discard; device 1 has 200 free. 64 MiB disks.
-starved_scenario() {
-	{
-		cat <<'EOF_TOML'
-bucket_size = "64k"
+# scenario_header [LINE]: a scenario file's start: 64k buckets (and LINE,
+# e.g. node_max_entries = 64), metadata_replicas 2, an empty btree and
+# journal; the [[device]] sections follow.
+scenario_header() {
+	echo 'bucket_size = "64k"'
+	[ -z "${1:-}" ] || echo "$1"
+	cat <<'EOF_TOML'
 [options]
 metadata_replicas = 2
 data_replicas = 1
@@ -208,6 +209,13 @@ fill = 50
 keys = 0
 checkpoint_seq = 0
 EOF_TOML
+}
+
+# A small #1108-like state: device 0 has 1 free bucket (btree reserve 2)
+# and 300 need_discard; device 1 has 200 free. 64 MiB disks.
+starved_scenario() {
+	{
+		scenario_header
 		starved_devices
 	} >/tmp/starved.toml
 	bkalloc scenario --force /tmp/starved.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"

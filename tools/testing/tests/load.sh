@@ -18,18 +18,9 @@ test_load_and_races() {
 	{
 		echo "secs=$secs"
 		cat <<'EOF_GUEST'
-cat >/tmp/load.toml <<'EOF_TOML'
-bucket_size = "64k"
-node_max_entries = 64
-[options]
-metadata_replicas = 2
-data_replicas = 1
-[btree]
-keys = 0
-fill = 50
-[journal]
-keys = 0
-checkpoint_seq = 0
+{
+scenario_header "node_max_entries = 64"
+cat <<'EOF_TOML'
 [[device]]
 free = 40
 need_discard = 0
@@ -41,6 +32,7 @@ need_discard = 60
 user = 0
 btree_reserve = 2
 EOF_TOML
+} >/tmp/load.toml
 bkalloc scenario --force /tmp/load.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
 load_module
 register_pair
