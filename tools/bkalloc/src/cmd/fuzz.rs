@@ -1324,8 +1324,28 @@ fn structured(rng: &mut Rng, ctx: &Ctx, cmd: u32, uuid: Uuid) -> Vec<u8> {
         IOC_STATUS => uuid_then_random(rng, uuid, StatusArgs::SIZE),
         IOC_INSERT => gen_insert(rng, uuid),
         IOC_GET => gen_get(rng, uuid),
+        IOC_VERSION => gen_version(rng),
         _ => uuid_then_random(rng, uuid, FlushArgs::SIZE),
     }
+}
+
+/// A version query: a known, unknown (0, the next) or random ABI version, reserved
+/// fields mostly zero.
+fn gen_version(rng: &mut Rng) -> Vec<u8> {
+    let any = rng.next_u32();
+    let v = VersionArgs {
+        abi: rng.pick(&[1, 1, 0, 2, any]),
+        pad: if rng.one_in(4) { rng.next_u32() } else { 0 },
+        features: rng.next_u64(),
+        reserved: if rng.one_in(4) {
+            [rng.next_u64(), 0]
+        } else {
+            [0; 2]
+        },
+    };
+    let mut b = vec![0u8; VersionArgs::SIZE];
+    v.encode(&mut b);
+    b
 }
 
 /// A command for structured cases: allocs and frees mostly; inserts and flushes, which
@@ -1337,6 +1357,7 @@ fn structured_cmd(rng: &mut Rng) -> u32 {
         10 => IOC_STATUS,
         11 | 12 => IOC_GET,
         13 => IOC_INSERT,
+        14 if rng.one_in(2) => IOC_VERSION,
         _ => IOC_FLUSH,
     }
 }
