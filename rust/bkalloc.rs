@@ -63,11 +63,23 @@ struct BkAlloc {
     // Fields drop in declaration order. No new ioctls first; then every
     // volume goes, those still replaying too, which ends a register write
     // blocked in a replay; only then the register file, whose removal waits
-    // for that write.
+    // for that write. `init` builds them in the reverse order, so a failed
+    // init tears down the same way, and `/dev/bkalloc` (whose open pins the
+    // module) appears only once nothing can fail.
     #[pin]
     _ctl: CtlDevice<Ctl>,
     _volumes: UnregisterAll,
     _sysfs: Sysfs,
+    _said: Farewell,
+}
+
+/// Says "unloaded" when dropped, last.
+struct Farewell;
+
+impl Drop for Farewell {
+    fn drop(&mut self) {
+        pr_info!("unloaded\n");
+    }
 }
 
 impl kernel::InPlaceModule for BkAlloc {
@@ -86,9 +98,10 @@ impl kernel::InPlaceModule for BkAlloc {
             _ => Registry::new(defaults),
         };
         try_pin_init!(Self {
-            _ctl <- CtlDevice::register(c"bkalloc", Ctl::new(registry.clone()?)?),
-            _volumes: UnregisterAll::new(registry.clone()?),
             _sysfs: Sysfs::new(registry.clone()?)?,
+            _volumes: UnregisterAll::new(registry.clone()?),
+            _ctl <- CtlDevice::register(c"bkalloc", Ctl::new(registry.clone()?)?),
+            _said: Farewell,
             _: {
                 pr_info!(
                     "loaded (recovery_metadata_replicas={}, stuck_timeout_secs={})\n",
