@@ -6,7 +6,8 @@
 # then register the members as a power cut at each crash point would leave
 # them and check every acknowledged change (tests/crash.sh). `make check`
 # runs them small. CRASH_INSERTS (default 400) sizes the workload,
-# CRASH_SUBSETS (default 8) the reordered points per flush window,
+# CRASH_SUBSETS (default 8) the reordered points per flush window
+# (CRASH_REPLAY_SUBSETS, default 40, in the replay workload's),
 # CRASH_SEED (default 1) picks them. Ends with a table (test, kernel, crash
 # points, reordered, torn, inside a checkpoint, inside a replay, failures,
 # time), saved to
@@ -18,6 +19,8 @@ set -uo pipefail
 need_root
 export CRASH_INSERTS=${CRASH_INSERTS:-400}
 export CRASH_SUBSETS=${CRASH_SUBSETS:-8}
+# The replay workload's windows are few: reorder them more.
+export CRASH_REPLAY_SUBSETS=${CRASH_REPLAY_SUBSETS:-40}
 export CRASH_SEED=${CRASH_SEED:-1}
 export TEST_WATCHDOG=${TEST_WATCHDOG:-7200}
 export CRASH_TIMEOUT=${CRASH_TIMEOUT:-7000}
