@@ -185,23 +185,20 @@ bad() {
 check_point() {
 	ok=1
 	_p=$1 _acks=$2 _disc=$3 _only=$4 _tear=
-	if [ -z "$_only" ]; then
-		if [ $_p -lt $at ]; then
-			reset_members
-			at=0
-		fi
-		bkalloc crash apply $LOG --from $at --to $_p --discard $_disc $slices >/dev/null || fail "apply to $_p"
-		at=$_p
-		for i in $ids; do
-			dd if=/tmp/m$i of="$(disk $i)" bs=1M oflag=direct 2>/dev/null || fail "restore $i"
-		done
-	else
-		# The prefix, then some writes since its flush, on copies.
-		bkalloc crash apply $LOG --from $at --to $_p $slices >/dev/null || fail "apply to $_p"
-		at=$_p
-		for i in $ids; do
-			dd if=/tmp/m$i of="$(disk $i)" bs=1M oflag=direct 2>/dev/null || fail "restore $i"
-		done
+	# The prefix onto the copies (a reordered point's discards as zeros),
+	# then onto the disks.
+	if [ $_p -lt $at ]; then
+		reset_members
+		at=0
+	fi
+	bkalloc crash apply $LOG --from $at --to $_p --discard $([ -z "$_only" ] && echo $_disc || echo zero) \
+		$slices >/dev/null || fail "apply to $_p"
+	at=$_p
+	for i in $ids; do
+		dd if=/tmp/m$i of="$(disk $i)" bs=1M oflag=direct 2>/dev/null || fail "restore $i"
+	done
+	if [ -n "$_only" ]; then
+		# Then some writes since its flush, on the disks.
 		if [ $((reordered % 2)) = 1 ]; then
 			_tear=$((reordered / 2 % 7 + 1))
 			torn=$((torn + 1))
