@@ -26,7 +26,7 @@ use crate::bkcore::{
     watermark::Watermark,
 };
 use crate::fmt::Core;
-use crate::glue::wake::Slept;
+use crate::glue::wake::{Sleep, Slept};
 use crate::health::{Phase, ReadOnly, ReplayStatus};
 use crate::member::Member;
 use crate::waitlist::{Kick, WaitList, WaitState};
@@ -34,7 +34,7 @@ use core::fmt::Write;
 use kernel::{
     new_mutex,
     prelude::*,
-    sync::{lock::mutex::MutexBackend, lock::Guard, Arc, Mutex},
+    sync::{lock::mutex::MutexBackend, lock::Guard, Mutex},
     time::{Instant, Monotonic},
 };
 
@@ -272,17 +272,22 @@ pub(crate) struct Allocator {
     uuid: Uuid,
     #[pin]
     pool: Mutex<Pool>,
+    /// Where parked requests sleep.
+    #[pin]
+    sleep: Sleep,
     /// Rung when discards may help: a request parked, buckets freed.
-    discard_kick: Arc<Kick>,
+    #[pin]
+    discard_kick: Kick,
 }
 
 impl Allocator {
     /// The allocator of volume `uuid`, owning `pool`.
-    pub(crate) fn new(uuid: Uuid, pool: Pool, discard_kick: Arc<Kick>) -> impl PinInit<Self> {
+    pub(crate) fn new(uuid: Uuid, pool: Pool) -> impl PinInit<Self> {
         pin_init!(Self {
             uuid,
             pool <- new_mutex!(pool),
-            discard_kick,
+            sleep <- Sleep::new(),
+            discard_kick <- Kick::new(),
         })
     }
 
@@ -326,7 +331,7 @@ impl Allocator {
             return Err(self.infeasible(&mut inner, &spec, e));
         }
         let mask = Self::wait_mask(&inner, &spec)?;
-        let (id, mut wake) = inner.requests.waiters.park(
+        let id = inner.requests.waiters.park(
             mask,
             Pending {
                 spec,
@@ -377,7 +382,7 @@ impl Allocator {
                     }
                     let r = Self::wait_mask(&inner, &spec)
                         .and_then(|mask| inner.requests.waiters.repark(id, mask));
-                    wake = self.or_leave(&mut inner, id, r)?;
+                    self.or_leave(&mut inner, id, r)?;
                     grant_pass(&mut inner, u64::MAX, WakeReason::Options);
                     continue;
                 }
@@ -430,9 +435,11 @@ impl Allocator {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            drop(inner);
-            let slept = wake.sleep(timeout.map(|t| t.min(u64::from(u32::MAX)) as u32));
-            inner = self.pool.lock();
+            let timeout = timeout.map(|t| t.min(u64::from(u32::MAX)) as u32);
+            let slept;
+            (inner, slept) = self
+                .sleep
+                .sleep(inner, timeout, |p| p.requests.waiters.is_parked(id));
             if slept == Slept::Killed {
                 inner.requests.counters.interrupted += 1;
                 return Err(self.leave(&mut inner, id, EINTR));

@@ -55,9 +55,7 @@ impl<T: Discards> kthread::KthreadBody for DiscardThread<T> {
                     e.to_errno()
                 ),
             }
-            if alloc.discard_kick().idle(1000).is_err() {
-                break;
-            }
+            alloc.discard_kick().idle(1000);
         }
     }
 }

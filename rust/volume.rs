@@ -182,12 +182,11 @@ impl Volume {
         }
         let journal = Journal::new(uuid, &members)?;
         let pool = Pool::new(members, disk_options, options);
-        let kick = Kick::new()?;
         Arc::pin_init(
             try_pin_init!(Volume {
                 uuid,
                 nr_members,
-                alloc <- Allocator::new(*uuid, pool, kick),
+                alloc <- Allocator::new(*uuid, pool),
                 writer <- Writer::new(),
                 tree <- new_mutex!(Tree::new()),
                 journal <- new_mutex!(journal),

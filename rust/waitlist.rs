@@ -8,10 +8,11 @@
 //! 1. **Check, then park, under `L`.** A requester tries to get what it
 //!    needs; if it cannot, it [`park`](WaitList::park)s before dropping `L`:
 //!    its waiter is appended with a FIFO ticket, the mask of devices it could
-//!    use, and a fresh one-shot [`Wake`]. It drops `L` and sleeps on the
-//!    wake. A wake that lands between dropping `L` and sleeping is not lost:
-//!    the wake remembers it. So there is no lost wakeup between "checked,
-//!    found nothing" and "parked".
+//!    use, and its task. It sleeps with [`Sleep::sleep`], which sets its task
+//!    state before dropping `L` and sleeps while the waiter is still parked.
+//!    A waker changes the waiter's state under `L` and wakes its task, so a
+//!    wake between dropping `L` and sleeping is not lost, and a park
+//!    allocates nothing but its place in the list.
 //! 2. **Grants are FIFO.** When buckets become available on some devices,
 //!    the waker calls [`grant`](WaitList::grant) under `L`: it offers the
 //!    resources to parked waiters in ticket order, and a waiter is skipped
@@ -25,19 +26,19 @@
 //!    mark waiters woken with a reason and wake them. They keep their place
 //!    in the queue: each one takes `L`, looks at the reason (and, for
 //!    options, rebuilds its request), and either leaves or
-//!    [`repark`](WaitList::repark)s with a new wake in the same position.
+//!    [`repark`](WaitList::repark)s in the same position.
 //! 4. **Leaving.** A waiter that times out, is killed, aborted, or granted
 //!    takes `L` and [`remove`](WaitList::remove)s itself; that wakes nobody.
 //!    Because it may have blocked later waiters, the caller then runs a
 //!    grant pass.
 //!
 //! Sleeps are killable and bounded by the caller's timeout; see
-//! [`Wake::sleep`]. A background thread (the discard thread) waits on a
+//! [`Sleep::sleep`]. A background thread (the discard thread) waits on a
 //! [`Kick`] instead: rung by whoever makes work for it.
 
 use crate::bkcore::stuck::WakeReason;
-use crate::glue::wake::Wake;
-use kernel::{new_mutex, prelude::*, sync::Arc, sync::Mutex};
+use crate::glue::wake::{Sleep, Slept};
+use kernel::{current, new_mutex, prelude::*, sync::aref::ARef, sync::Mutex, task::Task};
 
 /// Where a waiter stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +65,8 @@ pub(crate) struct Waiter<T> {
     pub(crate) woken: u32,
     /// Why it was last woken.
     pub(crate) last_wake: WakeReason,
-    wake: Arc<Wake>,
+    /// The task that sleeps on it.
+    task: ARef<Task>,
 }
 
 impl<T> Waiter<T> {
@@ -81,7 +83,7 @@ impl<T> Waiter<T> {
         self.state = state;
         self.woken = self.woken.saturating_add(1);
         self.last_wake = reason;
-        self.wake.wake();
+        self.task.wake_up();
     }
 }
 
@@ -100,10 +102,9 @@ impl<T> WaitList<T> {
         }
     }
 
-    /// Appends a waiter; returns its id and the wake to sleep on after the
-    /// lock is dropped.
-    pub(crate) fn park(&mut self, mask: u64, data: T) -> Result<(u64, Arc<Wake>)> {
-        let wake = Wake::new()?;
+    /// Appends a waiter for the current task; returns its id.
+    pub(crate) fn park(&mut self, mask: u64, data: T) -> Result<u64> {
+        let task: &Task = current!();
         let id = self.next_id;
         self.waiters.push(
             Waiter {
@@ -113,23 +114,27 @@ impl<T> WaitList<T> {
                 state: WaitState::Parked,
                 woken: 0,
                 last_wake: WakeReason::None,
-                wake: wake.clone(),
+                task: task.into(),
             },
             GFP_KERNEL,
         )?;
         self.next_id += 1;
-        Ok((id, wake))
+        Ok(id)
     }
 
-    /// Parks a woken waiter again in its old place, with a new mask and a
-    /// new wake.
-    pub(crate) fn repark(&mut self, id: u64, mask: u64) -> Result<Arc<Wake>> {
-        let wake = Wake::new()?;
+    /// Parks a woken waiter again in its old place, with a new mask.
+    pub(crate) fn repark(&mut self, id: u64, mask: u64) -> Result {
         let w = self.get_mut(id).ok_or(ENOENT)?;
         w.mask = mask;
         w.state = WaitState::Parked;
-        w.wake = wake.clone();
-        Ok(wake)
+        Ok(())
+    }
+
+    /// Whether waiter `id` is parked (not woken or granted yet).
+    pub(crate) fn is_parked(&self, id: u64) -> bool {
+        self.waiters
+            .iter()
+            .any(|w| w.id == id && w.state == WaitState::Parked)
     }
 
     /// Wakes every waiter that is not granted yet; returns how many.
@@ -215,60 +220,63 @@ impl<T> WaitList<T> {
 #[pin_data]
 pub(crate) struct Kick {
     #[pin]
-    kick: Mutex<Rung>,
+    rung: Mutex<Rung>,
+    #[pin]
+    sleep: Sleep,
 }
 
 struct Rung {
     kicked: bool,
-    wake: Arc<Wake>,
+    /// The thread, while it idles.
+    idler: Option<ARef<Task>>,
 }
 
 impl Kick {
     /// A doorbell not yet rung.
-    pub(crate) fn new() -> Result<Arc<Self>> {
-        let wake = Wake::new()?;
-        Arc::pin_init(
-            pin_init!(Self {
-                kick <- new_mutex!(Rung { kicked: false, wake }),
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            rung <- new_mutex!(Rung {
+                kicked: false,
+                idler: None,
             }),
-            GFP_KERNEL,
-        )
+            sleep <- Sleep::new(),
+        })
     }
 
     /// Makes the thread look for work now.
     pub(crate) fn kick(&self) {
-        let mut k = self.kick.lock();
-        k.kicked = true;
-        k.wake.wake();
+        let mut r = self.rung.lock();
+        r.kicked = true;
+        if let Some(t) = &r.idler {
+            t.wake_up();
+        }
     }
 
-    /// Sleeps until kicked or `ms` passed (a kick before the sleep counts).
-    pub(crate) fn idle(&self, ms: u32) -> Result {
-        let wake = Wake::new()?;
-        {
-            let mut k = self.kick.lock();
-            k.wake = wake.clone();
-            if core::mem::take(&mut k.kicked) {
-                return Ok(());
-            }
-        }
-        wake.sleep(Some(ms));
-        Ok(())
+    /// Sleeps until kicked, woken (`kthread_stop()` wakes it) or `ms`
+    /// passed; a kick before the sleep counts. `Killed` when a fatal signal
+    /// ended it.
+    pub(crate) fn idle(&self, ms: u32) -> Slept {
+        let mut r = self.rung.lock();
+        let task: &Task = current!();
+        r.idler = Some(task.into());
+        let (mut r, slept) = self.sleep.sleep(r, Some(ms), |r| !r.kicked);
+        r.kicked = false;
+        r.idler = None;
+        slept
     }
 }
 
 #[kunit_tests(bkalloc_waitlist)]
 mod tests {
     use super::*;
-    use crate::glue::wake::Slept;
-    use kernel::{new_mutex, workqueue};
+    use kernel::{sync::Arc, workqueue};
 
     #[test]
     fn fifo_order_on_a_shared_device() -> Result {
         let mut l = WaitList::new();
-        let (a, _) = l.park(0b1, 1u32)?;
-        let (b, _) = l.park(0b1, 2u32)?;
-        let (c, _) = l.park(0b1, 3u32)?;
+        let a = l.park(0b1, 1u32)?;
+        let b = l.park(0b1, 2u32)?;
+        let c = l.park(0b1, 3u32)?;
         // Room for exactly one grant per pass: the earliest wins each time.
         let mut order = KVec::new();
         for _ in 0..3 {
@@ -302,7 +310,7 @@ mod tests {
         // device 2 only and goes ahead.
         l.park(0b011, 0u32)?;
         l.park(0b010, 1u32)?;
-        let (third, _) = l.park(0b100, 2u32)?;
+        let third = l.park(0b100, 2u32)?;
         let n = l.grant(0b111, WakeReason::BucketsFreed, |d| *d != 0);
         assert_eq!(n, 1);
         let granted = l.iter().filter(|w| w.state == WaitState::Granted).count();
@@ -314,8 +322,8 @@ mod tests {
     #[test]
     fn device_wake_is_targeted() -> Result {
         let mut l = WaitList::new();
-        let (on0, _) = l.park(0b01, ())?;
-        let (on1, _) = l.park(0b10, ())?;
+        let on0 = l.park(0b01, ())?;
+        let on1 = l.park(0b10, ())?;
         assert_eq!(l.grant(0b10, WakeReason::Discard, |()| true), 1);
         let w0 = l.get_mut(on0).ok_or(EINVAL)?;
         assert_eq!((w0.state, w0.woken), (WaitState::Parked, 0));
@@ -327,41 +335,75 @@ mod tests {
         Ok(())
     }
 
+    /// A wait list under its lock, with a place to sleep, as the
+    /// allocator has them.
+    #[pin_data]
+    struct Parking {
+        #[pin]
+        list: Mutex<WaitList<()>>,
+        #[pin]
+        sleep: Sleep,
+    }
+
+    fn parking() -> Result<Arc<Parking>> {
+        Arc::pin_init(
+            pin_init!(Parking {
+                list <- new_mutex!(WaitList::new()),
+                sleep <- Sleep::new(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Sleeps `ms` as waiter `id` of `p` does.
+    fn nap(p: &Parking, id: u64, ms: u32) -> Slept {
+        p.sleep
+            .sleep(p.list.lock(), Some(ms), |l| l.is_parked(id))
+            .1
+    }
+
     #[test]
     fn removal_wakes_nobody() -> Result {
-        let mut l = WaitList::new();
-        let (a, _) = l.park(0b1, ())?;
-        let (b, wake_b) = l.park(0b1, ())?;
+        let p = parking()?;
+        let (a, b) = {
+            let mut l = p.list.lock();
+            (l.park(0b1, ())?, l.park(0b1, ())?)
+        };
+        let mut l = p.list.lock();
         assert!(l.remove(a).is_some());
         assert_eq!(l.len(), 1);
         let w = l.get_mut(b).ok_or(EINVAL)?;
         assert_eq!((w.state, w.woken), (WaitState::Parked, 0));
-        assert_eq!(wake_b.sleep(Some(10)), Slept::TimedOut);
+        drop(l);
+        assert_eq!(nap(&p, b, 10), Slept::TimedOut);
         Ok(())
     }
 
     #[test]
     fn timeout_and_wake_all() -> Result {
-        let mut l = WaitList::new();
-        let (a, wake) = l.park(0b1, ())?;
-        assert_eq!(wake.sleep(Some(20)), Slept::TimedOut);
-        assert_eq!(l.wake_all(WakeReason::Options), 1);
-        assert_eq!(wake.sleep(Some(20)), Slept::Woken);
+        let p = parking()?;
+        let a = p.list.lock().park(0b1, ())?;
+        assert_eq!(nap(&p, a, 20), Slept::TimedOut);
+        assert_eq!(p.list.lock().wake_all(WakeReason::Options), 1);
+        // Woken before it sleeps: it does not sleep.
+        assert_eq!(nap(&p, a, 5000), Slept::Woken);
+        let mut l = p.list.lock();
         let w = l.get_mut(a).ok_or(EINVAL)?;
         assert_eq!(w.state, WaitState::Woken(WakeReason::Options));
         // Reparked, it keeps its place and sleeps again.
-        let wake = l.repark(a, 0b1)?;
-        assert_eq!(wake.sleep(Some(10)), Slept::TimedOut);
-        assert!(l.wake_one(a, WakeReason::Abort));
-        assert_eq!(wake.sleep(Some(10)), Slept::Woken);
+        l.repark(a, 0b1)?;
+        drop(l);
+        assert_eq!(nap(&p, a, 10), Slept::TimedOut);
+        assert!(p.list.lock().wake_one(a, WakeReason::Abort));
+        assert_eq!(nap(&p, a, 5000), Slept::Woken);
         Ok(())
     }
 
     #[test]
     fn an_unseen_abort_is_not_overwritten() -> Result {
         let mut l = WaitList::new();
-        let (a, _) = l.park(0b1, ())?;
-        let (b, _) = l.park(0b1, ())?;
+        let a = l.park(0b1, ())?;
+        let b = l.park(0b1, ())?;
         assert!(l.wake_one(a, WakeReason::Abort));
         // An option write lands before the aborted waiter looks.
         assert_eq!(l.wake_all(WakeReason::Options), 2);
@@ -377,23 +419,33 @@ mod tests {
 
     #[test]
     fn wake_racing_park() -> Result {
-        let list = Arc::pin_init(new_mutex!(WaitList::<()>::new()), GFP_KERNEL)?;
+        let p = parking()?;
         for _ in 0..500 {
-            let wake = {
-                let mut l = list.lock();
-                let (_, wake) = l.park(0b1, ())?;
-                // The waker may run before we sleep: the wake must not be lost.
-                let waker = list.clone();
+            let (id, l) = {
+                let mut l = p.list.lock();
+                let id = l.park(0b1, ())?;
+                // The waker may run before we sleep: the wake must not be
+                // lost.
+                let waker = p.clone();
                 workqueue::system().try_spawn(GFP_KERNEL, move || {
-                    waker.lock().wake_all(WakeReason::BucketsFreed);
+                    waker.list.lock().wake_all(WakeReason::BucketsFreed);
                 })?;
-                wake
+                (id, l)
             };
-            assert_eq!(wake.sleep(Some(5000)), Slept::Woken);
-            let mut l = list.lock();
-            let id = l.iter().next().map(|w| w.id).ok_or(EINVAL)?;
+            let (mut l, slept) = p.sleep.sleep(l, Some(5000), |l| l.is_parked(id));
+            assert_eq!(slept, Slept::Woken);
+            assert!(!l.is_parked(id));
             l.remove(id);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn kick_before_idle_is_kept() -> Result {
+        let k = KBox::pin_init(Kick::new(), GFP_KERNEL)?;
+        k.kick();
+        assert_eq!(k.idle(5000), Slept::Woken);
+        assert_eq!(k.idle(10), Slept::TimedOut);
         Ok(())
     }
 }

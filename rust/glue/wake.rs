@@ -1,18 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A one-shot wake-up with a killable, bounded sleep.
+//! Killable, bounded sleeps under a mutex, woken per task.
 //!
-//! The kernel crate's `Completion` only offers an uninterruptible wait and
-//! `CondVar` has no killable one, so this wraps a C `struct completion`
-//! with `wait_for_completion_killable_timeout()`. A `complete()` that comes
-//! before the sleep is not lost: the completion counts it.
+//! A sleeper checks its condition under a mutex, then sleeps; its waker
+//! changes that state under the same mutex and wakes the sleeper's task
+//! (`Task::wake_up`, `wake_up_process()`). The sleeper's task state must be
+//! set before the mutex is dropped, or a wake between the unlock and the
+//! sleep is lost. The kernel crate has no `set_current_state()` (a macro)
+//! and its `CondVar` has no killable wait, so [`Sleep`] sets the state
+//! with `prepare_to_wait_event()` on a wait queue of its own: the queue only
+//! carries the sleeper's entry, nobody wakes through it. Nothing here
+//! allocates.
 
-use kernel::{bindings, prelude::*, sync::Arc, time, types::Opaque};
+use kernel::{
+    bindings,
+    prelude::*,
+    sync::lock::{mutex::MutexBackend, Guard},
+    time,
+    types::Opaque,
+};
 
-/// How a sleep on a [`Wake`] ended.
+/// How a sleep ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Slept {
-    /// [`Wake::wake`] was called (before or during the sleep).
+    /// The task was woken (or its condition no longer held); the caller
+    /// looks at its state again.
     Woken,
     /// The timeout passed first.
     TimedOut,
@@ -20,56 +32,86 @@ pub(crate) enum Slept {
     Killed,
 }
 
-/// A one-shot wake-up: one task sleeps, anyone wakes it.
+/// A place to sleep on: the wait queue whose entry sets the sleeper's task
+/// state. One serves every sleeper of the state it sits beside.
 #[pin_data]
-pub(crate) struct Wake {
+pub(crate) struct Sleep {
     #[pin]
-    done: Opaque<bindings::completion>,
+    head: Opaque<bindings::wait_queue_head>,
 }
 
-// SAFETY: A completion is designed to be completed and waited on from any
-// thread; its state is protected by its own lock.
-unsafe impl Send for Wake {}
+// SAFETY: A wait queue head is used from any thread; its own spinlock
+// protects it.
+unsafe impl Send for Sleep {}
 
-// SAFETY: See above; every operation takes the completion's own lock.
-unsafe impl Sync for Wake {}
+// SAFETY: See above; every operation takes the queue's own lock.
+unsafe impl Sync for Sleep {}
 
-impl Wake {
-    /// A new wake-up, not yet woken.
-    pub(crate) fn new() -> Result<Arc<Self>> {
-        Arc::pin_init(
-            pin_init!(Self {
-                done <- Opaque::ffi_init(|slot: *mut bindings::completion| {
-                    // SAFETY: `slot` is valid for writes and pinned.
-                    unsafe { bindings::init_completion(slot) }
-                }),
+impl Sleep {
+    /// A new place to sleep.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            // SAFETY: `slot` is valid for writes and pinned; the name and
+            // the lock class key are static.
+            head <- Opaque::ffi_init(|slot| unsafe {
+                bindings::__init_waitqueue_head(
+                    slot,
+                    kernel::c_str!("bkalloc_sleep").as_char_ptr(),
+                    kernel::static_lock_class!().as_ptr(),
+                )
             }),
-            GFP_KERNEL,
-        )
+        })
     }
 
-    /// Wakes the sleeper, or makes its next sleep return at once.
-    pub(crate) fn wake(&self) {
-        // SAFETY: `done` was initialised by `init_completion()` and is pinned.
-        unsafe { bindings::complete_all(self.done.get()) };
-    }
-
-    /// Sleeps until woken, a fatal signal, or `timeout_ms` milliseconds
-    /// (`None`: no timeout; the sleep still ends on a fatal signal).
-    pub(crate) fn sleep(&self, timeout_ms: Option<u32>) -> Slept {
+    /// Drops `guard` and sleeps, killable, until the task is woken, a fatal
+    /// signal, or `timeout_ms` milliseconds (`None`: no timeout); then
+    /// locks again. `waiting` is asked under the lock, after the task state
+    /// is set: when it says false, nothing sleeps. A waker that changes what
+    /// `waiting` reads under the same lock and then wakes the task is never
+    /// missed. Spurious wakes return `Woken`: the caller looks again.
+    pub(crate) fn sleep<'a, T>(
+        &self,
+        guard: Guard<'a, T, MutexBackend>,
+        timeout_ms: Option<u32>,
+        waiting: impl FnOnce(&T) -> bool,
+    ) -> (Guard<'a, T, MutexBackend>, Slept) {
+        let lock = guard.lock_ref();
         let jiffies = match timeout_ms {
-            Some(ms) => time::msecs_to_jiffies(ms),
-            None => kernel::task::MAX_SCHEDULE_TIMEOUT as time::Jiffies,
+            Some(ms) => time::msecs_to_jiffies(ms) as c_long,
+            None => kernel::task::MAX_SCHEDULE_TIMEOUT,
         };
-        // SAFETY: `done` was initialised and is pinned; the call sleeps in
-        // TASK_KILLABLE, which is allowed here (process context, no locks
-        // held is the caller's duty, checked by might_sleep()).
-        let ret =
-            unsafe { bindings::wait_for_completion_killable_timeout(self.done.get(), jiffies) };
-        match ret {
-            0 => Slept::TimedOut,
-            r if r < 0 => Slept::Killed,
-            _ => Slept::Woken,
+        let state = (bindings::TASK_WAKEKILL | bindings::TASK_UNINTERRUPTIBLE) as c_int;
+        let wait = Opaque::<bindings::wait_queue_entry>::uninit();
+        // SAFETY: `wait` is valid for writes; it stays in place until
+        // `finish_wait()` below takes it off the queue.
+        unsafe { bindings::init_wait(wait.get()) };
+        // SAFETY: `head` was initialised and is pinned; `wait` was
+        // initialised above. This sets the task state (with the barrier a
+        // lockless wake needs), or returns non-zero on a fatal signal.
+        let killed =
+            unsafe { bindings::prepare_to_wait_event(self.head.get(), wait.get(), state) } != 0;
+        if killed || !waiting(&guard) {
+            // SAFETY: `head` and `wait` are valid; this sets the task
+            // running and takes `wait` off the queue if it is on it.
+            unsafe { bindings::finish_wait(self.head.get(), wait.get()) };
+            return (guard, if killed { Slept::Killed } else { Slept::Woken });
         }
+        // Unlocking a mutex does not sleep, so the state set above holds
+        // until `schedule_timeout()`, or a wake has made the task runnable.
+        drop(guard);
+        // SAFETY: Process context, no lock held (might_sleep() checks).
+        let left = unsafe { bindings::schedule_timeout(jiffies) };
+        // SAFETY: As above; this only looks for a fatal signal (the state
+        // it sets is undone by `finish_wait()` before the lock is taken).
+        let killed =
+            unsafe { bindings::prepare_to_wait_event(self.head.get(), wait.get(), state) } != 0;
+        // SAFETY: As above.
+        unsafe { bindings::finish_wait(self.head.get(), wait.get()) };
+        let slept = match (killed, left) {
+            (true, _) => Slept::Killed,
+            (false, 0) => Slept::TimedOut,
+            _ => Slept::Woken,
+        };
+        (lock.lock(), slept)
     }
 }

@@ -25,46 +25,26 @@ tests=(
 	'hostile_*' 'corrupt_images*' 'free_racing*' 'failed_register_drains*' 'load_and_races'
 )
 
-report_dir=$BKALLOC_CACHE/runs/reliability
-mkdir -p "$report_dir"
-report=$report_dir/report.txt
-rows=$report_dir/rows
-: >"$rows"
-start_all=$SECONDS
-"$TESTING_DIR/buildenv.sh" >/dev/null || die "build environment"
-passed=0
-failed=0
+. "$TESTING_DIR/campaign.sh"
+
+cols='%-52s %-6s %8s %9s %7s\n'
 mutations=0
+# A row per test: a test that checks many cases says so in a "CASES: N"
+# line (the image test: "N image mutations").
+reliability_row() {
+	local verdict=$1 name=$2 secs=$3 flavour=$4 text=$5 cases m fails
+	cases=$(echo "$text" | sed -n 's/^\(INFO: \)\{0,1\}CASES: \([0-9]*\)$/\2/p' | tail -n1)
+	m=$(echo "$text" | sed -n 's/^\([0-9]*\) image mutations$/\1/p' | tail -n1)
+	[ -n "$m" ] && mutations=$((mutations + m)) && cases=$m
+	fails=$(echo "$text" | grep -c '^FAIL:\|^  guest: FAIL:' || true)
+	[ "$verdict" = PASS ] && fails=0 && campaign_passed=$((campaign_passed + 1))
+	[ "$verdict" = FAIL ] && { [ "$fails" -gt 0 ] || fails=1; } && campaign_failed=$((campaign_failed + 1))
+	printf "$cols" "$name" "$flavour" "${cases:-1}" "$fails" "$secs"
+}
+
+campaign_begin reliability
 for flavour in $flavours; do
-	"$TESTING_DIR/kernel.sh" "$flavour" >/dev/null || die "kernel $flavour"
-	"$TESTING_DIR/module.sh" --clippy "$flavour" >/dev/null || die "module against $flavour"
-	out=$report_dir/vm-$flavour.out
-	"$TESTING_DIR/run-tests.sh" --kernel "$flavour" "${tests[@]}" | tee "$out"
-	runs=$BKALLOC_CACHE/runs/$flavour
-	# "# PASS name  12s  [min]" lines: one row per test.
-	while read -r verdict name secs _; do
-		logs=$(ls "$runs/$name"/serial-*.log "$runs/$name"/test.log 2>/dev/null)
-		# A test that checks many cases says so in a "CASES: N" line
-		# (the image test: "N image mutations").
-		cases=$(cat $logs 2>/dev/null | tr -d '\r' | sed -n 's/^\(INFO: \)\{0,1\}CASES: \([0-9]*\)$/\2/p' | tail -n1)
-		m=$(cat $logs 2>/dev/null | tr -d '\r' | sed -n 's/^\([0-9]*\) image mutations$/\1/p' | tail -n1)
-		[ -n "$m" ] && mutations=$((mutations + m)) && cases=$m
-		fails=$(cat $logs 2>/dev/null | tr -d '\r' | grep -c '^FAIL:\|^  guest: FAIL:' || true)
-		[ "$verdict" = PASS ] && fails=0 && passed=$((passed + 1))
-		[ "$verdict" = FAIL ] && { [ "$fails" -gt 0 ] || fails=1; } && failed=$((failed + 1))
-		printf '%-52s %-6s %8s %9s %7s\n' "$name" "$flavour" "${cases:-1}" "$fails" "$secs" >>"$rows"
-	done < <(sed -n 's/^# \(PASS\|FAIL\) \([^ ]*\) *\([0-9]*s\) .*/\1 \2 \3/p' "$out")
-	if ! grep -qE '^[0-9]+ passed, [0-9]+ failed$' "$out"; then
-		echo "reliability: the VM tests on $flavour did not complete" >&2
-		failed=$((failed + 1))
-	fi
+	campaign_run "$flavour" reliability_row "${tests[@]}"
 done
-{
-	echo "bkalloc reliability campaign ($(date -u +%Y-%m-%dT%H:%MZ)): IMAGE_MUTATIONS=$IMAGE_MUTATIONS FUZZ_ROUNDS=$FUZZ_ROUNDS LOAD_SECONDS=$LOAD_SECONDS"
-	printf '%-52s %-6s %8s %9s %7s\n' test kernel cases failures time
-	cat "$rows"
-	echo "took $((SECONDS - start_all)) s; report: $report"
-	echo "$mutations image mutations"
-	echo "$passed passed, $failed failed"
-} | tee "$report"
-[ $failed = 0 ]
+campaign_end "bkalloc reliability campaign ($(date -u +%Y-%m-%dT%H:%MZ)): IMAGE_MUTATIONS=$IMAGE_MUTATIONS FUZZ_ROUNDS=$FUZZ_ROUNDS LOAD_SECONDS=$LOAD_SECONDS" \
+	"$(printf "$cols" test kernel cases failures time)" "$mutations image mutations"

@@ -175,6 +175,13 @@ wait_waiters() {
 	wait_until 10 "$2 waiter(s) in $1/waiters" sh -c "[ \$(wc -l <$1/waiters) = $2 ]"
 }
 
+# wait_in_ioctl PID WHAT: PID sleeps interruptibly inside an ioctl (x86-64
+# syscall 16), as a wait that signals end does (the writer's gate); a
+# process still starting up is not there yet.
+wait_in_ioctl() {
+	wait_until 10 "$2 to sleep in its ioctl" sh -c "grep -q '^16 ' /proc/$1/syscall && grep -q '^[^ ]* ([^)]*) S' /proc/$1/stat"
+}
+
 # The starved pair of devices of the scenarios below: dev0 has 1 free bucket
 # (reserve 2) and 300 need_discard, dev1 200 free and 100 need_discard.
 starved_devices() {

@@ -24,7 +24,7 @@ kunit_suite() {
 kunit_suite bkalloc_waitlist fifo_order_on_a_shared_device \
 	no_overtaking_while_an_earlier_waiter_blocks device_wake_is_targeted \
 	removal_wakes_nobody timeout_and_wake_all an_unseen_abort_is_not_overwritten \
-	wake_racing_park
+	wake_racing_park kick_before_idle_is_kept
 kunit_suite bkalloc_btree the_root_stops_at_the_deepest_encodable_level \
 	the_format_limit_is_the_default
 unload_module
