@@ -247,12 +247,16 @@ pub fn free(volume: &str, buckets: &[String]) -> crate::Result<()> {
 }
 
 /// `bkalloc status`: the volume's counts.
-pub fn status(volume: &str) -> crate::Result<()> {
+pub fn status(volume: &str, json: bool) -> crate::Result<()> {
     let args = StatusArgs {
         uuid: parse_uuid(volume)?,
         ..Default::default()
     };
     let s = ioctl(IOC_STATUS, &args).map_err(|e| format!("status: {e}"))?;
+    if json {
+        println!("{}", status_json(&s));
+        return Ok(());
+    }
     println!("opts_gen {}", s.opts_gen);
     println!("waiters {}", s.waiters);
     for (i, d) in s.devs.iter().take(s.members as usize).enumerate() {
@@ -262,6 +266,31 @@ pub fn status(volume: &str) -> crate::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `status --json`: `opts_gen`, `waiters` and per member its bucket counts.
+fn status_json(s: &StatusArgs) -> serde_json::Value {
+    let devices: Vec<serde_json::Value> = s
+        .devs
+        .iter()
+        .take(s.members as usize)
+        .enumerate()
+        .map(|(i, d)| {
+            serde_json::json!({
+                "dev": i,
+                "free": d.free,
+                "open": d.open,
+                "need_discard": d.need_discard,
+                "btree": d.btree,
+                "user": d.user,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "opts_gen": s.opts_gen,
+        "waiters": s.waiters,
+        "devices": devices,
+    })
 }
 
 /// Inserts each of `keys` through `insert` (which returns the journal sequence number),

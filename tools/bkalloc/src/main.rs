@@ -46,6 +46,9 @@ enum Command {
     /// fsck(8): 0 clean, 4 errors left (nothing is repaired), 8 an operational error
     /// (a device cannot be read as a member), 16 a usage error.
     Fsck {
+        /// One JSON object: the findings, their counts and what was checked.
+        #[arg(long)]
+        json: bool,
         /// All member devices of the volume.
         #[arg(required = true)]
         devices: Vec<PathBuf>,
@@ -53,8 +56,11 @@ enum Command {
     /// Print the option table (names, values, defaults, where settable).
     Options {
         /// As the reStructuredText table of Documentation/admin-guide.rst.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "json")]
         rst: bool,
+        /// One JSON array, an object per option.
+        #[arg(long)]
+        json: bool,
     },
     /// Allocate one bucket on each of N distinct devices (blocks like any request).
     Alloc {
@@ -84,6 +90,9 @@ enum Command {
     },
     /// The volume's counts through /dev/bkalloc.
     Status {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
         /// The volume's uuid.
         volume: String,
     },
@@ -254,8 +263,8 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Command::Format(args) => cmd::format::run(&args).map(|()| true),
         Command::Show { json, devices } => cmd::show::run(&devices, json),
-        Command::Fsck { devices } => {
-            return match cmd::fsck::run(&devices) {
+        Command::Fsck { json, devices } => {
+            return match cmd::fsck::run(&devices, json) {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::from(FSCK_ERRORS_LEFT),
                 Err(e) => {
@@ -273,7 +282,7 @@ fn main() -> ExitCode {
         } => bkalloc::ctl::alloc(&volume, &kind, replicas, watermark.as_deref(), deadline)
             .map(|()| true),
         Command::Free { volume, buckets } => bkalloc::ctl::free(&volume, &buckets).map(|()| true),
-        Command::Status { volume } => bkalloc::ctl::status(&volume).map(|()| true),
+        Command::Status { volume, json } => bkalloc::ctl::status(&volume, json).map(|()| true),
         Command::Insert {
             volume,
             keys,
@@ -285,11 +294,13 @@ fn main() -> ExitCode {
             verify,
         } => bkalloc::ctl::get(&volume, &keys, verify),
         Command::Flush { volume } => bkalloc::ctl::flush(&volume).map(|()| true),
-        Command::Options { rst } => {
+        Command::Options { rst, json } => {
             print!(
                 "{}",
                 if rst {
                     cmd::options::rst()
+                } else if json {
+                    cmd::options::json()
                 } else {
                     cmd::options::text()
                 }

@@ -41,6 +41,55 @@ fn exit_status_as_fsck8() {
     assert_eq!(run(&["fsck", s(&p[0]), s(&p[1])]).0, 4);
 }
 
+/// `fsck --json`: the same verdict, counts and findings as the text, and the same exit
+/// status.
+#[test]
+fn json_report() {
+    let d = tempdir();
+    let p = small(d.path());
+    let parse = |out: &str| -> serde_json::Value {
+        serde_json::from_str(out).unwrap_or_else(|e| panic!("fsck --json: {e}: {out}"))
+    };
+    let (code, out) = run(&["fsck", "--json", s(&p[0]), s(&p[1])]);
+    assert_eq!(code, 0, "{out}");
+    let j = parse(&out);
+    assert_eq!(j["clean"], true, "{out}");
+    assert_eq!(
+        (j["errors"].as_u64(), j["warnings"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        (j["btree"]["keys"].as_u64(), j["btree"]["nodes"].as_u64()),
+        (Some(20), Some(8))
+    );
+    assert_eq!(j["btree"]["nodes_by_replicas"]["2"], 8, "{out}");
+    assert_eq!(
+        (j["members"].as_u64(), j["journal_entries"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(j["findings"].as_array().map(Vec::len), Some(0));
+    flip(&p[1], Layout::sb_offset(0) + 100);
+    flip(&p[1], Layout::sb_offset(1) + 100);
+    let (code, out) = run(&["fsck", "--json", s(&p[0]), s(&p[1])]);
+    assert_eq!(code, 4, "{out}");
+    let j = parse(&out);
+    assert_eq!(j["clean"], false, "{out}");
+    let errors = findings(&p)
+        .iter()
+        .filter(|f| f.0 == Severity::Error)
+        .count();
+    assert!(errors > 0);
+    assert_eq!(j["errors"].as_u64(), Some(errors as u64), "{out}");
+    let listed = j["findings"].as_array().cloned().unwrap_or_default();
+    assert_eq!(listed.len(), findings(&p).len(), "{out}");
+    assert!(
+        listed
+            .iter()
+            .any(|f| f["severity"] == "error" && f["class"] == "superblock"),
+        "{out}"
+    );
+}
+
 #[test]
 fn superblock_checksum() {
     let d = tempdir();

@@ -268,3 +268,48 @@ fn man_pages_and_completions_are_generated() {
     }
     assert_ne!(run(&["completions", "tcsh"]).0, 0);
 }
+
+/// `options --json`: every option of the table once, with the table's default, range and
+/// moments.
+#[test]
+fn options_json_is_the_table() {
+    use bkcore::options::{OptType, OPTIONS};
+    let (code, out) = run(&["options", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let j: Value = serde_json::from_str(&out).expect("options --json parses");
+    let all = j.as_array().expect("an array");
+    assert_eq!(all.len(), OPTIONS.len());
+    for (o, d) in all.iter().zip(OPTIONS.iter()) {
+        assert_eq!(o["name"], d.name);
+        match d.ty {
+            OptType::Uint { min, max } => {
+                assert_eq!(o["type"], "uint");
+                assert_eq!(
+                    (o["values"]["min"].as_u64(), o["values"]["max"].as_u64()),
+                    (Some(u64::from(min)), Some(u64::from(max)))
+                );
+                assert_eq!(
+                    o["default"].as_u64(),
+                    Some(u64::from(d.default)),
+                    "{}",
+                    d.name
+                );
+            }
+            OptType::Bool => assert_eq!(o["type"], "bool"),
+            OptType::Enum(names) => {
+                assert_eq!(
+                    o["values"]["names"].as_array().map(Vec::len),
+                    Some(names.len())
+                );
+                assert_eq!(o["default"], d.display(d.default).to_string());
+            }
+        }
+        assert_eq!(o["persistent"], d.persistent);
+        assert!(
+            o["settable"].as_array().is_some_and(|a| !a.is_empty()),
+            "{}",
+            d.name
+        );
+    }
+    assert_ne!(run(&["options", "--json", "--rst"]).0, 0);
+}

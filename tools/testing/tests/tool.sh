@@ -153,6 +153,13 @@ step "usage, --json and --watch"
 bkalloc usage $u | grep -qE "^dev-0 +[0-9]+ +[0-9]+ .* $(disk 0)\$" || fail "usage: $(bkalloc usage $u)"
 bkalloc usage $u --json | grep -q '"need_discard":' || fail "usage --json: $(bkalloc usage $u --json)"
 expect_eq "$(bkalloc usage $u --json --watch 1 --count 2 | wc -l)" 2 "usage --watch 1 --count 2"
+step "status --json says what status says"
+free0=$(bkalloc status $u | sed -n 's/^dev-0 free \([0-9]*\) .*/\1/p')
+[ -n "$free0" ] || fail "status: $(bkalloc status $u)"
+j=$(bkalloc status $u --json | tr -d ' \n')
+echo "$j" | grep -q "\"dev\":0,\"free\":$free0," || fail "status --json, dev-0 free $free0: $j"
+echo "$j" | grep -q '"waiters":0' || fail "status --json waiters: $j"
+expect_eq "$(echo "$j" | grep -o '"dev":' | wc -l)" 2 "members in status --json"
 step "errors name what is wrong"
 out=$(bkalloc usage 11111111-2222-3333-4444-555555555555 2>&1) && fail "usage of no volume"
 echo "$out" | grep -q "no volume with uuid 11111111-2222-3333-4444-555555555555 is registered" || fail "$out"

@@ -91,6 +91,39 @@ pub fn text() -> String {
     out
 }
 
+/// The option table as one JSON array: per option its name, type and range
+/// or names, default, unit, when it is settable, whether it persists, and
+/// its meaning.
+pub fn json() -> String {
+    let all: Vec<serde_json::Value> = OPTIONS
+        .iter()
+        .map(|d| {
+            let (ty, range) = match d.ty {
+                OptType::Uint { min, max } => ("uint", serde_json::json!({ "min": min, "max": max })),
+                OptType::Bool => ("bool", serde_json::json!({ "min": 0, "max": 1 })),
+                OptType::Enum(names) => ("enum", serde_json::json!({ "names": names })),
+            };
+            let default = match d.ty {
+                OptType::Enum(_) => serde_json::json!(d.display(d.default).to_string()),
+                _ => serde_json::json!(d.default),
+            };
+            serde_json::json!({
+                "name": d.name,
+                "type": ty,
+                "values": range,
+                "default": default,
+                "unit": d.unit,
+                "settable": settable(d.settable).split(", ").filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+                "persistent": d.persistent,
+                "doc": d.doc,
+            })
+        })
+        .collect();
+    let mut out = serde_json::to_string_pretty(&all).unwrap_or_default();
+    out.push('\n');
+    out
+}
+
 /// One row of a `list-table`: `* - ` before the first cell, `  - ` before the others.
 fn row(out: &mut String, cells: &[String]) {
     for (i, cell) in cells.iter().enumerate() {
