@@ -46,6 +46,9 @@ reliability:
 crashtest:
 	tools/testing/crashtest.sh
 
+bench:
+	tools/testing/bench.sh
+
 shell:
 	tools/testing/shell.sh
 
@@ -65,10 +68,13 @@ help:
 	@echo '  make crashtest  every crash point of recorded workloads (CRASH_INSERTS=200'
 	@echo '                  CRASH_SUBSETS=8 CRASH_REPLAY_KEYS=100 CRASH_REPLAY_SUBSETS=100'
 	@echo '                  CRASH_SEED=1 KERNEL=min), with its report table'
+	@echo '  make bench      speed against the physical limit, baselines in the same boot'
+	@echo '                  (BENCH_INSERTS=2000 BENCH_TRIALS=1000 KERNEL=min): table, results.json, plots'
+	@echo '                  in $$BKALLOC_CACHE/runs/bench/results'
 	@echo '  make refresh    re-resolve the build environment against today'"'"'s archive'
 	@echo '  make            bkalloc.ko against the min test kernel (FLAVOUR=debug)'
 	@echo '  make KDIR=DIR LLVM=1   bkalloc.ko against your own Rust-enabled kernel tree'
 	@echo '  make clean      remove the host crates'"'"' build output'
 	@echo 'VM tests alone: tools/testing/run-tests.sh --kernel min|debug [--list] [PATTERN...]'
 
-.PHONY: check demo shell refresh reliability crashtest help
+.PHONY: check demo shell refresh reliability crashtest bench help

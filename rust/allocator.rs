@@ -27,7 +27,7 @@ use crate::bkcore::{
 };
 use crate::fmt::Core;
 use crate::glue::wake::{Sleep, Slept};
-use crate::health::{Phase, ReadOnly, ReplayStatus};
+use crate::health::{Changed, Phase, ReadOnly, ReplayStatus, Watcher};
 use crate::member::Member;
 use crate::waitlist::{Kick, WaitList, WaitState};
 use core::fmt::Write;
@@ -89,6 +89,8 @@ pub(crate) struct Pool {
     pub(crate) replay: ReplayStatus,
     /// Set when a metadata write failed: no more changes (`state`).
     pub(crate) read_only: Option<ReadOnly>,
+    /// Told of changes to the status files while they are published.
+    pub(crate) watcher: Option<KBox<dyn Watcher>>,
 }
 
 impl Pool {
@@ -103,6 +105,14 @@ impl Pool {
             closing: false,
             replay: ReplayStatus::new(),
             read_only: None,
+            watcher: None,
+        }
+    }
+
+    /// Tells the watcher, if any, that `what` changed.
+    pub(crate) fn changed(&self, what: Changed) {
+        if let Some(w) = &self.watcher {
+            w.changed(what);
         }
     }
 
@@ -340,6 +350,7 @@ impl Allocator {
             },
         )?;
         inner.requests.counters.waits += 1;
+        inner.changed(Changed::Waiters);
         // A blocked request may make a device starved: let discards look.
         self.discard_kick.kick();
         // Our own place in the FIFO may be servable right away.
@@ -357,6 +368,7 @@ impl Allocator {
                 WaitState::Granted => {
                     let grant = w.data.granted.take().unwrap_or_default();
                     inner.requests.waiters.remove(id);
+                    inner.changed(Changed::Waiters);
                     return hand_over(&mut inner, grant, &spec);
                 }
                 WaitState::Woken(WakeReason::Abort) => {
@@ -483,6 +495,7 @@ impl Allocator {
         {
             release(&mut inner.members, &grant);
         }
+        inner.changed(Changed::Waiters);
         grant_pass(inner, u64::MAX, WakeReason::Device);
         err
     }
@@ -545,6 +558,7 @@ impl Allocator {
         };
         let grant = open_buckets(&mut inner.members, &choice)?;
         inner.requests.waiters.remove(id);
+        inner.changed(Changed::Waiters);
         let grant = hand_over(inner, grant, spec)?;
         inner.requests.counters.degraded += 1;
         pr_warn!(
@@ -602,6 +616,7 @@ impl Allocator {
         inner.requests.stuck_text = text;
         inner.requests.last_stuck = Some(Instant::now());
         inner.requests.counters.stuck_reports += 1;
+        inner.changed(Changed::AllocStuck);
         Ok(())
     }
 
@@ -742,6 +757,7 @@ impl Allocator {
             ("restart_latency_count", a.restart_latency.count()),
             ("restart_latency_ns_p50", a.restart_latency.percentile(500)),
             ("restart_latency_ns_p99", a.restart_latency.percentile(990)),
+            ("restart_latency_ns_max", a.restart_latency.max()),
         ] {
             writeln!(out, "{name} {v}")?;
         }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A volume's health: where its register-time replay is, and whether it
-//! went read-only.
+//! A volume's health: where its register-time replay is, whether it went
+//! read-only, and who is told when these (or the waiters) change.
 //!
 //! Read-only follows a failed metadata write.
 //! A journal append or a checkpoint whose write or flush fails may have
@@ -121,4 +121,24 @@ impl fmt::Display for ReplayStatus {
         }
         Ok(())
     }
+}
+
+/// A change in what a volume's status files show, for those who watch them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Changed {
+    /// A request parked or left (`waiters`).
+    Waiters,
+    /// A stuck report was written (`alloc_stuck`).
+    AllocStuck,
+    /// Replay moved to another phase (`replay`).
+    Replay,
+    /// The volume went read-only (`state`).
+    State,
+}
+
+/// Told of every [`Changed`], under the allocator's lock: it must not
+/// sleep.
+pub(crate) trait Watcher: Send + Sync {
+    /// `what` changed.
+    fn changed(&self, what: Changed);
 }

@@ -21,7 +21,7 @@
 
 use crate::bkcore::{buckets::BucketState, format::Record, uuid::Hyphenated};
 use crate::fmt::Core;
-use crate::health::Phase;
+use crate::health::{Changed, Phase};
 use crate::member;
 use crate::volume::Volume;
 use kernel::{prelude::*, sync::Arc};
@@ -35,6 +35,7 @@ impl Volume {
             Ok(()) => inner.replay.finish(Phase::Done, 0),
             Err(e) => inner.replay.finish(Phase::Failed, e.to_errno()),
         }
+        inner.changed(Changed::Replay);
         let (replayed, total, ms) = (
             inner.replay.replayed,
             inner.replay.total,
@@ -117,7 +118,9 @@ impl Volume {
         }
         // 5. Re-insert, in order.
         {
-            self.lock_pool().replay.begin();
+            let mut inner = self.lock_pool();
+            inner.replay.begin();
+            inner.changed(Changed::Replay);
         }
         if keys > 0 {
             pr_info!(

@@ -6,6 +6,8 @@
 //! `dev-<i>/usage` and `dev-<i>/device`): the attribute table, show/store
 //! dispatch and the text of each file. The parts they show write their text
 //! into a [`core::fmt::Write`]; only this file knows the kobject glue.
+//! `waiters`, `alloc_stuck`, `replay` and `state` wake their `poll()`ers
+//! when they change (a [`Watcher`] in the allocator's pool).
 
 use crate::bkcore::{
     buckets::BucketState,
@@ -16,8 +18,11 @@ use crate::bkcore::{
 use crate::fmt::Core;
 use crate::glue::{
     capability,
-    kobject::{AttrFile, AttrOps, KobjectDir, ShowBuf, StoreCtx, MODE_RO, MODE_RW, MODE_WO},
+    kobject::{
+        AttrFile, AttrOps, FileNotifier, KobjectDir, ShowBuf, StoreCtx, MODE_RO, MODE_RW, MODE_WO,
+    },
 };
+use crate::health::{Changed, Watcher};
 use crate::registry::Registry;
 use crate::volume::Volume;
 use core::fmt::Write;
@@ -69,8 +74,35 @@ impl AttrOps for Root {
 
 /// A volume's sysfs directory and files; dropping it removes them.
 struct VolumeSysfs {
+    volume: Arc<Volume>,
     _files: KVec<AttrFile<VolumeFiles>>,
     _dirs: KVec<KobjectDir>,
+}
+
+impl Drop for VolumeSysfs {
+    fn drop(&mut self) {
+        // Nobody is told of changes to files that are going away.
+        drop(self.volume.lock_pool().watcher.take());
+    }
+}
+
+/// Wakes the `poll()`ers of the status files that changed.
+struct StatusWatcher {
+    waiters: FileNotifier,
+    alloc_stuck: FileNotifier,
+    replay: FileNotifier,
+    state: FileNotifier,
+}
+
+impl Watcher for StatusWatcher {
+    fn changed(&self, what: Changed) {
+        match what {
+            Changed::Waiters => self.waiters.notify(),
+            Changed::AllocStuck => self.alloc_stuck.notify(),
+            Changed::Replay => self.replay.notify(),
+            Changed::State => self.state.notify(),
+        }
+    }
 }
 
 /// What a volume's files show and write to.
@@ -175,6 +207,16 @@ fn add_volume(root: &KobjectDir, registry: &Arc<Registry>, volume: &Arc<Volume>)
     ] {
         files.push(file(&dir, name, mode, attr)?, GFP_KERNEL)?;
     }
+    // The first eight files, in the order above.
+    let watcher = KBox::new(
+        StatusWatcher {
+            waiters: files[3].notifier()?,
+            alloc_stuck: files[5].notifier()?,
+            replay: files[1].notifier()?,
+            state: files[7].notifier()?,
+        },
+        GFP_KERNEL,
+    )?;
     let opts = dir.new_child(c"options")?;
     for desc in OPTIONS.iter() {
         let mode = if desc.settable.intersects(When::RUNTIME) {
@@ -198,11 +240,13 @@ fn add_volume(root: &KobjectDir, registry: &Arc<Registry>, volume: &Arc<Volume>)
     dirs.push(dir, GFP_KERNEL)?;
     let published = KBox::new(
         VolumeSysfs {
+            volume: volume.clone(),
             _files: files,
             _dirs: dirs,
         },
         GFP_KERNEL,
     )?;
+    volume.lock_pool().watcher = Some(watcher);
     volume.publish(published)
 }
 

@@ -23,7 +23,7 @@ use crate::btree::Tree;
 use crate::discard::{DiscardThread, Discards};
 use crate::fmt::Core;
 use crate::glue::{bdev::BlockDevice, kthread::Kthread};
-use crate::health::{Phase, ReadOnly};
+use crate::health::{Changed, Phase, ReadOnly};
 use crate::journal::Journal;
 use crate::member::Member;
 use crate::waitlist::Kick;
@@ -443,6 +443,7 @@ impl Volume {
                 return;
             }
             inner.read_only = Some(ReadOnly { what, err });
+            inner.changed(Changed::State);
         }
         pr_err!(
             "volume {}: {} failed (error {}): read-only now; every change acknowledged before is on disk, unregister and register again to recover\n",

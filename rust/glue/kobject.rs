@@ -190,6 +190,59 @@ unsafe impl<T: AttrOps> Send for AttrFile<T> {}
 // SAFETY: See `KobjectDir`.
 unsafe impl<T: AttrOps> Sync for AttrFile<T> {}
 
+impl<T: AttrOps> AttrFile<T> {
+    /// A handle that wakes those who `poll()` this file.
+    pub(crate) fn notifier(&self) -> Result<FileNotifier> {
+        // SAFETY: By the type invariant the file exists and `kobj` is live,
+        // so its directory node `sd` is too; the name is the file's own,
+        // NUL-terminated. A found node comes with a reference we own.
+        let kn = unsafe {
+            bindings::kernfs_find_and_get_ns(
+                (*self.kobj.as_ptr()).sd,
+                (*self.node.kattr.get()).attr.name,
+                core::ptr::null(),
+            )
+        };
+        // INVARIANT: A non-null result carries one reference that we own.
+        Ok(FileNotifier {
+            kn: NonNull::new(kn).ok_or(ENOENT)?,
+        })
+    }
+}
+
+/// Wakes the `poll()`ers of one sysfs file (`sysfs_notify()` without the
+/// lookup, so it may be called from any context, locks held).
+///
+/// # Invariants
+///
+/// `kn` is a kernfs file node on which this value owns a reference.
+pub(crate) struct FileNotifier {
+    kn: NonNull<bindings::kernfs_node>,
+}
+
+// SAFETY: A kernfs node is reference counted, and `kernfs_notify()` may be
+// called from any thread and context.
+unsafe impl Send for FileNotifier {}
+
+// SAFETY: See above.
+unsafe impl Sync for FileNotifier {}
+
+impl FileNotifier {
+    /// Wakes every `poll()` on the file; they read it again.
+    pub(crate) fn notify(&self) {
+        // SAFETY: `kn` is a live file node (type invariant); a removed
+        // file's node stays valid while we hold the reference.
+        unsafe { bindings::kernfs_notify(self.kn.as_ptr()) };
+    }
+}
+
+impl Drop for FileNotifier {
+    fn drop(&mut self) {
+        // SAFETY: We own one reference (type invariant).
+        unsafe { bindings::kernfs_put(self.kn.as_ptr()) };
+    }
+}
+
 impl<T: AttrOps> Drop for AttrFile<T> {
     fn drop(&mut self) {
         // SAFETY: By the type invariant the file exists and `kobj` is live.

@@ -64,6 +64,8 @@ if [ -z "$patterns" ]; then
 		python3 -m unittest discover -s "$TOOLCHAIN_DIR" -p 'test_*.py'
 	step "host: module layers (no import cycle, Documentation/design.rst)" sh -c \
 		"python3 -m unittest discover -s '$TESTING_DIR' -p 'test_layers.py' && python3 '$TESTING_DIR/layers.py' '$TOP_DIR'"
+	step "host: bench report (tools/testing/bench_report.py)" \
+		python3 -m unittest discover -s "$TESTING_DIR" -p 'test_bench_report.py'
 	for c in rust/core tools/bkalloc; do
 		m=$TOP_DIR/$c/Cargo.toml
 		step "host: cargo test $c" cargo test --quiet --locked --manifest-path "$m"

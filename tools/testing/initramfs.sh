@@ -13,8 +13,11 @@ flavour=$1
 module=$2
 tool=$3
 
-stage=$BKALLOC_CACHE/initramfs-$flavour
-out=$BKALLOC_CACHE/initramfs-$flavour.cpio.gz
+# One per kernel and source tree, as the module's objects (module.sh): each
+# boot appends to it, so a run from another checkout must not replace it.
+tree=$(echo "$TOP_DIR" | sha256sum | cut -c1-8)
+stage=$BKALLOC_CACHE/initramfs-$flavour-$tree
+out=$stage.cpio.gz
 rm -rf "$stage"
 mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,lib/modules,test,etc}
 cp "$(chroot_dir)/usr/bin/busybox" "$stage/bin/busybox"
@@ -33,6 +36,6 @@ in_chroot /bin/sh -euc '
 		[ -e "$stage/$a" ] || ln -s /bin/busybox "$stage/$a"
 	done
 	cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1 >"$out"
-' sh "/cache/initramfs-$flavour" "/cache/initramfs-$flavour.cpio.gz" ||
+' sh "/cache/${stage#"$BKALLOC_CACHE"/}" "/cache/${out#"$BKALLOC_CACHE"/}" ||
 	die "packing the initramfs failed"
 echo "$out"

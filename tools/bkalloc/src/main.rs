@@ -158,6 +158,11 @@ enum Command {
     /// SECTORS] --slice OFFSET:SIZE:TARGET...` writes entries onto the targets; `crash acks
     /// LOG --slice OFFSET:SIZE --to B` prints the `bkack ` sectors logged before B.
     Crash(cmd::crash::CrashArgs),
+    /// Measure (for `make bench`): `bench inserts UUID --writers N --count C` times
+    /// concurrent durable inserts; `bench write-flush DEVICE --count C` the device's own
+    /// 4 KiB write + flush loop. Prints one JSON line: ops, secs, per_s, latency
+    /// percentiles and CDF.
+    Bench(cmd::bench::BenchArgs),
     /// Write the state a TOML scenario file describes (see samples/).
     Scenario {
         /// The scenario file.
@@ -174,6 +179,20 @@ enum Command {
         /// Ask as a caller of this ABI version (a module refuses one it does not know).
         #[arg(long, default_value_t = bkcore::ctl_abi::ABI_VERSION)]
         abi: u32,
+    },
+    /// Print a volume's changes as they happen: a line per change of `replay`, `state`,
+    /// `waiters` (how many wait) or `alloc_stuck` (its first line), woken by the module.
+    ///
+    /// Exit status 1 when --timeout passed before --count lines.
+    Events {
+        /// The volume's uuid.
+        volume: String,
+        /// Stop after this many lines [default: go on until interrupted].
+        #[arg(long)]
+        count: Option<u64>,
+        /// Give up after this many seconds.
+        #[arg(long)]
+        timeout: Option<u64>,
     },
     /// List the registered volumes: uuid, state, replay, waiters, members.
     List {
@@ -310,12 +329,18 @@ fn main() -> ExitCode {
         Command::Fuzz(args) => cmd::fuzz::run(&args),
         Command::Mutate(args) => cmd::mutate::run(&args).map(|()| true),
         Command::Crash(args) => cmd::crash::run(&args).map(|()| true),
+        Command::Bench(args) => cmd::bench::run(&args).map(|()| true),
         Command::Scenario {
             file,
             devices,
             force,
         } => cmd::scenario::run(&file, &devices, force).map(|()| true),
         Command::Version { abi } => bkalloc::ctl::version(abi).map(|()| true),
+        Command::Events {
+            volume,
+            count,
+            timeout,
+        } => cmd::events::run(&volume, count, timeout.map(std::time::Duration::from_secs)),
         Command::List { json } => cmd::admin::list(json).map(|()| true),
         Command::Register { devices, options } => {
             cmd::admin::register(&devices, options.as_deref()).map(|()| true)

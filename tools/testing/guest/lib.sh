@@ -175,11 +175,16 @@ wait_waiters() {
 	wait_until 10 "$2 waiter(s) in $1/waiters" sh -c "[ \$(wc -l <$1/waiters) = $2 ]"
 }
 
-# wait_in_ioctl PID WHAT: PID sleeps interruptibly inside an ioctl (x86-64
-# syscall 16), as a wait that signals end does (the writer's gate); a
-# process still starting up is not there yet.
+# wait_in_syscall PID NR WHAT: PID sleeps interruptibly inside x86-64
+# system call NR (16 ioctl, 7 poll), as a wait that signals end does (the
+# writer's gate, a poll); a process still starting up is not there yet.
+wait_in_syscall() {
+	wait_until 10 "$3 to sleep in system call $2" sh -c "grep -q '^$2 ' /proc/$1/syscall && grep -q '^[^ ]* ([^)]*) S' /proc/$1/stat"
+}
+
+# wait_in_ioctl PID WHAT: wait_in_syscall PID 16 WHAT.
 wait_in_ioctl() {
-	wait_until 10 "$2 to sleep in its ioctl" sh -c "grep -q '^16 ' /proc/$1/syscall && grep -q '^[^ ]* ([^)]*) S' /proc/$1/stat"
+	wait_in_syscall "$1" 16 "$2"
 }
 
 # The starved pair of devices of the scenarios below: dev0 has 1 free bucket

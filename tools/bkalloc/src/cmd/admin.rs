@@ -29,7 +29,7 @@ fn root() -> crate::Result<PathBuf> {
 }
 
 /// The directory of the registered volume `uuid`.
-fn volume_dir(uuid: &str) -> crate::Result<PathBuf> {
+pub(crate) fn volume_dir(uuid: &str) -> crate::Result<PathBuf> {
     let u = uuid::parse(uuid).ok_or_else(|| format!("'{uuid}' is not a volume uuid"))?;
     let dir = root()?.join(Hyphenated(&u).to_string());
     if !dir.is_dir() {

@@ -5,7 +5,9 @@
 //! and `crash`, which rebuilds member images at crash points from a QEMU write log.
 
 pub mod admin;
+pub mod bench;
 pub mod crash;
+pub mod events;
 pub mod format;
 pub mod fsck;
 pub mod fuzz;

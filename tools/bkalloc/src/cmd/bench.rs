@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `bkalloc bench`: the measuring halves of `make bench`, run in the test VM. Each prints
+//! one JSON object on one line: what ran, how long, the rate, and latency percentiles
+//! and a CDF from every sample (no histogram buckets).
+//!
+//! - `bench inserts UUID --writers N --count C [--first K]`: N threads, each inserting C
+//!   keys of its own through `/dev/bkalloc` (keys K + w*C ..); each insert is durable
+//!   when it returns.
+//! - `bench write-flush DEVICE --count C [--offset BYTES]`: the device's own rate of a
+//!   4 KiB O_DIRECT write followed by a flush (`fdatasync`), in a loop: the physical
+//!   limit a durable insert is measured against.
+//! - `bench restart UUID --trials N`: wake-to-restart. Each trial parks a user alloc
+//!   that `data_replicas=2` cannot serve, writes `data_replicas=1` and times from the
+//!   write to the alloc's return (then frees its bucket and writes 2 back). The
+//!   baseline is the option write alone, nobody waiting: its superblock I/O. The
+//!   module's own `restart_latency_ns_*` (the write's wake to the rebuilt attempt)
+//!   come along.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bkcore::ctl_abi::{
+    AllocArgs, FreeArgs, InsertArgs, FROM_OPTIONS, IOC_ALLOC, IOC_FREE, IOC_INSERT,
+};
+use bkcore::uuid;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use crate::build::value_for;
+use crate::ctl::{ioctl_on, open_ctl};
+
+/// `bkalloc bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Concurrent durable inserts through /dev/bkalloc.
+    Inserts {
+        /// The volume's uuid.
+        volume: String,
+        /// Threads, each with its own keys.
+        #[arg(long, default_value_t = 1)]
+        writers: u64,
+        /// Inserts per thread.
+        #[arg(long)]
+        count: u64,
+        /// The first key.
+        #[arg(long, default_value_t = 1)]
+        first: u64,
+    },
+    /// Wake-to-restart: an option write that lets a parked alloc through.
+    Restart {
+        /// The volume's uuid: a 2-replica user alloc must wait on it, a 1-replica one
+        /// must not.
+        volume: String,
+        /// Trials.
+        #[arg(long)]
+        trials: u64,
+    },
+    /// A 4 KiB O_DIRECT write and a flush, in a loop (destroys what is at --offset).
+    WriteFlush {
+        /// A scratch device or file.
+        device: PathBuf,
+        /// Writes.
+        #[arg(long)]
+        count: u64,
+        /// Where to write, in bytes (a multiple of 4096).
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+}
+
+/// The `q` quantile (0..=1) of sorted `v`, by the nearest-rank method.
+fn quantile(v: &[u64], q: f64) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    let rank = (q * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// Latency figures of `samples` (ns): percentiles, and a CDF of at most 50 points
+/// (`[ns, fraction at or below]`).
+fn latency(mut samples: Vec<u64>) -> Value {
+    samples.sort_unstable();
+    let n = samples.len();
+    let step = n.div_ceil(50).max(1);
+    let mut cdf: Vec<Value> = (step - 1..n)
+        .step_by(step)
+        .map(|i| json!([samples[i], (i + 1) as f64 / n as f64]))
+        .collect();
+    if n > 0 && (n - 1) % step != step - 1 {
+        cdf.push(json!([samples[n - 1], 1.0]));
+    }
+    json!({
+        "samples": n,
+        "p50": quantile(&samples, 0.50),
+        "p99": quantile(&samples, 0.99),
+        "max": samples.last().copied().unwrap_or(0),
+        "cdf": cdf,
+    })
+}
+
+/// The result line of a run of `ops` operations in `took` with `samples`.
+fn result(bench: &str, ops: u64, took: Duration, samples: Vec<u64>, extra: Value) -> Value {
+    let secs = took.as_secs_f64();
+    let mut v = json!({
+        "bench": bench,
+        "ops": ops,
+        "secs": secs,
+        "per_s": if secs > 0.0 { ops as f64 / secs } else { 0.0 },
+        "lat_ns": latency(samples),
+    });
+    if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+        o.extend(e);
+    }
+    v
+}
+
+fn inserts(volume: &str, writers: u64, count: u64, first: u64) -> crate::Result<Value> {
+    let uuid = uuid::parse(volume).ok_or_else(|| format!("'{volume}' is not a volume uuid"))?;
+    if writers == 0 || count == 0 {
+        return Err("--writers and --count must be at least 1".into());
+    }
+    let start = Instant::now();
+    let threads: Vec<_> = (0..writers)
+        .map(|w| {
+            std::thread::spawn(move || -> crate::Result<Vec<u64>> {
+                let ctl = open_ctl().map_err(|e| format!("/dev/bkalloc: {e}"))?;
+                let mut lat = Vec::with_capacity(count as usize);
+                for i in 0..count {
+                    let key = first + w * count + i;
+                    let args = InsertArgs {
+                        uuid,
+                        key,
+                        value: value_for(key),
+                        seq: 0,
+                    };
+                    let t = Instant::now();
+                    ioctl_on(&ctl, IOC_INSERT, &args)
+                        .map_err(|e| format!("insert key {key}: {e}"))?;
+                    lat.push(t.elapsed().as_nanos() as u64);
+                }
+                Ok(lat)
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    for t in threads {
+        samples.extend(t.join().map_err(|_| "a writer panicked".to_string())??);
+    }
+    let took = start.elapsed();
+    Ok(result(
+        "inserts",
+        writers * count,
+        took,
+        samples,
+        json!({ "writers": writers }),
+    ))
+}
+
+/// Writes `value` to a volume's sysfs file, returning how long it took.
+fn write_file(path: &std::path::Path, value: &str) -> crate::Result<Duration> {
+    let t = Instant::now();
+    std::fs::write(path, value).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(t.elapsed())
+}
+
+/// `counters` as name -> value.
+fn counters(dir: &std::path::Path) -> crate::Result<std::collections::BTreeMap<String, u64>> {
+    let p = dir.join("counters");
+    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
+        .collect())
+}
+
+fn restart(volume: &str, trials: u64) -> crate::Result<Value> {
+    let uuid = uuid::parse(volume).ok_or_else(|| format!("'{volume}' is not a volume uuid"))?;
+    let dir = super::admin::volume_dir(volume)?;
+    let replicas = dir.join("options/data_replicas");
+    let waiters = dir.join("waiters");
+    let before = counters(&dir)?;
+    let ctl = std::sync::Arc::new(open_ctl().map_err(|e| format!("/dev/bkalloc: {e}"))?);
+    let (mut samples, mut writes) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    for trial in 0..trials {
+        // The baseline: the same write with nobody waiting.
+        writes.push(write_file(&replicas, "2")?.as_nanos() as u64);
+        let c = ctl.clone();
+        let alloc = std::thread::spawn(move || {
+            let args = AllocArgs {
+                uuid,
+                kind: 1,
+                replicas: FROM_OPTIONS,
+                watermark: FROM_OPTIONS,
+                deadline_secs: FROM_OPTIONS,
+                ..Default::default()
+            };
+            let r = ioctl_on(&c, IOC_ALLOC, &args);
+            (r, Instant::now())
+        });
+        // Parked: its line is in `waiters`.
+        let parked_by = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(&waiters)
+            .map_err(|e| e.to_string())?
+            .trim()
+            .is_empty()
+        {
+            if Instant::now() > parked_by || alloc.is_finished() {
+                return Err(format!(
+                    "trial {trial}: the 2-replica alloc did not wait (is a device starved?)"
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let t0 = Instant::now();
+        write_file(&replicas, "1")?;
+        let (r, done) = alloc
+            .join()
+            .map_err(|_| "the alloc thread panicked".to_string())?;
+        let got = r.map_err(|e| format!("trial {trial}: alloc after the option write: {e}"))?;
+        samples.push(done.duration_since(t0).as_nanos() as u64);
+        let mut free = FreeArgs {
+            uuid,
+            n: got.n,
+            ..Default::default()
+        };
+        free.buckets = got.buckets;
+        ioctl_on(&ctl, IOC_FREE, &free).map_err(|e| format!("trial {trial}: free: {e}"))?;
+    }
+    let took = start.elapsed();
+    let after = counters(&dir)?;
+    let get = |k: &str| after.get(k).copied().unwrap_or(0);
+    let restarts = get("restarts").saturating_sub(before.get("restarts").copied().unwrap_or(0));
+    Ok(result(
+        "restart",
+        trials,
+        took,
+        samples,
+        json!({
+            "option_write_ns": latency(writes),
+            "module": {
+                "restarts": restarts,
+                "restart_latency_ns_p50": get("restart_latency_ns_p50"),
+                "restart_latency_ns_p99": get("restart_latency_ns_p99"),
+                "restart_latency_ns_max": get("restart_latency_ns_max"),
+            },
+        }),
+    ))
+}
+
+/// A 4 KiB buffer aligned for O_DIRECT.
+#[repr(C, align(4096))]
+struct Block([u8; 4096]);
+
+fn write_flush(device: &PathBuf, count: u64, offset: u64) -> crate::Result<Value> {
+    if !offset.is_multiple_of(4096) || count == 0 {
+        return Err("--offset must be a multiple of 4096 and --count at least 1".into());
+    }
+    let f = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(device)
+        .map_err(|e| format!("{}: {e}", device.display()))?;
+    let mut block = Box::new(Block([0u8; 4096]));
+    let start = Instant::now();
+    let mut samples = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        block.0[..8].copy_from_slice(&i.to_le_bytes());
+        let t = Instant::now();
+        f.write_all_at(&block.0, offset)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| format!("{}: write and flush {i}: {e}", device.display()))?;
+        samples.push(t.elapsed().as_nanos() as u64);
+    }
+    Ok(result(
+        "write_flush",
+        count,
+        start.elapsed(),
+        samples,
+        json!({}),
+    ))
+}
+
+/// Runs `bkalloc bench`: prints the result as one JSON line.
+pub fn run(args: &BenchArgs) -> crate::Result<()> {
+    let v = match &args.what {
+        Bench::Inserts {
+            volume,
+            writers,
+            count,
+            first,
+        } => inserts(volume, *writers, *count, *first)?,
+        Bench::WriteFlush {
+            device,
+            count,
+            offset,
+        } => write_flush(device, *count, *offset)?,
+        Bench::Restart { volume, trials } => restart(volume, *trials)?,
+    };
+    println!("{v}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(quantile(&v, 0.5), 50);
+        assert_eq!(quantile(&v, 0.99), 99);
+        assert_eq!(quantile(&v, 1.0), 100);
+        assert_eq!(quantile(&[7], 0.99), 7);
+        assert_eq!(quantile(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn cdf_ends_at_the_maximum() {
+        for n in [1u64, 7, 50, 51, 1000, 1234] {
+            let l = latency((1..=n).rev().collect());
+            let cdf = l["cdf"].as_array().expect("cdf");
+            assert!(cdf.len() <= 51, "{n}: {}", cdf.len());
+            let last = cdf.last().expect("a point");
+            assert_eq!(last[0], n, "{n}");
+            assert_eq!(last[1], 1.0, "{n}");
+            assert_eq!(l["max"], n);
+            // Non-decreasing in both coordinates.
+            for w in cdf.windows(2) {
+                assert!(w[0][0].as_u64() <= w[1][0].as_u64());
+                assert!(w[0][1].as_f64() < w[1][1].as_f64());
+            }
+        }
+    }
+
+    #[test]
+    fn write_flush_on_a_file() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("scratch");
+        std::fs::write(&p, vec![0u8; 8192]).expect("scratch");
+        // tmpfs has no O_DIRECT: only check the argument errors there.
+        match write_flush(&p, 3, 4096) {
+            Ok(v) => {
+                assert_eq!(v["ops"], 3);
+                assert_eq!(v["lat_ns"]["samples"], 3);
+            }
+            Err(e) => assert!(e.contains("Invalid argument"), "{e}"),
+        }
+        assert!(write_flush(&p, 3, 100).is_err());
+        assert!(write_flush(&p, 0, 0).is_err());
+    }
+}

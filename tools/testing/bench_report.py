@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""make bench's report: from the "BENCH <json>" lines the guest printed (one
+per run, see tests/bench.sh), the results table, results.json (one object
+per benchmark: name, value, unit, baseline, ratio, target, met) and the
+plots (a latency CDF, throughput against writers) as SVG.
+
+    bench_report.py OUTDIR LOG...
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def runs(paths):
+    """Every BENCH object of the logs, in order."""
+    out = []
+    for p in paths:
+        for line in Path(p).read_text(errors="replace").splitlines():
+            line = line.strip().replace("\r", "")
+            if line.startswith("BENCH {"):
+                out.append(json.loads(line[len("BENCH "):]))
+    return out
+
+
+def result(name, value, unit, baseline, target, higher_is_better=True, absolute=False):
+    """One benchmark: its ratio to the baseline and whether the target is
+    met: on the ratio ("<= 2.0x"), or with absolute=True on the value itself
+    ("<= 1000 us")."""
+    ratio = value / baseline if baseline else None
+    on = value if absolute else ratio
+    if on is None:
+        met = False
+    elif higher_is_better:
+        met = on >= target
+    else:
+        met = on <= target
+    return {
+        "name": name,
+        "value": round(value, 3),
+        "unit": unit,
+        "baseline": round(baseline, 3),
+        "ratio": None if ratio is None else round(ratio, 3),
+        "target": ("<= " if not higher_is_better else ">= ") + str(target)
+        + (f" {unit}" if absolute else "x"),
+        "met": met,
+    }
+
+
+def results(all_runs):
+    """The benchmarks of the runs. Missing runs are an error: a benchmark
+    that did not run must not read as met."""
+    base = [r for r in all_runs if r["bench"] == "write_flush"]
+    ins = {r["writers"]: r for r in all_runs if r["bench"] == "inserts"}
+    rst = [r for r in all_runs if r["bench"] == "restart"]
+    if not base or sorted(ins) != [1, 2, 4, 8] or not rst:
+        raise SystemExit(
+            f"bench_report: expected a write_flush run, inserts by 1, 2, 4 and 8 "
+            f"writers and a restart run; got {len(base)}, {sorted(ins)} and {len(rst)}"
+        )
+    wf = base[-1]["per_s"]
+    out = []
+    for w in (1, 2, 4, 8):
+        r = ins[w]
+        # An insert writes and flushes each member once today; the target
+        # is half the device's own loop (two members, one after the other).
+        out.append(
+            result(f"inserts_per_s_{w}_writers", r["per_s"], "inserts/s", wf, 0.5)
+        )
+    one = ins[1]["per_s"]
+    out.append(
+        result("insert_scaling_8_writers", ins[8]["per_s"], "inserts/s", one, 3.0)
+    )
+    r = ins[8]
+    per = r["flushes"] / r["members"] / r["ops"]
+    # Baseline: the write + flush loop's one flush per write.
+    out.append(
+        result(
+            "flushes_per_insert_8_writers",
+            per,
+            "flushes/insert/member",
+            1.0,
+            0.25,
+            higher_is_better=False,
+        )
+    )
+    r = ins[1]
+    out.append(
+        result(
+            "insert_p99_latency_1_writer",
+            r["lat_ns"]["p99"] / 1e3,
+            "us",
+            base[-1]["lat_ns"]["p99"] / 1e3,
+            2.5,
+            higher_is_better=False,
+        )
+    )
+    r = rst[-1]
+    if r["module"]["restarts"] < r["ops"]:
+        raise SystemExit(
+            f"bench_report: {r['ops']} restart trials but the module counted "
+            f"{r['module']['restarts']} restarts"
+        )
+    # The module's own wake-to-restart (option write's wake to the rebuilt
+    # request's attempt), against what the caller sees.
+    out.append(
+        result(
+            "restart_p99_module",
+            r["module"]["restart_latency_ns_p99"] / 1e3,
+            "us",
+            r["lat_ns"]["p99"] / 1e3,
+            1000,
+            higher_is_better=False,
+            absolute=True,
+        )
+    )
+    # From the option write to the alloc's return, against the same write
+    # with nobody waiting (its superblock I/O and lock): the wake, rebuild
+    # and grant should cost less than the write itself.
+    out.append(
+        result(
+            "restart_p99_write_to_return",
+            r["lat_ns"]["p99"] / 1e3,
+            "us",
+            r["option_write_ns"]["p99"] / 1e3,
+            2.0,
+            higher_is_better=False,
+        )
+    )
+    return out
+
+
+def svg_lines(title, xlabel, ylabel, series, logx=False):
+    """A small line plot: series is [(label, [(x, y), ...]), ...]."""
+    import math
+
+    w, h, l, b, t, rgt = 640, 400, 70, 50, 30, 160
+    pts = [p for _, s in series for p in s]
+    fx = (lambda x: math.log10(max(x, 1e-9))) if logx else (lambda x: x)
+    xs = [fx(x) for x, _ in pts] or [0, 1]
+    ys = [y for _, y in pts] or [0, 1]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = 0.0, max(ys) * 1.05 or 1.0
+    if x1 == x0:
+        x1 = x0 + 1
+
+    def px(x):
+        return l + (fx(x) - x0) / (x1 - x0) * (w - l - rgt)
+
+    def py(y):
+        return h - b - (y - y0) / (y1 - y0) * (h - b - t)
+
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+    o = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{w}" height="{h}" fill="white"/>',
+        f'<text x="{w / 2}" y="18" text-anchor="middle" font-size="14">{title}</text>',
+        f'<line x1="{l}" y1="{h - b}" x2="{w - rgt}" y2="{h - b}" stroke="black"/>',
+        f'<line x1="{l}" y1="{t}" x2="{l}" y2="{h - b}" stroke="black"/>',
+        f'<text x="{(l + w - rgt) / 2}" y="{h - 12}" text-anchor="middle">{xlabel}</text>',
+        f'<text x="16" y="{(t + h - b) / 2}" text-anchor="middle" transform="rotate(-90 16 {(t + h - b) / 2})">{ylabel}</text>',
+    ]
+    for i in range(5):
+        yv = y0 + (y1 - y0) * i / 4
+        o.append(f'<text x="{l - 6}" y="{py(yv) + 4}" text-anchor="end">{yv:.3g}</text>')
+        xv = x0 + (x1 - x0) * i / 4
+        label = f"{10 ** xv:.3g}" if logx else f"{xv:.3g}"
+        xpix = l + (xv - x0) / (x1 - x0) * (w - l - rgt)
+        o.append(f'<text x="{xpix}" y="{h - b + 16}" text-anchor="middle">{label}</text>')
+    for k, (label, s) in enumerate(series):
+        c = colours[k % len(colours)]
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in s)
+        o.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{path}"/>')
+        o.append(f'<text x="{w - rgt + 10}" y="{t + 16 * (k + 1)}" fill="{c}">{label}</text>')
+    o.append("</svg>")
+    return "\n".join(o) + "\n"
+
+
+def main(argv):
+    if len(argv) < 3:
+        raise SystemExit(__doc__)
+    out = Path(argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    all_runs = runs(argv[2:])
+    res = results(all_runs)
+    (out / "runs.json").write_text(json.dumps(all_runs, indent=1) + "\n")
+    (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+    cdf = []
+    for r in all_runs:
+        label = {"write_flush": "write+flush", "restart": "option write to restart"}.get(
+            r["bench"], f"{r.get('writers')} writer(s)")
+        cdf.append((label, [(ns / 1e3, f) for ns, f in r["lat_ns"]["cdf"]]))
+    (out / "latency-cdf.svg").write_text(
+        svg_lines("Latency CDF", "latency (us, log)", "fraction", cdf, logx=True)
+    )
+    ins = sorted((r["writers"], r["per_s"]) for r in all_runs if r["bench"] == "inserts")
+    wf = [r["per_s"] for r in all_runs if r["bench"] == "write_flush"][-1]
+    (out / "throughput.svg").write_text(
+        svg_lines(
+            "Durable inserts per second",
+            "writers",
+            "per second",
+            [("inserts", ins), ("write+flush loop", [(1, wf), (8, wf)])],
+        )
+    )
+    lines = [f"{'benchmark':<32} {'value':>12} {'unit':<22} {'baseline':>12} {'ratio':>8} {'target':>8} met"]
+    for r in res:
+        lines.append(
+            f"{r['name']:<32} {r['value']:>12} {r['unit']:<22} {r['baseline']:>12} "
+            f"{str(r['ratio']):>8} {r['target']:>8} {'yes' if r['met'] else 'no'}"
+        )
+    text = "\n".join(lines) + "\n"
+    (out / "results.txt").write_text(text)
+    sys.stdout.write(text)
+    met = sum(r["met"] for r in res)
+    print(f"{met} of {len(res)} targets met")
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Host tests of bench_report.py: ratios and targets from BENCH lines, the
+files it writes, and a refusal when a run is missing."""
+
+import json
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import bench_report  # noqa: E402
+
+
+def run(bench, per_s, p99_ns, **extra):
+    r = {
+        "bench": bench,
+        "ops": extra.pop("ops", 100),
+        "secs": 1.0,
+        "per_s": per_s,
+        "lat_ns": {"samples": 100, "p50": p99_ns // 2, "p99": p99_ns, "max": p99_ns,
+                   "cdf": [[p99_ns // 2, 0.5], [p99_ns, 1.0]]},
+    }
+    r.update(extra)
+    return "BENCH " + json.dumps(r)
+
+
+def log(speedup8=1.0, flushes8=200, restarts=20):
+    lines = ["[    1.0] boot noise", run("write_flush", 1000.0, 2000_000)]
+    for w in (1, 2, 4, 8):
+        per_s = 400.0 * (speedup8 if w == 8 else 1.0)
+        f = flushes8 if w == 8 else 200
+        lines.append(run("inserts", per_s, 4000_000, writers=w, members=2, flushes=f))
+    lines.append(run("restart", 50.0, 3000_000, ops=20,
+                     option_write_ns={"samples": 20, "p50": 1000_000, "p99": 2000_000,
+                                      "max": 2000_000, "cdf": [[2000_000, 1.0]]},
+                     module={"restarts": restarts, "restart_latency_ns_p50": 200_000,
+                             "restart_latency_ns_p99": 400_000,
+                             "restart_latency_ns_max": 500_000}))
+    return "\r\n".join(lines) + "\r\n"
+
+
+class Report(unittest.TestCase):
+    def report(self, text):
+        d = tempfile.mkdtemp()
+        p = Path(d) / "serial.log"
+        p.write_text(text)
+        out = Path(d) / "results"
+        r = subprocess.run([sys.executable, str(HERE / "bench_report.py"), str(out), str(p)],
+                           capture_output=True, text=True)
+        return r, out
+
+    def test_ratios_targets_and_files(self):
+        r, out = self.report(log())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.rstrip().endswith(f"results: {out}"), r.stdout)
+        res = {x["name"]: x for x in json.loads((out / "results.json").read_text())}
+        for x in res.values():
+            self.assertEqual(set(x), {"name", "value", "unit", "baseline", "ratio", "target", "met"})
+        one = res["inserts_per_s_1_writers"]
+        self.assertEqual((one["value"], one["baseline"], one["ratio"], one["met"]), (400.0, 1000.0, 0.4, False))
+        self.assertEqual(res["insert_scaling_8_writers"]["ratio"], 1.0)
+        self.assertFalse(res["insert_scaling_8_writers"]["met"])
+        # 200 flushes over 2 members for 100 inserts: one per insert each.
+        self.assertEqual(res["flushes_per_insert_8_writers"]["value"], 1.0)
+        self.assertFalse(res["flushes_per_insert_8_writers"]["met"])
+        self.assertEqual(res["insert_p99_latency_1_writer"]["ratio"], 2.0)
+        self.assertTrue(res["insert_p99_latency_1_writer"]["met"])
+        m = res["restart_p99_module"]
+        self.assertEqual((m["value"], m["target"], m["met"]), (400.0, "<= 1000 us", True))
+        w = res["restart_p99_write_to_return"]
+        self.assertEqual((w["value"], w["baseline"], w["ratio"], w["met"]), (3000.0, 2000.0, 1.5, True))
+        for f in ("latency-cdf.svg", "throughput.svg", "results.txt", "runs.json"):
+            self.assertTrue((out / f).stat().st_size > 0, f)
+        self.assertIn("<polyline", (out / "latency-cdf.svg").read_text())
+
+    def test_group_commit_would_meet_its_targets(self):
+        r, out = self.report(log(speedup8=3.5, flushes8=40))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = {x["name"]: x for x in json.loads((out / "results.json").read_text())}
+        self.assertTrue(res["insert_scaling_8_writers"]["met"])
+        self.assertEqual(res["flushes_per_insert_8_writers"]["value"], 0.2)
+        self.assertTrue(res["flushes_per_insert_8_writers"]["met"])
+
+    def test_restarts_the_module_did_not_count_are_an_error(self):
+        r, _ = self.report(log(restarts=19))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("counted 19 restarts", r.stderr)
+
+    def test_a_missing_run_is_an_error(self):
+        text = "\n".join(l for l in log().splitlines() if '"writers": 4' not in l)
+        r, out = self.report(text)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("inserts by 1, 2, 4 and 8", r.stderr)
+        self.assertFalse((out / "results.json").exists())
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: GPL-2.0
+# The measurements of `make bench` (tools/testing/bench.sh), each with its
+# baseline in the same boot; `make check` runs them small so the harness
+# cannot rot. The guest prints one "BENCH <json>" line per run; the host's
+# bench_report.py turns them into the results table, results.json and the
+# plots (in BENCH_RESULTS, default the test's work directory).
+# BENCH_INSERTS (default 64) and BENCH_TRIALS (default 20) size the runs.
+
+# Durable inserts through /dev/bkalloc by 1, 2, 4 and 8 writers on two
+# members, against the device's own 4 KiB write + flush loop on a third
+# disk; the flushes each member completed, from /sys/block/*/stat (field
+# 16), count per run. Then wake-to-restart (BENCH_TRIALS, default 20):
+# an option write that lets a parked alloc through, against the same
+# write with nobody waiting.
+test_bench_inserts_flushes_and_restarts() {
+	disks 3 256M
+	{
+		echo "n=${BENCH_INSERTS:-64} trials=${BENCH_TRIALS:-20}"
+		cat <<'EOF_GUEST'
+# flushes: flush requests completed by disks 0 and 1, summed.
+flushes() {
+	_f=0
+	for _d in "$(disk 0)" "$(disk 1)"; do
+		_f=$((_f + $(awk '{ print $16 }' /sys/block/${_d#/dev/}/stat)))
+	done
+	echo $_f
+}
+format_disks 0 1
+load_module
+register_pair
+step "baseline: the device's own write + flush, $n times"
+line=$(bkalloc bench write-flush "$(disk 2)" --count $n) || fail "bench write-flush"
+echo "BENCH $line"
+key=1
+for w in 1 2 4 8; do
+	step "$n inserts by $w writer(s)"
+	f0=$(flushes)
+	line=$(bkalloc bench inserts $u --writers $w --count $((n / w)) --first $key) || fail "bench inserts, $w writers"
+	df=$(($(flushes) - f0))
+	[ $df -gt 0 ] || fail "no flush counted for $w writers"
+	echo "BENCH ${line%\}},\"members\":2,\"flushes\":$df}"
+	key=$((key + n))
+done
+bkalloc get $u --from 1 --count $((key - 1)) --verify >/dev/null || fail "the inserted keys"
+unregister_fsck "fsck after the inserts"
+step "wake-to-restart, $trials trials: dev0 is dry, so 2 replicas wait and 1 does not"
+{
+	scenario_header
+	cat <<'EOF_TOML'
+[[device]]
+free = 1
+user = 100
+btree_reserve = 2
+[[device]]
+free = 3000
+user = 8
+btree_reserve = 2
+EOF_TOML
+} >/tmp/restart.toml
+bkalloc scenario --force /tmp/restart.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
+register_pair
+line=$(bkalloc bench restart $u --trials $trials) || fail "bench restart"
+echo "BENCH $line"
+unregister_fsck "fsck after the restarts"
+EOF_GUEST
+	} | vm_guest --timeout $((180 + ${BENCH_INSERTS:-64} / 4 + ${BENCH_TRIALS:-20} / 4)) || return 1
+	# The report from this boot's lines (make bench: into BENCH_RESULTS).
+	python3 "$TESTING_DIR/bench_report.py" "${BENCH_RESULTS:-$WORK/results}" "$WORK"/serial-*.log
+}
