@@ -26,6 +26,7 @@ use crate::bkcore::{
     watermark::Watermark,
 };
 use crate::fmt::Core;
+use crate::glue::trace;
 use crate::glue::wake::{Sleep, Slept};
 use crate::health::{Changed, Phase, ReadOnly, ReplayStatus, Watcher};
 use crate::member::Member;
@@ -311,6 +312,11 @@ impl Allocator {
         &self.discard_kick
     }
 
+    /// The volume's uuid.
+    pub(crate) fn uuid(&self) -> &Uuid {
+        &self.uuid
+    }
+
     /// The volume's uuid, for messages.
     pub(crate) fn name(&self) -> Core<Hyphenated<'_>> {
         Core(Hyphenated(&self.uuid))
@@ -320,6 +326,25 @@ impl Allocator {
     /// options unless overridden) for `kind`. Blocks while the volume cannot
     /// serve it; see the module documentation for how the wait ends.
     pub(crate) fn allocate(&self, kind: Kind, overrides: Overrides) -> Result<Grant> {
+        let start = Instant::<Monotonic>::now();
+        let mut waited = false;
+        let r = self.allocate_traced(kind, overrides, &mut waited);
+        let (nr, err) = match &r {
+            Ok(g) => (g.len() as u32, 0),
+            Err(e) => (0, e.to_errno()),
+        };
+        let ns = start.elapsed().as_nanos().max(0) as u64;
+        trace::alloc(&self.uuid, kind as u32, nr, err, waited, ns);
+        r
+    }
+
+    /// [`Allocator::allocate`], setting `waited` if the request parked.
+    fn allocate_traced(
+        &self,
+        kind: Kind,
+        overrides: Overrides,
+        waited: &mut bool,
+    ) -> Result<Grant> {
         let mut inner = self.pool.lock();
         if inner.members.is_empty() || inner.closing {
             return Err(ENODEV);
@@ -351,6 +376,8 @@ impl Allocator {
         )?;
         inner.requests.counters.waits += 1;
         inner.changed(Changed::Waiters);
+        *waited = true;
+        trace::wait(&self.uuid, id, mask);
         // A blocked request may make a device starved: let discards look.
         self.discard_kick.kick();
         // Our own place in the FIFO may be servable right away.
@@ -364,6 +391,11 @@ impl Allocator {
             let w = inner.requests.waiters.get_mut(id).ok_or(EINVAL)?;
             let (state, stale) = (w.state, w.data.spec.is_stale(gen));
             let (spec, start) = (w.data.spec, w.data.start);
+            match state {
+                WaitState::Woken(r) => trace::wake(&self.uuid, id, r as u64),
+                WaitState::Granted => trace::wake(&self.uuid, id, w.last_wake as u64),
+                WaitState::Parked => {}
+            }
             match state {
                 WaitState::Granted => {
                     let grant = w.data.granted.take().unwrap_or_default();
@@ -495,6 +527,7 @@ impl Allocator {
         {
             release(&mut inner.members, &grant);
         }
+        trace::leave(&self.uuid, id, err.to_errno().unsigned_abs().into());
         inner.changed(Changed::Waiters);
         grant_pass(inner, u64::MAX, WakeReason::Device);
         err
@@ -534,6 +567,7 @@ impl Allocator {
         let spec = w.data.spec;
         let (replicas, watermark) = (spec.replicas, spec.watermark);
         inner.requests.counters.restarts += 1;
+        trace::restart(&self.uuid, id, gen);
         if let Some(t) = woke_at {
             let ns = t.elapsed().as_nanos().max(0) as u64;
             inner.requests.restart_latency.record(ns);

@@ -31,6 +31,7 @@ use crate::bkcore::{
 };
 use crate::btree::Tree;
 use crate::glue::bdev::BlockDevice;
+use crate::glue::trace;
 use crate::volume::Volume;
 use kernel::{prelude::*, sync::Arc};
 
@@ -76,6 +77,17 @@ impl Volume {
     /// so its nodes must never be rewritten in place, and the buckets
     /// taken for nodes that were not written are given back.
     pub(crate) fn checkpoint_locked(&self) -> Result<(u64, u64)> {
+        let r = self.checkpoint_steps();
+        let (generation, journal_seq, err) = match r {
+            Ok((g, j)) => (g, j, 0),
+            Err(e) => (0, 0, e.to_errno()),
+        };
+        trace::checkpoint(self.uuid(), generation, journal_seq, err);
+        r
+    }
+
+    /// [`Volume::checkpoint_locked`]'s work.
+    fn checkpoint_steps(&self) -> Result<(u64, u64)> {
         if self.lock_pool().read_only.is_some() {
             return Err(EROFS);
         }

@@ -18,6 +18,7 @@
 use crate::allocator::{self, Allocator};
 use crate::bkcore::{discard_order, placement::dev_bit, stuck::WakeReason};
 use crate::glue::kthread;
+use crate::glue::trace;
 use kernel::{
     prelude::*,
     sync::Arc,
@@ -117,6 +118,16 @@ fn discard_batch(alloc: &Allocator) -> Result<bool> {
         res = dev.discard(buckets[i] * bucket_size, (j - i) as u64 * bucket_size);
         runs += 1;
         i = j;
+    }
+    if issue {
+        let err = res.as_ref().err().map_or(0, |e| e.to_errno());
+        trace::discard(
+            alloc.uuid(),
+            pick.dev,
+            buckets[0],
+            buckets.len() as u64,
+            err,
+        );
     }
     let mut inner = alloc.lock();
     let name = alloc.name();

@@ -39,17 +39,17 @@ impl fmt::Display for ReadOnly {
     }
 }
 
-/// Where replay is.
+/// Where replay is (the numbers are the `bkalloc_replay` tracepoint's).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
     /// Not started.
-    Pending,
+    Pending = 0,
     /// Re-inserting keys.
-    Running,
+    Running = 1,
     /// Done: the volume is up.
-    Done,
+    Done = 2,
     /// Failed: the volume is going away.
-    Failed,
+    Failed = 3,
 }
 
 /// What `replay` shows.

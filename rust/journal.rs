@@ -26,6 +26,7 @@ use crate::bkcore::{
 };
 use crate::fmt::Core;
 use crate::glue::bdev::BlockDevice;
+use crate::glue::trace;
 use crate::member::{Disk, Member};
 use kernel::{alloc::KVVec, prelude::*, sync::Arc};
 
@@ -387,6 +388,7 @@ impl Journal {
         self.next_seq += 1;
         let end = at + blocks;
         self.head = if end >= self.blocks { 0 } else { end };
+        trace::journal_append(&self.uuid, seq, records.len() as u32, blocks);
         Ok(Some(seq))
     }
 

@@ -21,6 +21,7 @@
 
 use crate::bkcore::{buckets::BucketState, format::Record, uuid::Hyphenated};
 use crate::fmt::Core;
+use crate::glue::trace;
 use crate::health::{Changed, Phase};
 use crate::member;
 use crate::volume::Volume;
@@ -36,6 +37,12 @@ impl Volume {
             Err(e) => inner.replay.finish(Phase::Failed, e.to_errno()),
         }
         inner.changed(Changed::Replay);
+        trace::replay(
+            self.uuid(),
+            inner.replay.replayed,
+            inner.replay.total,
+            inner.replay.phase as u32,
+        );
         let (replayed, total, ms) = (
             inner.replay.replayed,
             inner.replay.total,
@@ -137,7 +144,11 @@ impl Volume {
             for r in scan.records.iter() {
                 if let Record::Insert { key, value } = *r {
                     self.insert_locked(key, value, false)?;
-                    self.lock_pool().replay.replayed += 1;
+                    let mut inner = self.lock_pool();
+                    inner.replay.replayed += 1;
+                    let (done, total) = (inner.replay.replayed, inner.replay.total);
+                    drop(inner);
+                    trace::replay(self.uuid(), done, total, Phase::Running as u32);
                 }
             }
             // 6. Make it durable; without room, the journal still has it.

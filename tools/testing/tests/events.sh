@@ -63,3 +63,57 @@ expect_eq "$(cat /tmp/ev)" "state: ro: journal write failed (error -61)" "the li
 write $v/unregister 1 || fail "unregister"
 EOF_GUEST
 }
+
+# Every bkalloc tracepoint fires and reads back through tracefs: a request
+# that parks, is woken by an option write and restarts, then is aborted
+# (wait, wake, restart, leave, alloc with its error), failing discards, a
+# user alloc, an insert (journal_append), a flush (checkpoint), and
+# register's replay.
+test_tracepoints_through_tracefs() {
+	disks 2 64M
+	VM_FAULTS=$FAILING_DISCARDS vm_guest --timeout 180 <<'EOF_GUEST'
+T=/sys/kernel/tracing
+[ -d $T/events ] || mount -t tracefs nodev $T || fail "no tracefs: the kernel needs CONFIG_FTRACE"
+starved_scenario
+load_module
+[ -d $T/events/bkalloc ] || fail "no events/bkalloc in tracefs"
+for e in alloc wait wake restart leave discard journal_append checkpoint replay; do
+	[ -f $T/events/bkalloc/bkalloc_$e/format ] || fail "no tracepoint bkalloc_$e"
+done
+echo 1 >$T/events/bkalloc/enable
+echo >$T/trace
+register_pair "" "register with tracing on"
+step "a btree request parks; an option write restarts it; abort ends it"
+bkalloc alloc $u --kind btree >/tmp/a 2>&1 &
+pid=$!
+wait_waiters $v 1
+write $v/options/alloc_deadline 30
+write $v/abort_waiting all
+wait_until 10 "the aborted alloc to end" sh -c "! kill -0 $pid"
+step "a user alloc, an insert, a flush, unregister"
+b=$(bkalloc alloc $u) || fail "user alloc"
+bkalloc insert $u 7 >/dev/null || fail "insert"
+bkalloc flush $u >/dev/null || fail "flush"
+sleep 2
+write $v/unregister 1 || fail "unregister"
+echo 0 >$T/events/bkalloc/enable
+cat $T/trace >/tmp/trace
+grep -c bkalloc_ /tmp/trace
+# expect_event EVENT PATTERN: a line of EVENT on this volume matching PATTERN.
+expect_event() {
+	grep -E " $1: $u .*$2" /tmp/trace >/dev/null ||
+		fail "no $1 matching '$2' on $u in the trace: $(grep " $1:" /tmp/trace | head -n 3)"
+}
+expect_event bkalloc_replay "phase=done"
+expect_event bkalloc_wait "id=1 arg=3"
+expect_event bkalloc_wake "id=1 arg=1"
+expect_event bkalloc_restart "id=1 arg=1"
+expect_event bkalloc_wake "id=1 arg=5"
+expect_event bkalloc_leave "id=1 arg=125"
+expect_event bkalloc_alloc "kind=btree nr=0 err=-125 waited=1"
+expect_event bkalloc_alloc "kind=user nr=1 err=0 waited=0"
+expect_event bkalloc_discard "err=-[0-9]+"
+expect_event bkalloc_journal_append "records=1 blocks=1"
+expect_event bkalloc_checkpoint "err=0"
+EOF_GUEST
+}
