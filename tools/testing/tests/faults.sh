@@ -193,8 +193,15 @@ EOF_GUEST
 load_module
 register_pair
 expect_file_eq $v/state rw
+# A listener on state is woken when it changes.
+bkalloc events $u --count 1 --timeout 30 >/tmp/ev 2>&1 &
+ev=$!
+wait_in_syscall $ev 7 "bkalloc events"
 expect_fail "No data available" bkalloc insert $u --from 100 --count 1
 expect_file_eq $v/state "ro: journal write failed (error -61)"
+wait_until 10 "the listener to end" sh -c "! kill -0 $ev"
+wait $ev || fail "bkalloc events: $(cat /tmp/ev)"
+expect_eq "$(cat /tmp/ev)" "state: ro: journal write failed (error -61)" "the listener's line"
 expect_fail "Read-only file system" bkalloc insert $u --from 101 --count 1
 bkalloc get $u --from 1 --count 20 --verify >/dev/null || fail "reads in read-only"
 write $v/unregister 1 || fail "unregister"
