@@ -54,10 +54,12 @@ def results(all_runs):
     base = [r for r in all_runs if r["bench"] == "write_flush"]
     ins = {r["writers"]: r for r in all_runs if r["bench"] == "inserts"}
     rst = [r for r in all_runs if r["bench"] == "restart"]
-    if not base or sorted(ins) != [1, 2, 4, 8] or not rst:
+    rep = [r for r in all_runs if r["bench"] == "replay_1108"]
+    if not base or sorted(ins) != [1, 2, 4, 8] or not rst or not rep:
         raise SystemExit(
             f"bench_report: expected a write_flush run, inserts by 1, 2, 4 and 8 "
-            f"writers and a restart run; got {len(base)}, {sorted(ins)} and {len(rst)}"
+            f"writers, a restart run and a replay_1108 run; got {len(base)}, "
+            f"{sorted(ins)}, {len(rst)} and {len(rep)}"
         )
     wf = base[-1]["per_s"]
     out = []
@@ -128,6 +130,19 @@ def results(all_runs):
             higher_is_better=False,
         )
     )
+    # The #1108 replay, discards prioritised, against the same replay with
+    # every need_discard bucket already free.
+    r = rep[-1]
+    out.append(
+        result(
+            "replay_1108_prioritised_discards",
+            r["prioritised_ms"],
+            "ms",
+            r["all_free_ms"],
+            1.5,
+            higher_is_better=False,
+        )
+    )
     return out
 
 
@@ -188,6 +203,8 @@ def main(argv):
     (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
     cdf = []
     for r in all_runs:
+        if "lat_ns" not in r:
+            continue
         label = {"write_flush": "write+flush", "restart": "option write to restart"}.get(
             r["bench"], f"{r.get('writers')} writer(s)")
         cdf.append((label, [(ns / 1e3, f) for ns, f in r["lat_ns"]["cdf"]]))

@@ -40,6 +40,8 @@ def log(speedup8=1.0, flushes8=200, restarts=20):
                      module={"restarts": restarts, "restart_latency_ns_p50": 200_000,
                              "restart_latency_ns_p99": 400_000,
                              "restart_latency_ns_max": 500_000}))
+    lines.append("BENCH " + json.dumps({"bench": "replay_1108", "prioritised_ms": 1200,
+                                        "all_free_ms": 1000}))
     return "\r\n".join(lines) + "\r\n"
 
 
@@ -71,6 +73,8 @@ class Report(unittest.TestCase):
         self.assertTrue(res["insert_p99_latency_1_writer"]["met"])
         m = res["restart_p99_module"]
         self.assertEqual((m["value"], m["target"], m["met"]), (400.0, "<= 1000 us", True))
+        rp = res["replay_1108_prioritised_discards"]
+        self.assertEqual((rp["value"], rp["baseline"], rp["ratio"], rp["met"]), (1200, 1000, 1.2, True))
         w = res["restart_p99_write_to_return"]
         self.assertEqual((w["value"], w["baseline"], w["ratio"], w["met"]), (3000.0, 2000.0, 1.5, True))
         for f in ("latency-cdf.svg", "throughput.svg", "results.txt", "runs.json"):
@@ -95,6 +99,10 @@ class Report(unittest.TestCase):
         r, out = self.report(text)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("inserts by 1, 2, 4 and 8", r.stderr)
+        text = "\n".join(l for l in log().splitlines() if "replay_1108" not in l)
+        r, out = self.report(text)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("replay_1108", r.stderr)
         self.assertFalse((out / "results.json").exists())
 
 

@@ -11,9 +11,11 @@
 # disk; the flushes each member completed, from /sys/block/*/stat (field
 # 16), count per run. Then wake-to-restart (BENCH_TRIALS, default 20):
 # an option write that lets a parked alloc through, against the same
-# write with nobody waiting.
+# write with nobody waiting. Then the #1108 replay (samples/issue-1108.toml)
+# with prioritised discards, against the same replay with every
+# need_discard bucket free (replay's own elapsed_ms).
 test_bench_inserts_flushes_and_restarts() {
-	disks 3 256M
+	disks 3 3G
 	{
 		echo "n=${BENCH_INSERTS:-64} trials=${BENCH_TRIALS:-20}"
 		cat <<'EOF_GUEST'
@@ -62,6 +64,25 @@ register_pair
 line=$(bkalloc bench restart $u --trials $trials) || fail "bench restart"
 echo "BENCH $line"
 unregister_fsck "fsck after the restarts"
+step "the #1108 replay with prioritised discards, then on every need_discard bucket free"
+# replay_ms [OPTIONS]: registers disks 0 and 1 and prints the replay's
+# elapsed_ms once it is done; leaves the volume unregistered.
+replay_ms() {
+	register_pair "$1"
+	case $(cat $v/replay) in "state=done"*) ;; *) fail "replay: $(cat $v/replay)" ;; esac
+	sed -n 's/.*elapsed_ms=\([0-9]*\).*/\1/p' $v/replay
+	write $v/unregister 1 || fail "unregister"
+}
+issue1108_scenario
+prio=$(replay_ms)
+# The same images, but what was need_discard is free already.
+awk '/^\[\[device\]\]/ { d++ } /^free = / { f[d] = $3; next } /^need_discard = / { n[d] = $3; next }
+	{ print } /^btree_reserve/ { print "free = " f[d] + n[d]; print "need_discard = 0" }' \
+	/samples/issue-1108.toml >/tmp/free.toml
+bkalloc scenario --force /tmp/free.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario (all free)"
+free=$(replay_ms)
+[ -n "$prio" ] && [ -n "$free" ] || fail "no replay times: '$prio' '$free'"
+echo "BENCH {\"bench\":\"replay_1108\",\"prioritised_ms\":$prio,\"all_free_ms\":$free}"
 EOF_GUEST
 	} | vm_guest --timeout $((180 + ${BENCH_INSERTS:-64} / 4 + ${BENCH_TRIALS:-20} / 4)) || return 1
 	# The report from this boot's lines (make bench: into BENCH_RESULTS).
