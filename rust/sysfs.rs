@@ -74,9 +74,10 @@ impl AttrOps for Root {
 
 /// A volume's sysfs directory and files; dropping it removes them.
 struct VolumeSysfs {
-    volume: Arc<Volume>,
     _files: KVec<AttrFile<VolumeFiles>>,
     _dirs: KVec<KobjectDir>,
+    /// Last: the files go before this reference does.
+    volume: Arc<Volume>,
 }
 
 impl Drop for VolumeSysfs {
@@ -240,9 +241,9 @@ fn add_volume(root: &KobjectDir, registry: &Arc<Registry>, volume: &Arc<Volume>)
     dirs.push(dir, GFP_KERNEL)?;
     let published = KBox::new(
         VolumeSysfs {
-            volume: volume.clone(),
             _files: files,
             _dirs: dirs,
+            volume: volume.clone(),
         },
         GFP_KERNEL,
     )?;
