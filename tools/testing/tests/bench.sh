@@ -16,7 +16,9 @@
 # through, against the same write with nobody waiting.
 test_bench_inserts_replay_and_restarts() {
 	disks 3 3G
-	{
+	# Not piped: vm_guest must run in this shell to number its boots (and
+	# keep each boot's log).
+	vm_guest --timeout $((240 + ${BENCH_INSERTS:-64} / 4)) < <(
 		echo "n=${BENCH_INSERTS:-64}"
 		cat <<'EOF_GUEST'
 # flushes: flush requests completed by disks 0 and 1, summed.
@@ -49,7 +51,7 @@ step "the #1108 replay with prioritised discards, then on every need_discard buc
 # replay_ms [OPTIONS]: registers disks 0 and 1 and prints the replay's
 # elapsed_ms once it is done; leaves the volume unregistered.
 replay_ms() {
-	register_pair "$1"
+	register_pair "${1:-}"
 	case $(cat $v/replay) in "state=done"*) ;; *) fail "replay: $(cat $v/replay)" ;; esac
 	sed -n 's/.*elapsed_ms=\([0-9]*\).*/\1/p' $v/replay
 	write $v/unregister 1 || fail "unregister"
@@ -65,10 +67,10 @@ free=$(replay_ms)
 [ -n "$prio" ] && [ -n "$free" ] || fail "no replay times: '$prio' '$free'"
 echo "BENCH {\"bench\":\"replay_1108\",\"prioritised_ms\":$prio,\"all_free_ms\":$free}"
 EOF_GUEST
-	} | vm_guest --timeout $((240 + ${BENCH_INSERTS:-64} / 4)) || return 1
+	) || return 1
 	# Discards fail in this boot: dev0's need_discard never comes back, so
 	# only the option write can let a 2-replica request through.
-	{
+	VM_FAULTS=$FAILING_DISCARDS vm_guest --timeout $((180 + ${BENCH_TRIALS:-20} / 4)) < <(
 		echo "trials=${BENCH_TRIALS:-20}"
 		cat <<'EOF_GUEST'
 load_module
@@ -93,7 +95,7 @@ line=$(bkalloc bench restart $u --trials $trials) || fail "bench restart"
 echo "BENCH $line"
 unregister_fsck "fsck after the restarts"
 EOF_GUEST
-	} | VM_FAULTS=$FAILING_DISCARDS vm_guest --timeout $((180 + ${BENCH_TRIALS:-20} / 4)) || return 1
+	) || return 1
 	# The report from the boots' lines (make bench: into BENCH_RESULTS).
 	python3 "$TESTING_DIR/bench_report.py" "${BENCH_RESULTS:-$WORK/results}" "$WORK"/serial-*.log
 }

@@ -12,7 +12,8 @@ test_status_files_wake_pollers() {
 replay_scenario 40
 load_module
 step "replay blocks in a split on the starved device"
-register_bg "$(disk 0) $(disk 1) discard=0,replay_discard_priority=0,allocator_stuck_timeout=2"
+# Discards on (they fail), started only after replay: dev0 stays starved.
+register_bg "$(disk 0) $(disk 1) replay_discard_priority=0,allocator_stuck_timeout=2"
 v=$(volume_dir)
 u=${v##*/}
 wait_waiters $v 1
