@@ -188,16 +188,17 @@ wait_in_ioctl() {
 }
 
 # The starved pair of devices of the scenarios below: dev0 has 1 free bucket
-# (reserve 2) and 300 need_discard, dev1 200 free and 100 need_discard.
+# (reserve 2) and 300 need_discard, dev1 200 (or $1) free and 100
+# need_discard.
 starved_devices() {
-	cat <<'EOF_TOML'
+	cat <<EOF_TOML
 [[device]]
 free = 1
 need_discard = 300
 user = 8
 btree_reserve = 2
 [[device]]
-free = 200
+free = ${1:-200}
 need_discard = 100
 user = 8
 btree_reserve = 2

@@ -77,17 +77,7 @@ load_module
 step "wake-to-restart, $trials trials: dev0 is starved, so 2 replicas wait and 1 does not"
 {
 	scenario_header
-	cat <<'EOF_TOML'
-[[device]]
-free = 1
-need_discard = 300
-user = 8
-btree_reserve = 2
-[[device]]
-free = 3000
-user = 8
-btree_reserve = 2
-EOF_TOML
+	starved_devices 3000
 } >/tmp/restart.toml
 bkalloc scenario --force /tmp/restart.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
 register_pair
