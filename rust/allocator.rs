@@ -117,6 +117,14 @@ impl Pool {
         }
     }
 
+    /// Takes waiter `id` off the wait list (waking nobody) and tells the
+    /// watcher; returns its request.
+    fn unpark(&mut self, id: u64) -> Option<Pending> {
+        let w = self.requests.waiters.remove(id);
+        self.changed(Changed::Waiters);
+        w.map(|w| w.data)
+    }
+
     /// Whether register's replay is over and the volume is up.
     pub(crate) fn up(&self) -> bool {
         self.replay.phase == Phase::Done
@@ -399,8 +407,7 @@ impl Allocator {
             match state {
                 WaitState::Granted => {
                     let grant = w.data.granted.take().unwrap_or_default();
-                    inner.requests.waiters.remove(id);
-                    inner.changed(Changed::Waiters);
+                    inner.unpark(id);
                     return hand_over(&mut inner, grant, &spec);
                 }
                 WaitState::Woken(WakeReason::Abort) => {
@@ -519,16 +526,10 @@ impl Allocator {
     /// goes back: open buckets nobody commits would be lost until the next
     /// register, and on a starved device one is enough to wedge it.
     fn leave(&self, inner: &mut Pool, id: u64, err: Error) -> Error {
-        if let Some(grant) = inner
-            .requests
-            .waiters
-            .remove(id)
-            .and_then(|w| w.data.granted)
-        {
+        if let Some(grant) = inner.unpark(id).and_then(|p| p.granted) {
             release(&mut inner.members, &grant);
         }
         trace::leave(&self.uuid, id, err.to_errno().unsigned_abs().into());
-        inner.changed(Changed::Waiters);
         grant_pass(inner, u64::MAX, WakeReason::Device);
         err
     }
@@ -591,8 +592,7 @@ impl Allocator {
             return Ok(None);
         };
         let grant = open_buckets(&mut inner.members, &choice)?;
-        inner.requests.waiters.remove(id);
-        inner.changed(Changed::Waiters);
+        inner.unpark(id);
         let grant = hand_over(inner, grant, spec)?;
         inner.requests.counters.degraded += 1;
         pr_warn!(
