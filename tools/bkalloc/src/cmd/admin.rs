@@ -42,7 +42,7 @@ pub(crate) fn volume_dir(uuid: &str) -> crate::Result<PathBuf> {
 }
 
 /// A sysfs file's text, without its trailing newline.
-fn read(path: &Path) -> crate::Result<String> {
+pub(crate) fn read(path: &Path) -> crate::Result<String> {
     fs::read_to_string(path)
         .map(|s| s.trim_end().to_string())
         .map_err(|e| format!("{}: {e}", path.display()))
@@ -91,7 +91,7 @@ fn volumes() -> crate::Result<Vec<String>> {
 }
 
 /// "name value" lines as a map (values that are numbers become numbers).
-fn pairs(text: &str) -> BTreeMap<String, Value> {
+pub(crate) fn pairs(text: &str) -> BTreeMap<String, Value> {
     text.lines()
         .filter_map(|l| l.split_once(' '))
         .map(|(k, v)| {

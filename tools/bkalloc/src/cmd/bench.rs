@@ -174,14 +174,10 @@ fn write_file(path: &std::path::Path, value: &str) -> crate::Result<Duration> {
 }
 
 /// `counters` as name -> value.
-fn counters(dir: &std::path::Path) -> crate::Result<std::collections::BTreeMap<String, u64>> {
-    let p = dir.join("counters");
-    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
-        .collect())
+fn counters(dir: &std::path::Path) -> crate::Result<std::collections::BTreeMap<String, Value>> {
+    Ok(super::admin::pairs(&super::admin::read(
+        &dir.join("counters"),
+    )?))
 }
 
 fn restart(volume: &str, trials: u64) -> crate::Result<Value> {
@@ -240,8 +236,11 @@ fn restart(volume: &str, trials: u64) -> crate::Result<Value> {
     }
     let took = start.elapsed();
     let after = counters(&dir)?;
-    let get = |k: &str| after.get(k).copied().unwrap_or(0);
-    let restarts = get("restarts").saturating_sub(before.get("restarts").copied().unwrap_or(0));
+    let num = |m: &std::collections::BTreeMap<String, Value>, k: &str| {
+        m.get(k).and_then(Value::as_u64).unwrap_or(0)
+    };
+    let get = |k: &str| num(&after, k);
+    let restarts = get("restarts").saturating_sub(num(&before, "restarts"));
     Ok(result(
         "restart",
         trials,
