@@ -20,7 +20,9 @@ def runs(paths):
         for line in Path(p).read_text(errors="replace").splitlines():
             line = line.strip().replace("\r", "")
             if line.startswith("BENCH {"):
-                out.append(json.loads(line[len("BENCH "):]))
+                # The object; a kernel message may follow it on the line.
+                obj, _ = json.JSONDecoder().raw_decode(line[len("BENCH "):])
+                out.append(obj)
     return out
 
 

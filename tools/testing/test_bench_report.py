@@ -40,8 +40,9 @@ def log(speedup8=1.0, flushes8=200, restarts=20):
                      module={"restarts": restarts, "restart_latency_ns_p50": 200_000,
                              "restart_latency_ns_p99": 400_000,
                              "restart_latency_ns_max": 500_000}))
+    # A kernel message after the object, on the same console line.
     lines.append("BENCH " + json.dumps({"bench": "replay_1108", "prioritised_ms": 1200,
-                                        "all_free_ms": 1000}))
+                                        "all_free_ms": 1000}) + "[    6.6] bkalloc: volume x")
     return "\r\n".join(lines) + "\r\n"
 
 

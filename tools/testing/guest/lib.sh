@@ -175,6 +175,14 @@ wait_waiters() {
 	wait_until 10 "$2 waiter(s) in $1/waiters" sh -c "[ \$(wc -l <$1/waiters) = $2 ]"
 }
 
+# bench_print: the "BENCH <json>" lines a boot kept in /tmp/bench, printed
+# at its end with kernel messages off the console, so that none lands inside
+# a line (the kernel log still reaches the status disk).
+bench_print() {
+	dmesg -n 1
+	cat /tmp/bench
+}
+
 # wait_in_syscall PID NR WHAT: PID sleeps interruptibly inside x86-64
 # system call NR (16 ioctl, 7 poll), as a wait that signals end does (the
 # writer's gate, a poll); a process still starting up is not there yet.

@@ -34,7 +34,7 @@ load_module
 register_pair
 step "baseline: the device's own write + flush, $n times"
 line=$(bkalloc bench write-flush "$(disk 2)" --count $n) || fail "bench write-flush"
-echo "BENCH $line"
+echo "BENCH $line" >>/tmp/bench
 key=1
 for w in 1 2 4 8; do
 	step "$n inserts by $w writer(s)"
@@ -42,7 +42,7 @@ for w in 1 2 4 8; do
 	line=$(bkalloc bench inserts $u --writers $w --count $((n / w)) --first $key) || fail "bench inserts, $w writers"
 	df=$(($(flushes) - f0))
 	[ $df -gt 0 ] || fail "no flush counted for $w writers"
-	echo "BENCH ${line%\}},\"members\":2,\"flushes\":$df}"
+	echo "BENCH ${line%\}},\"members\":2,\"flushes\":$df}" >>/tmp/bench
 	key=$((key + n))
 done
 bkalloc get $u --from 1 --count $((key - 1)) --verify >/dev/null || fail "the inserted keys"
@@ -65,7 +65,8 @@ awk '/^\[\[device\]\]/ { d++ } /^free = / { f[d] = $3; next } /^need_discard = /
 bkalloc scenario --force /tmp/free.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario (all free)"
 free=$(replay_ms)
 [ -n "$prio" ] && [ -n "$free" ] || fail "no replay times: '$prio' '$free'"
-echo "BENCH {\"bench\":\"replay_1108\",\"prioritised_ms\":$prio,\"all_free_ms\":$free}"
+echo "BENCH {\"bench\":\"replay_1108\",\"prioritised_ms\":$prio,\"all_free_ms\":$free}" >>/tmp/bench
+bench_print
 EOF_GUEST
 	) || return 1
 	# Discards fail in this boot: dev0's need_discard never comes back, so
@@ -82,8 +83,9 @@ step "wake-to-restart, $trials trials: dev0 is starved, so 2 replicas wait and 1
 bkalloc scenario --force /tmp/restart.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
 register_pair
 line=$(bkalloc bench restart $u --trials $trials) || fail "bench restart"
-echo "BENCH $line"
+echo "BENCH $line" >>/tmp/bench
 unregister_fsck "fsck after the restarts"
+bench_print
 EOF_GUEST
 	) || return 1
 	# The report from the boots' lines (make bench: into BENCH_RESULTS).
