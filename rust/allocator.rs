@@ -792,6 +792,14 @@ impl Allocator {
             ("restart_latency_ns_p50", a.restart_latency.percentile(500)),
             ("restart_latency_ns_p99", a.restart_latency.percentile(990)),
             ("restart_latency_ns_max", a.restart_latency.max()),
+            (
+                "memory_bucket_bytes",
+                inner
+                    .members
+                    .iter()
+                    .map(|m| m.states.capacity() as u64)
+                    .sum(),
+            ),
         ] {
             writeln!(out, "{name} {v}")?;
         }

@@ -132,6 +132,13 @@ pub(crate) struct Tree {
     max_level: u8,
 }
 
+/// An insert's allocations, made before it is journaled: the path to the
+/// leaf and the nodes its splits will fill.
+pub(crate) struct PreparedInsert {
+    path: KVec<usize>,
+    spare: KVec<Node>,
+}
+
 /// Node loading work: where a node is and what its parent expects.
 struct Load {
     ptr: BtreePtr,
@@ -160,6 +167,19 @@ impl Tree {
     /// Keys in the tree.
     pub(crate) fn len(&self) -> u64 {
         self.keys
+    }
+
+    /// Bytes the tree's allocations hold (capacities, not lengths): the node
+    /// array and each node's key, value and child arrays.
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        let nodes = self.nodes.iter().map(|n| {
+            n.keys.capacity() * size_of::<u64>()
+                + n.vals.capacity() * size_of::<Value>()
+                + n.kids.capacity() * size_of::<usize>()
+        });
+        (self.nodes.capacity() * size_of::<Node>()
+            + nodes.sum::<usize>()
+            + self.retiring.capacity() * size_of::<Replica>()) as u64
     }
 
     /// Reads every node reachable from `cp`'s root, checking each against
@@ -378,12 +398,20 @@ impl Tree {
     /// in `locs` (exactly [`Tree::nodes_needed`] of them). Marks the path
     /// dirty. Returns whether the key is new.
     pub(crate) fn insert(&mut self, key: u64, value: Value, locs: &[BtreePtr]) -> Result<bool> {
+        let prepared = self.prepare_insert(key, locs)?;
+        self.apply_insert(key, value, prepared)
+    }
+
+    /// Everything an insert of `key` could fail to allocate, done first
+    /// (see [`Tree::insert`]), so that [`Tree::apply_insert`] cannot fail
+    /// once the insert is journaled. Only a checkpoint may run in between,
+    /// which moves nodes but leaves the tree's shape alone.
+    pub(crate) fn prepare_insert(&mut self, key: u64, locs: &[BtreePtr]) -> Result<PreparedInsert> {
         let path = self.path(key)?;
         let need = self.nodes_needed(key)?;
         if locs.len() != need {
             return Err(EINVAL);
         }
-        // Everything that could fail to allocate happens first.
         self.nodes.reserve(need, GFP_KERNEL)?;
         let mut spare = KVec::with_capacity(need, GFP_KERNEL)?;
         for (k, loc) in locs.iter().enumerate() {
@@ -398,6 +426,17 @@ impl Tree {
             n.dirty = true;
             spare.push(n, GFP_KERNEL)?;
         }
+        Ok(PreparedInsert { path, spare })
+    }
+
+    /// The change [`Tree::prepare_insert`] prepared.
+    pub(crate) fn apply_insert(
+        &mut self,
+        key: u64,
+        value: Value,
+        prepared: PreparedInsert,
+    ) -> Result<bool> {
+        let PreparedInsert { path, mut spare } = prepared;
         for &i in path.iter() {
             self.nodes[i].dirty = true;
         }

@@ -4,7 +4,7 @@
 //! read-only, and who is told when these (or the waiters) change.
 //!
 //! Read-only follows a failed metadata write.
-//! A journal append or a checkpoint whose write or flush fails may have
+//! A journal entry or a checkpoint whose write or flush fails may have
 //! left some members with the new blocks and some without. Writing on
 //! would mean rewriting blocks a durable checkpoint may reference, or
 //! acknowledging changes behind a hole, so the volume stops taking

@@ -4,10 +4,11 @@
 //! lookups, and bucket allocs and frees made durable through the journal.
 //!
 //! An insert, under the btree writer lock: buckets for the nodes a split
-//! will need (through the allocator, where it can block), then the journal
-//! entry (durable when it returns), then the tree in memory. A failed or
-//! aborted allocation leaves nothing behind, not even a journal entry.
-//! Replay takes the same path without the journal step.
+//! will need (through the allocator, where it can block), then its record
+//! in the open journal entry, then the tree in memory; after the lock, the
+//! wait for the entry to be durable (group commit, see `journal.rs`). A
+//! failed or aborted allocation leaves nothing behind, not even a journal
+//! record. Replay takes the same path without the journal steps.
 
 use crate::allocator::Grant;
 use crate::bkcore::{
@@ -23,17 +24,30 @@ use kernel::prelude::*;
 impl Volume {
     /// Inserts (or overwrites) `key`; returns the journal sequence number
     /// that made it durable.
+    ///
+    /// The writer is held while the tree changes in memory and the record
+    /// joins the open journal entry, not while the entry is written: the
+    /// inserts that come meanwhile share its successor and its flushes. A
+    /// lookup may see the key before it is durable, as a read sees a page
+    /// before it is written back; and if the entry's write fails (the
+    /// volume goes read-only) the key stays readable until unregister,
+    /// while what the next register finds is what reached the disk.
     pub(crate) fn insert(&self, key: u64, value: Value) -> Result<u64> {
         // Checked before the writer lock too: during replay, EAGAIN at once.
         self.check_writable()?;
-        let _w = self.writer.enter()?;
-        self.check_writable()?;
-        self.insert_locked(key, value, true)
+        let seq = {
+            let _w = self.writer.enter()?;
+            self.check_writable()?;
+            self.insert_locked(key, value, true)?
+        };
+        self.commit(seq)?;
+        Ok(seq)
     }
 
     /// Inserts with the writer lock held; `journal` is false during replay
-    /// (the key is in the journal already). Returns the entry's sequence
-    /// number (0 without journal).
+    /// (the key is in the journal already). Returns the sequence number of
+    /// the journal entry the record joined, durable once
+    /// [`Volume::commit`] of it returns (0 without journal).
     pub(crate) fn insert_locked(&self, key: u64, value: Value, journal: bool) -> Result<u64> {
         let need = self.tree.lock().nodes_needed(key).inspect_err(|e| {
             if *e == ENOSPC {
@@ -57,8 +71,17 @@ impl Volume {
                 }
             }
         }
+        // What the tree change needs is allocated before the record joins
+        // an entry: once journaled, the change must not fail.
+        let prepared = match self.tree.lock().prepare_insert(key, &locs) {
+            Ok(p) => p,
+            Err(e) => {
+                self.drop_node_buckets(&locs);
+                return Err(e);
+            }
+        };
         let seq = if journal {
-            match self.append_locked(&[Record::Insert { key, value }]) {
+            match self.add_locked(&[Record::Insert { key, value }]) {
                 Ok(seq) => seq,
                 Err(e) => {
                     self.drop_node_buckets(&locs);
@@ -68,52 +91,62 @@ impl Volume {
         } else {
             0
         };
-        self.tree.lock().insert(key, value, &locs)?;
+        self.tree.lock().apply_insert(key, value, prepared)?;
         Ok(seq)
     }
 
-    /// Appends `records` (see [`Journal::append`] for `unapplied`); while
-    /// the journal is full, makes room with `checkpoint` and tries again.
+    /// Adds `records` to the open journal entry (see [`Journal::add`] for
+    /// `unapplied`); while the journal is full, makes room with
+    /// `checkpoint` and tries again. Returns the entry's sequence number.
     ///
-    /// [`Journal::append`]: crate::journal::Journal::append
-    fn append_or(
+    /// [`Journal::add`]: crate::journal::Journal::add
+    fn add_or(
         &self,
         records: &[Record],
         unapplied: bool,
         checkpoint: impl Fn() -> Result<(u64, u64)>,
     ) -> Result<u64> {
         loop {
-            let appended = {
-                let mut journal = self.journal.lock();
-                let res = journal.append(records, unapplied);
-                (res, journal.io_failed())
-            };
-            let appended = match appended {
-                (Ok(a), _) => a,
-                (Err(e), true) => {
-                    self.go_read_only("journal write", e);
-                    return Err(e);
+            match self.journal.add(records, unapplied) {
+                Ok(Some(seq)) => return Ok(seq),
+                Ok(None) => {
+                    checkpoint()?;
                 }
-                (Err(e), false) => return Err(e),
-            };
-            if let Some(seq) = appended {
-                return Ok(seq);
+                Err(e) => return Err(self.journal_failed(e)),
             }
-            checkpoint()?;
         }
     }
 
-    /// Appends with the writer lock held.
-    fn append_locked(&self, records: &[Record]) -> Result<u64> {
-        self.append_or(records, false, || self.checkpoint_locked())
+    /// Adds with the writer lock held.
+    fn add_locked(&self, records: &[Record]) -> Result<u64> {
+        self.add_or(records, false, || self.checkpoint_locked())
     }
 
-    /// Appends without the writer lock (taken if a checkpoint is needed).
-    fn append(&self, records: &[Record], unapplied: bool) -> Result<u64> {
-        self.append_or(records, unapplied, || {
+    /// Adds without the writer lock (taken if a checkpoint is needed).
+    fn add(&self, records: &[Record], unapplied: bool) -> Result<u64> {
+        self.add_or(records, unapplied, || {
             let _w = self.writer.enter()?;
             self.checkpoint_locked()
         })
+    }
+
+    /// Waits until journal entry `seq` is durable, writing it if no other
+    /// caller is (see [`Journal::commit`]).
+    ///
+    /// [`Journal::commit`]: crate::journal::Journal::commit
+    pub(crate) fn commit(&self, seq: u64) -> Result {
+        self.journal.commit(seq).map_err(|e| self.journal_failed(e))
+    }
+
+    /// `e` from the journal; a failed entry write makes the volume
+    /// read-only, named by that write's error (not EROFS, which later
+    /// callers see).
+    fn journal_failed(&self, e: Error) -> Error {
+        let failed = self.journal.lock().io_error();
+        if let Some(write_error) = failed {
+            self.go_read_only("journal write", write_error);
+        }
+        e
     }
 
     /// The value of `key`.
@@ -141,7 +174,16 @@ impl Volume {
                 GFP_KERNEL,
             )?;
         }
-        self.append(&records, unapplied)
+        let seq = self.add(&records, unapplied)?;
+        if let Err(e) = self.commit(seq) {
+            // Never written (the journal failed or closed): nothing of it
+            // will be applied.
+            if unapplied {
+                self.applied(seq, grant.len());
+            }
+            return Err(e);
+        }
+        Ok(seq)
     }
 
     /// An allocation for a user of `/dev/bkalloc`: durable when it returns.
@@ -171,7 +213,7 @@ impl Volume {
             }
         };
         let res = self.allocator().commit_grant(&grant, BucketState::User);
-        self.journal.lock().applied(seq);
+        self.applied(seq, grant.len());
         res.map(|()| grant)
     }
 
@@ -194,7 +236,15 @@ impl Volume {
         }
         let seq = self.journal_states(buckets, BucketState::NeedDiscard, true)?;
         let res = self.allocator().free_buckets(buckets);
-        self.journal.lock().applied(seq);
+        self.applied(seq, buckets.len());
         res
+    }
+
+    /// `records` records of entry `seq` are applied in memory.
+    fn applied(&self, seq: u64, records: usize) {
+        let mut journal = self.journal.lock();
+        for _ in 0..records {
+            journal.applied(seq);
+        }
     }
 }

@@ -277,14 +277,14 @@ fn show_usage(volume: &Volume, i: usize, out: &mut impl Write) -> Result {
 /// `counters`: the btree's and the journal's, then the allocator's.
 fn show_counters(volume: &Volume, out: &mut impl Write) -> Result {
     // Lock order: the tree and the journal are read before the pool.
-    let (keys, nodes, generation) = {
+    let (keys, nodes, generation, tree_bytes) = {
         let t = volume.tree.lock();
         let g = t.checkpoint.map_or(0, |c| c.generation);
-        (t.len(), t.nodes.len() as u64, g)
+        (t.len(), t.nodes.len() as u64, g, t.memory_bytes())
     };
-    let (jseq, pending) = {
+    let (jseq, pending, written) = {
         let j = volume.journal.lock();
-        (j.last_seq(), j.pending() as u64)
+        (j.last_seq(), j.pending() as u64, j.entries_written())
     };
     for (name, v) in [
         ("btree_keys", keys),
@@ -292,6 +292,8 @@ fn show_counters(volume: &Volume, out: &mut impl Write) -> Result {
         ("checkpoint_generation", generation),
         ("journal_seq", jseq),
         ("journal_pending_entries", pending),
+        ("journal_entries_written", written),
+        ("memory_btree_bytes", tree_bytes),
     ] {
         writeln!(out, "{name} {v}")?;
     }

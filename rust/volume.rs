@@ -24,7 +24,7 @@ use crate::discard::{DiscardThread, Discards};
 use crate::fmt::Core;
 use crate::glue::{bdev::BlockDevice, kthread::Kthread};
 use crate::health::{Changed, Phase, ReadOnly};
-use crate::journal::Journal;
+use crate::journal::{Journal, Ring};
 use crate::member::Member;
 use crate::waitlist::Kick;
 use crate::writer::Writer;
@@ -100,7 +100,7 @@ pub(crate) struct Volume {
     pub(crate) tree: Mutex<Tree>,
     /// The journal.
     #[pin]
-    pub(crate) journal: Mutex<Journal>,
+    pub(crate) journal: Journal,
     /// Its sysfs directory, published by register; teardown removes it.
     #[pin]
     published: Mutex<Option<KBox<dyn Published>>>,
@@ -180,7 +180,7 @@ impl Volume {
         for m in members.iter_mut() {
             m.load_alloc_table(generation)?;
         }
-        let journal = Journal::new(uuid, &members)?;
+        let ring = Ring::new(uuid, &members)?;
         let pool = Pool::new(members, disk_options, options);
         Arc::pin_init(
             try_pin_init!(Volume {
@@ -189,7 +189,7 @@ impl Volume {
                 alloc <- Allocator::new(*uuid, pool),
                 writer <- Writer::new(),
                 tree <- new_mutex!(Tree::new()),
-                journal <- new_mutex!(journal),
+                journal <- Journal::new(ring),
                 published <- new_mutex!(None),
                 discard_thread <- new_mutex!(None),
                 _holder: holder,
@@ -354,7 +354,7 @@ impl Volume {
         // the pool's lock: drop the files with no lock held.
         let published = self.published.lock().take();
         drop(published);
-        self.journal.lock().close();
+        self.journal.close();
         let members = core::mem::take(&mut self.alloc.lock().members);
         self.alloc.wake_waiters_for_teardown();
         if !members.is_empty() {

@@ -13,6 +13,7 @@
 //!
 //! - [`crc32c`]: the checksum of every on-disk structure.
 //! - [`format`]: the on-disk format, its one definition (documented there).
+//! - [`journal_ring`]: where journal entries go, and group commit's join rule.
 //! - [`options`]: the option table.
 //! - [`buckets`]: bucket states, legal transitions, per-state counts.
 //! - [`uuid`]: volume and member identifiers.
@@ -22,6 +23,7 @@ pub mod crc32c;
 pub mod ctl_abi;
 pub mod discard_order;
 pub mod format;
+pub mod journal_ring;
 pub mod latency;
 pub mod options;
 pub mod placement;

@@ -146,6 +146,25 @@ impl BlockDevice {
         }
     }
 
+    /// Writes the first `len` bytes of `buf` at byte `offset` (both in whole
+    /// logical blocks), so a buffer kept for reuse need not be cut to size.
+    pub(crate) fn write_part(&self, offset: u64, buf: &KVec<u8>, len: usize) -> Result {
+        if len > buf.len() {
+            return Err(EINVAL);
+        }
+        // SAFETY: A `KVec` is kmalloc memory, borrowed for the call, and
+        // `len` is within it; the block layer only reads from a write's
+        // buffer.
+        unsafe {
+            self.rw(
+                offset,
+                buf.as_ptr().cast_mut(),
+                len,
+                bindings::req_op_REQ_OP_WRITE,
+            )
+        }
+    }
+
     /// Discards `len` bytes at byte `offset` (both in whole logical blocks).
     pub(crate) fn discard(&self, offset: u64, len: u64) -> Result {
         let sector = self.check_range(offset, len)?;

@@ -17,6 +17,7 @@ set -uo pipefail
 need_root
 export BENCH_INSERTS=${BENCH_INSERTS:-2000}
 export BENCH_TRIALS=${BENCH_TRIALS:-1000}
+export BENCH_DISCARDS=${BENCH_DISCARDS:-20000}
 flavour=${KERNEL:-min}
 export BENCH_RESULTS=$BKALLOC_CACHE/runs/bench/results
 rm -rf "$BENCH_RESULTS"

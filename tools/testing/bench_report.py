@@ -57,11 +57,14 @@ def results(all_runs):
     ins = {r["writers"]: r for r in all_runs if r["bench"] == "inserts"}
     rst = [r for r in all_runs if r["bench"] == "restart"]
     rep = [r for r in all_runs if r["bench"] == "replay_1108"]
-    if not base or sorted(ins) != [1, 2, 4, 8] or not rst or not rep:
+    dis = [r for r in all_runs if r["bench"] == "discard"]
+    mem = [r for r in all_runs if r["bench"] == "memory"]
+    if not base or sorted(ins) != [1, 2, 4, 8] or not rst or not rep or not dis or not mem:
         raise SystemExit(
             f"bench_report: expected a write_flush run, inserts by 1, 2, 4 and 8 "
-            f"writers, a restart run and a replay_1108 run; got {len(base)}, "
-            f"{sorted(ins)}, {len(rst)} and {len(rep)}"
+            f"writers, a restart run, a replay_1108 run, a discard run and a "
+            f"memory run; got {len(base)}, {sorted(ins)}, {len(rst)}, {len(rep)}, "
+            f"{len(dis)} and {len(mem)}"
         )
     wf = base[-1]["per_s"]
     out = []
@@ -142,6 +145,43 @@ def results(all_runs):
             "ms",
             r["all_free_ms"],
             1.5,
+            higher_is_better=False,
+        )
+    )
+    # The discard thread's buckets per second (its tracepoint's timestamps)
+    # against one process issuing BLKDISCARD over the same ranges.
+    r = dis[-1]
+    out.append(
+        result(
+            "discard_buckets_per_s",
+            r["module_per_s"],
+            "buckets/s",
+            r["blkdiscard_per_s"],
+            0.8,
+        )
+    )
+    # Memory per bucket (every per-bucket structure together) against the
+    # 2 bytes bcachefs spends at runtime, target 1.5 bytes; per key of the
+    # tree against the 40 bytes of a key and its value.
+    r = mem[-1]
+    out.append(
+        result(
+            "memory_per_bucket",
+            r["bucket_bytes"] / r["buckets"],
+            "bytes",
+            2.0,
+            1.5,
+            higher_is_better=False,
+            absolute=True,
+        )
+    )
+    out.append(
+        result(
+            "memory_per_key",
+            r["btree_bytes"] / r["keys"],
+            "bytes",
+            40.0,
+            2.0,
             higher_is_better=False,
         )
     )

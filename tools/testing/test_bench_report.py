@@ -40,6 +40,10 @@ def log(speedup8=1.0, flushes8=200, restarts=20):
                      module={"restarts": restarts, "restart_latency_ns_p50": 200_000,
                              "restart_latency_ns_p99": 400_000,
                              "restart_latency_ns_max": 500_000}))
+    lines.append(run("discard", 500.0, 10_000_000, ops=2048, ranges=2, module_secs=4.096,
+                     module_per_s=500.0, blkdiscard_per_s=600.0))
+    lines.append("BENCH " + json.dumps({"bench": "memory", "buckets": 1000, "bucket_bytes": 1000,
+                                        "keys": 100, "btree_bytes": 6000}))
     # A kernel message after the object, on the same console line.
     lines.append("BENCH " + json.dumps({"bench": "replay_1108", "prioritised_ms": 1200,
                                         "all_free_ms": 1000}) + "[    6.6] bkalloc: volume x")
@@ -78,6 +82,12 @@ class Report(unittest.TestCase):
         self.assertEqual((rp["value"], rp["baseline"], rp["ratio"], rp["met"]), (1200, 1000, 1.2, True))
         w = res["restart_p99_write_to_return"]
         self.assertEqual((w["value"], w["baseline"], w["ratio"], w["met"]), (3000.0, 2000.0, 1.5, True))
+        d = res["discard_buckets_per_s"]
+        self.assertEqual((d["value"], d["baseline"], d["ratio"], d["met"]), (500.0, 600.0, 0.833, True))
+        m = res["memory_per_bucket"]
+        self.assertEqual((m["value"], m["target"], m["met"]), (1.0, "<= 1.5 bytes", True))
+        k = res["memory_per_key"]
+        self.assertEqual((k["value"], k["ratio"], k["met"]), (60.0, 1.5, True))
         for f in ("latency-cdf.svg", "throughput.svg", "results.txt", "runs.json"):
             self.assertTrue((out / f).stat().st_size > 0, f)
         self.assertIn("<polyline", (out / "latency-cdf.svg").read_text())
@@ -105,6 +115,10 @@ class Report(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("replay_1108", r.stderr)
         self.assertFalse((out / "results.json").exists())
+        text = "\n".join(l for l in log().splitlines() if '"discard"' not in l)
+        r, out = self.report(text)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("a discard run", r.stderr)
 
 
 if __name__ == "__main__":

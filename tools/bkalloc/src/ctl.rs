@@ -17,6 +17,7 @@ use std::fmt::Write;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 
 use crate::build::value_for;
 
@@ -311,9 +312,55 @@ fn insert_keys(
     Ok(seqs.unwrap_or_default())
 }
 
+/// Acknowledgement lines for crash tests: `bkack WORDS`, one per 512-byte sector of a
+/// device from a given sector on, each written with O_DIRECT (and so ordered in a write
+/// log with the device writes around it).
+pub struct Acks {
+    file: File,
+    sector: u64,
+}
+
+/// A 512-byte sector aligned for O_DIRECT.
+#[repr(C, align(4096))]
+struct Sector([u8; 512]);
+
+impl Acks {
+    /// Parses `DEVICE:SECTOR` and opens the device.
+    pub fn open(spec: &str) -> crate::Result<Self> {
+        let (dev, sector) = spec
+            .rsplit_once(':')
+            .and_then(|(d, s)| Some((d, s.parse::<u64>().ok()?)))
+            .ok_or_else(|| format!("--ack {spec}: expected DEVICE:SECTOR"))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(dev)
+            .map_err(|e| format!("--ack {dev}: {e}"))?;
+        Ok(Self { file, sector })
+    }
+
+    /// Writes `bkack WORDS` to the next sector.
+    pub fn ack(&mut self, words: &str) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut s = Box::new(Sector([0u8; 512]));
+        let line = format!("bkack {words}\n");
+        let n = line.len().min(512);
+        s.0[..n].copy_from_slice(&line.as_bytes()[..n]);
+        self.file.write_all_at(&s.0, self.sector * 512)?;
+        self.sector += 1;
+        Ok(())
+    }
+}
+
 /// `bkalloc insert`: inserts each key (with `value`, or `value_for(key)`), each durable
 /// before the next; prints the count and the journal sequence numbers they landed in.
-pub fn insert(volume: &str, keys: &KeyArgs, value: Option<Value>) -> crate::Result<()> {
+/// With `acks`, `begin insert KEY` before each insert and `insert KEY` once it is durable.
+pub fn insert(
+    volume: &str,
+    keys: &KeyArgs,
+    value: Option<Value>,
+    mut acks: Option<Acks>,
+) -> crate::Result<()> {
     let uuid = parse_uuid(volume)?;
     let keys = keys.keys()?;
     let ctl = open_ctl().map_err(|e| format!("insert: {CTL_PATH}: {e}"))?;
@@ -324,7 +371,14 @@ pub fn insert(volume: &str, keys: &KeyArgs, value: Option<Value>) -> crate::Resu
             value: *value,
             seq: 0,
         };
-        Ok(ioctl_on(&ctl, IOC_INSERT, &args)?.seq)
+        if let Some(a) = acks.as_mut() {
+            a.ack(&format!("begin insert {key}"))?;
+        }
+        let seq = ioctl_on(&ctl, IOC_INSERT, &args)?.seq;
+        if let Some(a) = acks.as_mut() {
+            a.ack(&format!("insert {key}"))?;
+        }
+        Ok(seq)
     })?;
     println!("inserted {} keys (journal seq {lo}..={hi})", keys.count());
     Ok(())
@@ -483,6 +537,23 @@ pub fn version(abi: u32) -> crate::Result<()> {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn acks_one_line_per_sector_from_the_given_one() {
+        let path = std::env::temp_dir().join(format!("bkalloc-acks-{}", std::process::id()));
+        std::fs::write(&path, vec![0u8; 8 * 512]).unwrap();
+        let spec = format!("{}:2", path.display());
+        let mut a = Acks::open(&spec).unwrap();
+        a.ack("begin insert 7").unwrap();
+        a.ack("insert 7").unwrap();
+        let data = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(data[..1024].iter().all(|&b| b == 0));
+        assert!(data[1024..].starts_with(b"bkack begin insert 7\n\0"));
+        assert!(data[1536..].starts_with(b"bkack insert 7\n\0"));
+        assert!(data[2048..].iter().all(|&b| b == 0));
+        assert!(Acks::open("no-sector").is_err());
+    }
 
     #[derive(Parser)]
     struct Cli {

@@ -109,6 +109,11 @@ enum Command {
         /// The value: 64 hex digits, byte 0 first [default: the scenario value of KEY].
         #[arg(value_parser = bkalloc::ctl::parse_value_hex, conflicts_with = "from")]
         value_hex: Option<bkcore::format::Value>,
+        /// Crash tests: write `bkack begin insert KEY` before each insert and `bkack
+        /// insert KEY` once it is durable, one per 512-byte sector of DEVICE from SECTOR
+        /// on, with O_DIRECT.
+        #[arg(long, value_name = "DEVICE:SECTOR")]
+        ack: Option<String>,
     },
     /// Look up a key or a range of keys, or verify them against their scenario values.
     ///
@@ -306,7 +311,13 @@ fn main() -> ExitCode {
             volume,
             keys,
             value_hex,
-        } => bkalloc::ctl::insert(&volume, &keys, value_hex).map(|()| true),
+            ack,
+        } => ack
+            .as_deref()
+            .map(bkalloc::ctl::Acks::open)
+            .transpose()
+            .and_then(|acks| bkalloc::ctl::insert(&volume, &keys, value_hex, acks))
+            .map(|()| true),
         Command::Get {
             volume,
             keys,

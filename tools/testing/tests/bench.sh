@@ -11,7 +11,13 @@
 # disk; the flushes each member completed, from /sys/block/*/stat (field
 # 16), count per run. Then the #1108 replay (samples/issue-1108.toml) with
 # prioritised discards, against the same replay with every need_discard
-# bucket free (replay's own elapsed_ms). In a second boot, wake-to-restart
+# bucket free (replay's own elapsed_ms). Then the discard thread's rate
+# over BENCH_DISCARDS (default 3000: batches of 1024) contiguous
+# need_discard buckets, from
+# its tracepoint's timestamps, against BLKDISCARD over the same ranges.
+# The module's memory per bucket and per key (its counters) after the
+# #1108 replay. In
+# a second boot, wake-to-restart
 # (BENCH_TRIALS, default 20): an option write that lets a parked alloc
 # through, against the same write with nobody waiting.
 test_bench_inserts_replay_and_restarts() {
@@ -19,7 +25,7 @@ test_bench_inserts_replay_and_restarts() {
 	# Not piped: vm_guest must run in this shell to number its boots (and
 	# keep each boot's log).
 	vm_guest --timeout $((240 + ${BENCH_INSERTS:-64} / 4)) < <(
-		echo "n=${BENCH_INSERTS:-64}"
+		echo "n=${BENCH_INSERTS:-64} discards=${BENCH_DISCARDS:-3000}"
 		cat <<'EOF_GUEST'
 # flushes: flush requests completed by disks 0 and 1, summed.
 flushes() {
@@ -54,6 +60,8 @@ replay_ms() {
 	register_pair "${1:-}"
 	case $(cat $v/replay) in "state=done"*) ;; *) fail "replay: $(cat $v/replay)" ;; esac
 	sed -n 's/.*elapsed_ms=\([0-9]*\).*/\1/p' $v/replay
+	# What the module holds for the volume, per bucket and per key.
+	echo "$(cat $v/dev-*/usage | awk '$1 == "buckets" { n += $2 } END { print n + 0 }') $(counter $v memory_bucket_bytes) $(counter $v btree_keys) $(counter $v memory_btree_bytes)" >/tmp/memory
 	write $v/unregister 1 || fail "unregister"
 }
 issue1108_scenario
@@ -66,6 +74,44 @@ bkalloc scenario --force /tmp/free.toml "$(disk 0)" "$(disk 1)" >/dev/null || fa
 free=$(replay_ms)
 [ -n "$prio" ] && [ -n "$free" ] || fail "no replay times: '$prio' '$free'"
 echo "BENCH {\"bench\":\"replay_1108\",\"prioritised_ms\":$prio,\"all_free_ms\":$free}" >>/tmp/bench
+read -r nb bb nk kb </tmp/memory
+[ "$nb" -gt 0 ] && [ "$nk" -gt 0 ] || fail "no memory figures: $(cat /tmp/memory)"
+echo "BENCH {\"bench\":\"memory\",\"buckets\":$nb,\"bucket_bytes\":$bb,\"keys\":$nk,\"btree_bytes\":$kb}" >>/tmp/bench
+step "the discard thread over $discards need_discard buckets, then BLKDISCARD over the same ranges"
+cat >/tmp/discard.toml <<EOF_TOML
+bucket_size = "64k"
+[options]
+metadata_replicas = 1
+[btree]
+keys = 100
+fill = 50
+[journal]
+keys = 0
+checkpoint_seq = 1
+[[device]]
+free = 4000
+need_discard = $discards
+user = 0
+btree_reserve = 2
+[[device]]
+free = 4000
+need_discard = 0
+user = 0
+btree_reserve = 2
+EOF_TOML
+bkalloc scenario --force /tmp/discard.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario (discards)"
+T=/sys/kernel/tracing
+[ -d $T/events ] || mount -t tracefs nodev $T || fail "no tracefs"
+echo >$T/trace
+echo 1 >$T/events/bkalloc/bkalloc_discard/enable
+register_pair
+wait_until 600 "the discard thread to empty dev0" grep -qx 'need_discard 0' $v/dev-0/usage
+echo 0 >$T/events/bkalloc/bkalloc_discard/enable
+cp $T/trace /tmp/discard-trace
+write $v/unregister 1 || fail "unregister (discards)"
+line=$(bkalloc bench discard "$(disk 0)" --bucket-size 65536 --trace /tmp/discard-trace --dev 0) ||
+	fail "bench discard: $(grep -c bkalloc_discard /tmp/discard-trace) events"
+echo "BENCH $line" >>/tmp/bench
 bench_print
 EOF_GUEST
 	) || return 1

@@ -24,9 +24,12 @@ members=
 for i in $(seq 0 $((nm - 1))); do members="$members $(disk $i)"; done
 members=${members# }
 ACK=$(disk $nm)
+# Sectors 0..2047 for the sequential workloads; concurrent_inserts gives
+# each of its processes 512 sectors from 2048 on.
+ackbase=0
 ackn=$(dd if=$ACK bs=512 count=2048 2>/dev/null | tr -d '\0' | grep -c '^bkack ')
 ack() {
-	printf 'bkack %s\n' "$*" | dd of=$ACK bs=512 seek=$ackn count=1 conv=sync oflag=direct 2>/dev/null ||
+	printf 'bkack %s\n' "$*" | dd of=$ACK bs=512 seek=$((ackbase + ackn)) count=1 conv=sync oflag=direct 2>/dev/null ||
 		fail "ack $*"
 	ackn=$((ackn + 1))
 }
@@ -79,6 +82,74 @@ inserts() {
 		fi
 	done
 }
+# concurrent_inserts W PER: W writers at once, writer w inserting keys
+# w*RANGE+1.. (PER each, at most 256) in one process that acknowledges
+# each (bkalloc insert --ack) into its own 512 sectors from 2048 + 512 w;
+# meanwhile a shell loop with its own sectors (from 2048 + 512 W) makes
+# allocs, frees of the oldest, a flush every third round and an option
+# write, until the writers are done.
+RANGE=100000
+concurrent_inserts() {
+	_pids=
+	for w in $(seq 0 $(($1 - 1))); do
+		bkalloc insert $u --from $((w * RANGE + 1)) --count $2 --ack $ACK:$((2048 + 512 * w)) >/dev/null &
+		_pids="$_pids $!"
+	done
+	(
+		alive() {
+			for p in "$@"; do kill -0 $p 2>/dev/null && return 0; done
+			return 1
+		}
+		ackbase=$((2048 + 512 * $1)) ackn=0 held= i=0
+		# shellcheck disable=SC2086
+		while [ $i -lt 200 ] && alive $_pids; do
+			i=$((i + 1))
+			ack begin alloc
+			b=$(bkalloc alloc $u) || fail "alloc"
+			ack alloc $b
+			held="$held $b"
+			if [ $i -ge 3 ]; then
+				set -- $held
+				ack begin free $1
+				bkalloc free $u $1 || fail "free $1"
+				ack free $1
+				shift
+				held="$*"
+			fi
+			if [ $((i % 3)) = 0 ]; then
+				ack begin flush
+				bkalloc flush $u >/dev/null || fail "flush"
+				ack flush
+			fi
+			if [ $i = 4 ]; then
+				ack begin option alloc_deadline 7
+				write $v/options/alloc_deadline 7 || fail "option"
+				ack option alloc_deadline 7
+			fi
+		done
+		echo "INFO: concurrent: $i rounds of alloc, free and flush beside the writers"
+	) &
+	_admin=$!
+	for p in $_pids; do
+		wait $p || fail "writer $p"
+	done
+	wait $_admin || fail "allocs, frees and flushes"
+}
+EOF_GUEST
+}
+
+# The concurrent workload, all in the logged boot: format, register,
+# W writers of n/W keys each with allocs, frees, flushes and an option
+# write beside them, then unregister.
+crash_concurrent_workload() {
+	crash_acks
+	cat <<'EOF_GUEST'
+crash_begin
+concurrent_inserts $W $((n / W))
+echo "INFO: concurrent: $(grep -E '^(btree_keys|journal_entries_written) ' $v/counters | tr '\n' ' ')"
+ack begin unregister
+write $v/unregister 1 || fail "unregister"
+ack unregistered
 EOF_GUEST
 }
 
@@ -209,16 +280,33 @@ check_point() {
 	what="point $_p${_only:+ + $_only}${_tear:+ torn after $_tear sectors} ($_disc)"
 	cp /tmp/base-acks /tmp/acks
 	bkalloc crash acks $LOG $acks --to $_acks >>/tmp/acks || fail "acks at $what"
-	# What was acknowledged, and what was in flight.
-	keys=$(grep -c '^bkack insert ' /tmp/acks)
+	# What was acknowledged, and what was in flight (several things at
+	# once with concurrent writers): "keys W N" per writer (its keys
+	# W*RANGE+1.. are acknowledged up to the N-th), "flushes" and
+	# "register" in flight, "allocs" in flight, "free B" in flight.
 	acked=$(grep -v '^bkack begin' /tmp/acks | grep -c . || true)
-	lastbegin=$(grep '^bkack begin' /tmp/acks | tail -n 1)
-	# A checkpoint in flight: a flush, or unregister's.
-	case $lastbegin in
-	"bkack begin flush" | "bkack begin unregister") in_checkpoint=$((in_checkpoint + 1)) ;;
-	# A register in flight replays the journal (and checkpoints after).
-	"bkack begin register") in_replay=$((in_replay + 1)) ;;
-	esac
+	awk -v R=100000 '
+		$2 == "begin" && ($3 == "flush" || $3 == "unregister") { ck++ }
+		$2 == "flush" || $2 == "unregister" { ck-- }
+		$2 == "begin" && $3 == "register" { rp = 1 }
+		$2 == "registered" { rp = 0 }
+		$2 == "begin" && $3 == "alloc" { al++ }
+		$2 == "alloc" { al-- }
+		$2 == "begin" && $3 == "free" { fr[$4] = 1 }
+		$2 == "free" { delete fr[$3] }
+		$2 == "insert" { n[int(($3 - 1) / R)]++ }
+		END {
+			print "flushes", ck + 0; print "register", rp + 0; print "allocs", al + 0
+			for (b in fr) print "free", b
+			for (w in n) print "keys", w, n[w]
+		}' /tmp/acks >/tmp/inflight
+	keys=$(awk '$1 == "keys" { k += $3 } END { print k + 0 }' /tmp/inflight)
+	# A checkpoint in flight: a flush, or unregister's. A register in
+	# flight replays the journal (and checkpoints after).
+	grep -qx 'flushes [1-9][0-9]*' /tmp/inflight && in_checkpoint=$((in_checkpoint + 1))
+	grep -qx 'register 1' /tmp/inflight && in_replay=$((in_replay + 1))
+	inflight_alloc=$(awk '$1 == "allocs" { print $2 }' /tmp/inflight)
+	inflight_free=$(awk '$1 == "free" { print $2 }' /tmp/inflight)
 	write $BK/register "$members" >/tmp/reg 2>&1 &
 	regpid=$!
 	wait_until 60 "register at $what" sh -c "! kill -0 $regpid"
@@ -234,13 +322,19 @@ check_point() {
 	v=$(volume_dir)
 	u=${v##*/}
 	case $(cat $v/replay) in "state=done"*) ;; *) bad "$what: replay $(cat $v/replay)" ;; esac
-	if [ $keys -gt 0 ] && ! bkalloc get $u --from 1 --count $keys --verify >/tmp/get 2>&1; then
-		bad "$what: acknowledged keys 1..$keys: $(tr '\n' ' ' </tmp/get)"
-	fi
-	# Key keys+1 may have been in flight; keys+2 was never inserted.
-	if bkalloc get $u $((keys + 2)) >/dev/null 2>&1; then
-		bad "$what: key $((keys + 2)) was never inserted but is there"
-	fi
+	# Each writer's keys: its acknowledged ones, in order from its
+	# first; the next may have been in flight, the one after never was.
+	while read -r _w _n; do
+		_first=$((_w * 100000 + 1))
+		if [ $_n -gt 0 ] && ! bkalloc get $u --from $_first --count $_n --verify >/tmp/get 2>&1; then
+			bad "$what: acknowledged keys $_first..$((_first + _n - 1)): $(tr '\n' ' ' </tmp/get)"
+		fi
+		if bkalloc get $u $((_first + _n + 1)) >/dev/null 2>&1; then
+			bad "$what: key $((_first + _n + 1)) was never inserted but is there"
+		fi
+	done <<EOF_KEYS
+$(awk '$1 == "keys" { print $2, $3; k = 1 } END { if (!k) print 0, 0 }' /tmp/inflight)
+EOF_KEYS
 	if grep -q '^bkack option alloc_deadline 7' /tmp/acks && [ "$(cat $v/options/alloc_deadline)" != 7 ]; then
 		bad "$what: acknowledged alloc_deadline=7 reads $(cat $v/options/alloc_deadline)"
 	fi
@@ -256,20 +350,15 @@ check_point() {
 		END { for (b in s) if (!s[b]) print b }' /tmp/acks)
 	# An alloc in flight may have been given a freed bucket again (and
 	# holds one more); a free in flight may have taken its bucket.
-	inflight_alloc=0 inflight_free=
-	case $lastbegin in
-	"bkack begin alloc"*) freed= inflight_alloc=1 ;;
-	"bkack begin free "*) inflight_free=${lastbegin#bkack begin free } ;;
-	esac
+	[ "$inflight_alloc" -gt 0 ] && freed=
 	users=$(echo "$users" | grep -vxF "${inflight_free:-none}" || true)
 	# No leak: the user buckets are the acknowledged ones, give or take
 	# what was in flight.
 	nuser=$(cat $v/dev-*/usage | awk '$1 == "user" { n += $2 } END { print n + 0 }')
 	want=$(echo "$users" | grep -c . || true)
-	lo=$want hi=$((want + inflight_alloc))
-	[ -n "$inflight_free" ] && hi=$((hi + 1))
+	lo=$want hi=$((want + inflight_alloc + $(echo "$inflight_free" | grep -c . || true)))
 	if [ "$nuser" -lt $lo ] || [ "$nuser" -gt $hi ]; then
-		bad "$what: $nuser user buckets, $want acknowledged (in flight: ${lastbegin#bkack begin })"
+		bad "$what: $nuser user buckets, $want acknowledged (in flight: $(grep -v ' 0$' /tmp/inflight | grep -v '^keys' | tr '\n' ' '))"
 	fi
 	for b in $freed; do
 		bkalloc free $u $b >/dev/null 2>&1 && bad "$what: bucket $b was freed (acknowledged) but is user"
@@ -317,6 +406,17 @@ test_crash_points_three_members_one_replica() {
 	crash_check 0 "$maxpoints"
 }
 
+# Four writers at once: inserts share journal entries and flushes (group
+# commit), and allocs, frees, flushes and an option write run beside them,
+# so a crash point may hold several changes in flight.
+test_crash_points_concurrent_writers() {
+	local nm rep mib ackmib
+	local n=${CRASH_INSERTS:-$([ "$FLAVOUR" = debug ] && echo 48 || echo 160)}
+	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 30)}
+	W=4 crash_record 2 2 "$n" crash_concurrent_workload 3 || return 1
+	crash_check 0 "$maxpoints"
+}
+
 # A crash while register replays: a first boot leaves a journal of keys
 # after a power cut; the logged boot registers (replay, its checkpoint) and
 # goes on. Every key of the first boot is acknowledged at every point.
@@ -336,14 +436,15 @@ test_crash_points_inside_a_replay() {
 	CRASH_SUBSETS=${CRASH_REPLAY_SUBSETS:-${CRASH_SUBSETS:-2}} crash_check 1 "$maxpoints"
 }
 
-# crash_record NM REP N WORKLOAD: nm members of mib MiB each and an
-# acknowledgement slice under one log (sets the caller's locals nm, rep,
-# mib and ackmib), and a boot that runs WORKLOAD with n.
+# crash_record NM REP N WORKLOAD [ACKMIB]: nm members of mib MiB each and
+# an acknowledgement slice (ACKMIB MiB, default 1) under one log (sets the
+# caller's locals nm, rep, mib and ackmib), and a boot that runs WORKLOAD
+# with n (and W, the writers, if set).
 crash_record() {
-	nm=$1 rep=$2 mib=8 ackmib=1
+	nm=$1 rep=$2 mib=8 ackmib=${5:-1}
 	logged_disks "$nm" $mib $ackmib
 	{
-		echo "nm=$nm rep=$rep n=$3"
+		echo "nm=$nm rep=$rep n=$3 W=${W:-1}"
 		$4
 	} | vm_guest --timeout $((240 + 10 * $3))
 }

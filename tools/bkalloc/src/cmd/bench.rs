@@ -16,6 +16,11 @@
 //!   baseline is the option write alone, nobody waiting: its superblock I/O. The
 //!   module's own `restart_latency_ns_*` (the write's wake to the rebuilt attempt)
 //!   come along.
+//! - `bench discard DEVICE --bucket-size BYTES --trace FILE --dev D`: the discard
+//!   thread's rate, from the `bkalloc_discard` events of member D in a tracefs trace
+//!   (buckets after the first event over the time from it to the last), against one
+//!   process issuing BLKDISCARD over the same ranges of DEVICE, each holding a written
+//!   first block again as the scenario left them (the volume must be unregistered).
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -63,6 +68,21 @@ enum Bench {
         /// Trials.
         #[arg(long)]
         trials: u64,
+    },
+    /// The discard thread's rate from a trace, against BLKDISCARD over the same ranges
+    /// (destroys what they hold).
+    Discard {
+        /// The member device, not registered.
+        device: PathBuf,
+        /// The volume's bucket size in bytes.
+        #[arg(long)]
+        bucket_size: u64,
+        /// A copy of /sys/kernel/tracing/trace with the bkalloc_discard events.
+        #[arg(long)]
+        trace: PathBuf,
+        /// The member index whose events count.
+        #[arg(long)]
+        dev: u32,
     },
     /// A 4 KiB O_DIRECT write and a flush, in a loop (destroys what is at --offset).
     WriteFlush {
@@ -291,6 +311,119 @@ fn write_flush(device: &PathBuf, count: u64, offset: u64) -> crate::Result<Value
     ))
 }
 
+/// One `bkalloc_discard` event: when it fired (seconds), and its range in buckets.
+#[derive(Debug, PartialEq)]
+struct DiscardEvent {
+    at: f64,
+    first: u64,
+    buckets: u64,
+}
+
+/// The successful `bkalloc_discard` events of member `dev` in a tracefs `trace`, in
+/// order. A line reads `TASK-PID [CPU] FLAGS SECONDS: bkalloc_discard: UUID dev=D
+/// first=F buckets=N err=E`.
+fn discard_events(trace: &str, dev: u32) -> Vec<DiscardEvent> {
+    let field = |words: &[&str], name: &str| {
+        words
+            .iter()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse::<i64>().ok())
+    };
+    trace
+        .lines()
+        .filter_map(|line| {
+            let (head, tail) = line.split_once(" bkalloc_discard: ")?;
+            let at = head
+                .split_whitespace()
+                .last()?
+                .strip_suffix(':')?
+                .parse()
+                .ok()?;
+            let words: Vec<&str> = tail.split_whitespace().collect();
+            (field(&words, "dev")? == i64::from(dev) && field(&words, "err")? == 0).then_some(())?;
+            Some(DiscardEvent {
+                at,
+                first: u64::try_from(field(&words, "first")?).ok()?,
+                buckets: u64::try_from(field(&words, "buckets")?).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// BLKDISCARD, `_IO(0x12, 119)`.
+const BLKDISCARD: libc::c_ulong = 0x1277;
+
+fn discard(device: &PathBuf, bucket_size: u64, trace: &PathBuf, dev: u32) -> crate::Result<Value> {
+    let text = std::fs::read_to_string(trace).map_err(|e| format!("{}: {e}", trace.display()))?;
+    let events = discard_events(&text, dev);
+    if events.len() < 2 || bucket_size == 0 || !bucket_size.is_multiple_of(4096) {
+        return Err(format!(
+            "{}: {} bkalloc_discard events of dev {dev} (need 2), bucket size {bucket_size}",
+            trace.display(),
+            events.len()
+        ));
+    }
+    // The first event ends a batch that began before any timestamp: it only
+    // starts the clock.
+    let timed = &events[1..];
+    let buckets: u64 = timed.iter().map(|e| e.buckets).sum();
+    let module_secs = events[events.len() - 1].at - events[0].at;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(device)
+        .map_err(|e| format!("{}: {e}", device.display()))?;
+    // Data back in each bucket's first block, as before the module's discards.
+    let block = Box::new(Block([0xa5u8; 4096]));
+    for e in timed {
+        for b in e.first..e.first + e.buckets {
+            f.write_all_at(&block.0, b * bucket_size)
+                .map_err(|err| format!("{}: bucket {b}: {err}", device.display()))?;
+        }
+    }
+    f.sync_all()
+        .map_err(|e| format!("{}: flush: {e}", device.display()))?;
+    let mut samples = Vec::with_capacity(timed.len());
+    let start = Instant::now();
+    for e in timed {
+        let range: [u64; 2] = [e.first * bucket_size, e.buckets * bucket_size];
+        let t = Instant::now();
+        // SAFETY: BLKDISCARD reads two u64s (start, length) from the pointer, which
+        // points to `range`, alive for the call.
+        let r = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                BLKDISCARD,
+                range.as_ptr(),
+            )
+        };
+        if r != 0 {
+            return Err(format!(
+                "{}: BLKDISCARD of buckets {}+{}: {}",
+                device.display(),
+                e.first,
+                e.buckets,
+                std::io::Error::last_os_error()
+            ));
+        }
+        samples.push(t.elapsed().as_nanos() as u64);
+    }
+    let took = start.elapsed();
+    let secs = took.as_secs_f64();
+    Ok(result(
+        "discard",
+        buckets,
+        took,
+        samples,
+        json!({
+            "ranges": timed.len(),
+            "module_secs": module_secs,
+            "module_per_s": if module_secs > 0.0 { buckets as f64 / module_secs } else { 0.0 },
+            "blkdiscard_per_s": if secs > 0.0 { buckets as f64 / secs } else { 0.0 },
+        }),
+    ))
+}
+
 /// Runs `bkalloc bench`: prints the result as one JSON line.
 pub fn run(args: &BenchArgs) -> crate::Result<()> {
     let v = match &args.what {
@@ -306,6 +439,12 @@ pub fn run(args: &BenchArgs) -> crate::Result<()> {
             offset,
         } => write_flush(device, *count, *offset)?,
         Bench::Restart { volume, trials } => restart(volume, *trials)?,
+        Bench::Discard {
+            device,
+            bucket_size,
+            trace,
+            dev,
+        } => discard(device, *bucket_size, trace, *dev)?,
     };
     println!("{v}");
     Ok(())
@@ -314,6 +453,35 @@ pub fn run(args: &BenchArgs) -> crate::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discard_events_of_one_member() {
+        let trace = "\
+# tracer: nop
+ kworker/u8:1-35 [001] ..... 101.500000: bkalloc_discard: 0a0b dev=0 first=100 buckets=64 err=0
+ kworker/u8:1-35 [001] ..... 101.750000: bkalloc_discard: 0a0b dev=1 first=7 buckets=3 err=0
+ kworker/u8:1-35 [000] ..... 102.000000: bkalloc_discard: 0a0b dev=0 first=164 buckets=64 err=-5
+ kworker/u8:1-35 [000] ..... 102.250000: bkalloc_discard: 0a0b dev=0 first=164 buckets=32 err=0
+ kworker/u8:1-35 [000] ..... 102.300000: bkalloc_alloc: 0a0b dev=0 first=1 buckets=1 err=0
+";
+        assert_eq!(
+            discard_events(trace, 0),
+            vec![
+                DiscardEvent {
+                    at: 101.5,
+                    first: 100,
+                    buckets: 64
+                },
+                DiscardEvent {
+                    at: 102.25,
+                    first: 164,
+                    buckets: 32
+                },
+            ]
+        );
+        assert_eq!(discard_events(trace, 1).len(), 1);
+        assert!(discard_events(trace, 2).is_empty());
+    }
 
     #[test]
     fn quantiles_by_nearest_rank() {
