@@ -160,6 +160,17 @@ wait_until() {
 	done
 }
 
+# replayed_all WHAT: the volume's replay ($v/replay, logged) is done and
+# replayed every one of its keys, at least one; else fail naming WHAT.
+replayed_all() {
+	_r=$(cat $v/replay)
+	echo "INFO: replay: $_r"
+	case $_r in "state=done replayed="*) ;; *) fail "$1: $_r" ;; esac
+	# shellcheck disable=SC2086
+	set -- $_r
+	[ "${2#replayed=}" = "${3#total=}" ] && [ "${2#replayed=}" -gt 0 ] || fail "replayed: $_r"
+}
+
 # counter VOLDIR NAME: one value of the volume's counters file.
 counter() {
 	sed -n "s/^$2 //p" "$1/counters"

@@ -44,42 +44,48 @@ crash_begin() {
 	u=${v##*/}
 	ack registered $u
 }
+# The acknowledged changes besides inserts, each with its "begin" line:
+# an alloc (its bucket joins $held), a free of the oldest bucket in $held,
+# a flush, and the option write alloc_deadline=7.
+acked_alloc() {
+	ack begin alloc
+	b=$(bkalloc alloc $u) || fail "alloc"
+	ack alloc $b
+	held="$held $b"
+}
+acked_free_oldest() {
+	_b=${held# }
+	_b=${_b%% *}
+	ack begin free $_b
+	bkalloc free $u $_b || fail "free $_b"
+	ack free $_b
+	held=${held#* $_b}
+}
+acked_flush() {
+	ack begin flush
+	bkalloc flush $u >/dev/null || fail "flush"
+	ack flush
+}
+acked_option() {
+	ack begin option alloc_deadline 7
+	write $v/options/alloc_deadline 7 || fail "option"
+	ack option alloc_deadline 7
+}
 # inserts FIRST LAST FLUSH_EVERY: keys FIRST..LAST, one at a time, each
 # acknowledged; every 8th key an alloc, every 8th (from the 12th) a free of
 # the oldest alloc this boot holds, every FLUSH_EVERY-th a flush (0: none), at key
 # $option_at an option write. "begin" lines say what is in flight.
 held=
 inserts() {
-	# The free below sets the positional parameters.
 	_flush_every=$3
 	for k in $(seq $1 $2); do
 		ack begin insert $k
 		bkalloc insert $u $k >/dev/null || fail "insert $k"
 		ack insert $k
-		if [ $((k % 8)) = 0 ]; then
-			ack begin alloc
-			b=$(bkalloc alloc $u) || fail "alloc"
-			ack alloc $b
-			held="$held $b"
-		fi
-		if [ $((k % 8)) = 4 ] && [ $k -ge 12 ] && [ -n "$held" ]; then
-			set -- $held
-			ack begin free $1
-			bkalloc free $u $1 || fail "free $1"
-			ack free $1
-			shift
-			held="$*"
-		fi
-		if [ $_flush_every -gt 0 ] && [ $((k % _flush_every)) = 0 ]; then
-			ack begin flush
-			bkalloc flush $u >/dev/null || fail "flush"
-			ack flush
-		fi
-		if [ $k = "${option_at:-0}" ]; then
-			ack begin option alloc_deadline 7
-			write $v/options/alloc_deadline 7 || fail "option"
-			ack option alloc_deadline 7
-		fi
+		[ $((k % 8)) = 0 ] && acked_alloc
+		[ $((k % 8)) = 4 ] && [ $k -ge 12 ] && [ -n "$held" ] && acked_free_oldest
+		[ $_flush_every -gt 0 ] && [ $((k % _flush_every)) = 0 ] && acked_flush
+		[ $k = "${option_at:-0}" ] && acked_option
 	done
 }
 # concurrent_inserts W PER: W writers at once, writer w inserting keys
@@ -104,28 +110,10 @@ concurrent_inserts() {
 		# shellcheck disable=SC2086
 		while [ $i -lt 200 ] && alive $_pids; do
 			i=$((i + 1))
-			ack begin alloc
-			b=$(bkalloc alloc $u) || fail "alloc"
-			ack alloc $b
-			held="$held $b"
-			if [ $i -ge 3 ]; then
-				set -- $held
-				ack begin free $1
-				bkalloc free $u $1 || fail "free $1"
-				ack free $1
-				shift
-				held="$*"
-			fi
-			if [ $((i % 3)) = 0 ]; then
-				ack begin flush
-				bkalloc flush $u >/dev/null || fail "flush"
-				ack flush
-			fi
-			if [ $i = 4 ]; then
-				ack begin option alloc_deadline 7
-				write $v/options/alloc_deadline 7 || fail "option"
-				ack option alloc_deadline 7
-			fi
+			acked_alloc
+			[ $i -ge 3 ] && acked_free_oldest
+			[ $((i % 3)) = 0 ] && acked_flush
+			[ $i = 4 ] && acked_option
 		done
 		echo "INFO: concurrent: $i rounds of alloc, free and flush beside the writers"
 	) &

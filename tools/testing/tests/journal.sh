@@ -50,11 +50,7 @@ step "after the crash: register replays the journal"
 load_module
 register_pair "" "register after the crash"
 u=$(volume_uuid)
-r=$(cat $v/replay)
-echo "INFO: replay: $r"
-case $r in "state=done replayed="*) ;; *) fail "replay: $r" ;; esac
-set -- $r
-[ "${2#replayed=}" = "${3#total=}" ] && [ "${2#replayed=}" -gt 0 ] || fail "replayed: $r"
+replayed_all "replay"
 bkalloc get $u --from 1000 --count 300 --verify || fail "acknowledged keys after the crash"
 expect_eq "$(($(usage_of $v/dev-0 user) + $(usage_of $v/dev-1 user)))" 1 "user buckets (the one allocated before the crash)"
 unregister_fsck "fsck after replay"
@@ -333,12 +329,8 @@ EOF_GUEST
 	vm_guest --timeout 240 <<'EOF_GUEST'
 load_module
 register_pair "" "register after the crash"
-r=$(cat $v/replay)
-echo "INFO: replay: $r"
 # (A journal-full checkpoint may have covered some of them.)
-case $r in "state=done replayed="*) ;; *) fail "replay of the concurrent inserts: $r" ;; esac
-set -- $r
-[ "${2#replayed=}" = "${3#total=}" ] && [ "${2#replayed=}" -gt 0 ] || fail "replayed: $r"
+replayed_all "replay of the concurrent inserts"
 bkalloc get $u --from 1 --count 40 --verify || fail "the single writer's keys"
 bkalloc get $u --from 1001 --count 320 --verify || fail "the concurrent keys after the crash"
 unregister_fsck "fsck after replay"
