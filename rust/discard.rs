@@ -10,8 +10,9 @@
 //! then marks the buckets free through the persistent path and runs a grant
 //! pass for that device. With `discard=0`, and on a device that cannot
 //! discard, buckets are released without one (what nodiscard means to every
-//! filesystem); during a replay with `replay_discard_priority=0` it does
-//! nothing. It sleeps until kicked (options changed, buckets freed, a
+//! filesystem); during a replay it serves only devices whose waiters
+//! starve (`bkcore::discard_order`), and nothing at all with
+//! `replay_discard_priority=0`. It sleeps until kicked (options changed, buckets freed, a
 //! request parked) or a second passes, and stops when the volume is torn
 //! down.
 
@@ -88,7 +89,8 @@ fn discard_batch(alloc: &Allocator) -> Result<bool> {
             }
         }
         let (waiting, watermark) = inner.requests.waiting();
-        let Some(pick) = discard_order::pick(&devs, waiting, watermark, priority) else {
+        let Some(pick) = discard_order::pick(&devs, waiting, watermark, priority, !inner.up())
+        else {
             return Ok(false);
         };
         let m = inner.members.get_mut(pick.dev as usize).ok_or(EINVAL)?;

@@ -49,6 +49,8 @@ impl Volume {
             inner.replay.elapsed_ms(),
         );
         drop(inner);
+        // Bulk discards wait for the end of replay (`bkcore::discard_order`).
+        self.discarder().kick();
         match &res {
             Ok(()) if total > 0 => pr_info!(
                 "volume {}: replayed {} keys in {} ms\n",

@@ -54,17 +54,25 @@ def results(all_runs):
     """The benchmarks of the runs. Missing runs are an error: a benchmark
     that did not run must not read as met."""
     base = [r for r in all_runs if r["bench"] == "write_flush"]
-    ins = {r["writers"]: r for r in all_runs if r["bench"] == "inserts"}
+    ins = {r["writers"]: r for r in all_runs if r["bench"] == "inserts" and "label" not in r}
     rst = [r for r in all_runs if r["bench"] == "restart"]
     rep = [r for r in all_runs if r["bench"] == "replay_1108"]
     dis = [r for r in all_runs if r["bench"] == "discard"]
     mem = [r for r in all_runs if r["bench"] == "memory"]
+    reg = {r["label"]: r for r in all_runs if r["bench"] == "register"}
+    ins1 = [r for r in all_runs if r["bench"] == "inserts" and r.get("label") == "replay_baseline"]
+    scale = ["buckets_small", "buckets_1m", "keys_small", "keys_large", "replay"]
     if not base or sorted(ins) != [1, 2, 4, 8] or not rst or not rep or not dis or not mem:
         raise SystemExit(
             f"bench_report: expected a write_flush run, inserts by 1, 2, 4 and 8 "
             f"writers, a restart run, a replay_1108 run, a discard run and a "
             f"memory run; got {len(base)}, {sorted(ins)}, {len(rst)}, {len(rep)}, "
             f"{len(dis)} and {len(mem)}"
+        )
+    if any(k not in reg for k in scale) or not ins1:
+        raise SystemExit(
+            f"bench_report: expected register runs {', '.join(scale)} and a "
+            f"replay_baseline insert run; got {sorted(reg)} and {len(ins1)}"
         )
     wf = base[-1]["per_s"]
     out = []
@@ -183,6 +191,33 @@ def results(all_runs):
             40.0,
             2.0,
             higher_is_better=False,
+        )
+    )
+    # Scale: register (4 members of 1M buckets; a big tree) against the same
+    # on a small volume, target under 2 s; replay keys per second against
+    # durable inserts by one writer.
+    bb, bs = reg["buckets_1m"], reg["buckets_small"]
+    kb, ks = reg["keys_large"], reg["keys_small"]
+    per_dev = bb["buckets"] // bb["members"]
+    for name, value, unit, baseline, target, absolute in (
+        (f"register_{bb['members']}x{per_dev}_buckets", bb["register_ms"], "ms",
+         bs["register_ms"], 2000, True),
+        ("memory_per_bucket_at_scale", bb["memory_bucket_bytes"] / bb["buckets"], "bytes",
+         2.0, 1.5, True),
+        (f"register_{kb['keys']}_keys", kb["register_ms"], "ms", ks["register_ms"], 2000, True),
+        (f"memory_per_key_at_{kb['keys']}_keys", kb["memory_btree_bytes"] / kb["keys"], "bytes",
+         40.0, 2.0, False),
+    ):
+        out.append(result(name, value, unit, baseline, target, higher_is_better=False,
+                          absolute=absolute))
+    r = reg["replay"]
+    out.append(
+        result(
+            "replay_keys_per_s",
+            r["replayed"] / (r["replay_ms"] / 1e3) if r["replay_ms"] else 0.0,
+            "keys/s",
+            ins1[-1]["per_s"],
+            1.0,
         )
     )
     return out

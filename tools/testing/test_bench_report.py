@@ -44,6 +44,18 @@ def log(speedup8=1.0, flushes8=200, restarts=20):
                      module_per_s=500.0, blkdiscard_per_s=600.0))
     lines.append("BENCH " + json.dumps({"bench": "memory", "buckets": 1000, "bucket_bytes": 1000,
                                         "keys": 100, "btree_bytes": 6000}))
+    for label, ms, buckets, keys in (("buckets_small", 20.0, 16384, 0), ("buckets_1m", 400.0, 4194304, 0),
+                                     ("keys_small", 10.0, 200000, 1000),
+                                     ("keys_large", 900.0, 200000, 100000), ("replay", 50.0, 200000, 3000)):
+        lines.append("BENCH " + json.dumps({
+            "bench": "register", "label": label, "register_ms": ms, "unregister_ms": 5.0,
+            "members": 4 if label.startswith("buckets") else 2, "buckets": buckets, "keys": keys,
+            "replayed": 2000 if label == "replay" else 0, "replay_ms": 40 if label == "replay" else 0,
+            "memory_bucket_bytes": buckets, "memory_btree_bytes": keys * 50}))
+    # Durable inserts by one writer, the replay's baseline: not one of the
+    # 1..8 writer runs.
+    lines.append(run("inserts", 100.0, 9000_000, writers=1, members=2, flushes=200,
+                     label="replay_baseline"))
     # A kernel message after the object, on the same console line.
     lines.append("BENCH " + json.dumps({"bench": "replay_1108", "prioritised_ms": 1200,
                                         "all_free_ms": 1000}) + "[    6.6] bkalloc: volume x")
@@ -88,6 +100,14 @@ class Report(unittest.TestCase):
         self.assertEqual((m["value"], m["target"], m["met"]), (1.0, "<= 1.5 bytes", True))
         k = res["memory_per_key"]
         self.assertEqual((k["value"], k["ratio"], k["met"]), (60.0, 1.5, True))
+        b = res["register_4x1048576_buckets"]
+        self.assertEqual((b["value"], b["baseline"], b["ratio"], b["met"]), (400.0, 20.0, 20.0, True))
+        self.assertEqual(res["memory_per_bucket_at_scale"]["value"], 1.0)
+        k = res["register_100000_keys"]
+        self.assertEqual((k["value"], k["target"], k["met"]), (900.0, "<= 2000 ms", True))
+        self.assertEqual(res["memory_per_key_at_100000_keys"]["ratio"], 1.25)
+        r = res["replay_keys_per_s"]
+        self.assertEqual((r["value"], r["baseline"], r["ratio"], r["met"]), (50000.0, 100.0, 500.0, True))
         for f in ("latency-cdf.svg", "throughput.svg", "results.txt", "runs.json"):
             self.assertTrue((out / f).stat().st_size > 0, f)
         self.assertIn("<polyline", (out / "latency-cdf.svg").read_text())
@@ -115,6 +135,10 @@ class Report(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("replay_1108", r.stderr)
         self.assertFalse((out / "results.json").exists())
+        text = "\n".join(l for l in log().splitlines() if '"keys_large"' not in l)
+        r, out = self.report(text)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("keys_large", r.stderr)
         text = "\n".join(l for l in log().splitlines() if '"discard"' not in l)
         r, out = self.report(text)
         self.assertNotEqual(r.returncode, 0)

@@ -27,7 +27,7 @@ fn starved_device_first_with_priority() {
     let devs = issue_1108();
     assert_eq!(deficit(&devs[0], Watermark::Btree), 2);
     assert_eq!(deficit(&devs[1], Watermark::Btree), 0);
-    let p = pick(&devs, 0b11, Some(Watermark::Btree), true).unwrap();
+    let p = pick(&devs, 0b11, Some(Watermark::Btree), true, false).unwrap();
     assert_eq!(
         p,
         Pick {
@@ -46,8 +46,24 @@ fn most_need_discard_first_without_priority_or_waiters() {
         max_buckets: BULK,
         starved: false,
     };
-    assert_eq!(pick(&devs, 0b11, Some(Watermark::Btree), false), Some(bulk));
-    assert_eq!(pick(&devs, 0, None, true), Some(bulk));
+    assert_eq!(
+        pick(&devs, 0b11, Some(Watermark::Btree), false, false),
+        Some(bulk)
+    );
+    assert_eq!(pick(&devs, 0, None, true, false), Some(bulk));
+}
+
+#[test]
+fn during_replay_only_starved_devices() {
+    let devs = issue_1108();
+    // The replay's split waits on dev0: served as before.
+    assert_eq!(
+        pick(&devs, 0b11, Some(Watermark::Btree), true, true).map(|p| p.dev),
+        Some(0)
+    );
+    // Nobody waits, or nobody starves: no bulk batch while replay runs.
+    assert_eq!(pick(&devs, 0, None, true, true), None);
+    assert_eq!(pick(&devs, 0b10, Some(Watermark::Btree), true, true), None);
 }
 
 #[test]
@@ -55,7 +71,7 @@ fn only_devices_waiters_could_use_count_as_starved() {
     let devs = issue_1108();
     // Waiters only use dev1, which is not starved: bulk order.
     assert_eq!(
-        pick(&devs, 0b10, Some(Watermark::Btree), true).map(|p| p.starved),
+        pick(&devs, 0b10, Some(Watermark::Btree), true, false).map(|p| p.starved),
         Some(false)
     );
 }
@@ -63,15 +79,21 @@ fn only_devices_waiters_could_use_count_as_starved() {
 #[test]
 fn batches_are_bounded_and_nothing_to_do_is_none() {
     let devs = [dev(0, 100_000, 0, 50_000)];
-    let p = pick(&devs, 1, Some(Watermark::Normal), true).unwrap();
+    let p = pick(&devs, 1, Some(Watermark::Normal), true, false).unwrap();
     assert!(p.starved && p.max_buckets == STARVED_MAX);
     assert_eq!(
-        pick(&[dev(0, 100, 50, 0)], 1, Some(Watermark::Btree), true),
+        pick(
+            &[dev(0, 100, 50, 0)],
+            1,
+            Some(Watermark::Btree),
+            true,
+            false
+        ),
         None
     );
     let mut off = dev(0, 100, 0, 10);
     off.online = false;
-    assert_eq!(pick(&[off], 1, Some(Watermark::Btree), true), None);
+    assert_eq!(pick(&[off], 1, Some(Watermark::Btree), true, false), None);
 }
 
 #[test]

@@ -243,6 +243,35 @@ checkpoint_seq = 0
 EOF_TOML
 }
 
+# bench_scenario REPLICAS KEYS JOURNAL FREE NEED_DISCARD: a two-device
+# scenario file: metadata_replicas REPLICAS, KEYS keys in the btree and
+# JOURNAL more in the journal (2048 blocks), FREE free buckets on each
+# device and NEED_DISCARD need_discard on dev0.
+bench_scenario() {
+	cat <<EOF_TOML
+bucket_size = "64k"
+journal_blocks = 2048
+[options]
+metadata_replicas = $1
+[btree]
+keys = $2
+fill = 75
+[journal]
+keys = $3
+checkpoint_seq = 1
+[[device]]
+free = $4
+need_discard = $5
+user = 0
+btree_reserve = 2
+[[device]]
+free = $4
+need_discard = 0
+user = 0
+btree_reserve = 2
+EOF_TOML
+}
+
 # A small #1108-like state: device 0 has 1 free bucket (btree reserve 2)
 # and 300 need_discard; device 1 has 200 free. 64 MiB disks.
 starved_scenario() {

@@ -11,15 +11,17 @@
 # disk; the flushes each member completed, from /sys/block/*/stat (field
 # 16), count per run. Then the #1108 replay (samples/issue-1108.toml) with
 # prioritised discards, against the same replay with every need_discard
-# bucket free (replay's own elapsed_ms). Then the discard thread's rate
-# over BENCH_DISCARDS (default 3000: batches of 1024) contiguous
-# need_discard buckets, from
-# its tracepoint's timestamps, against BLKDISCARD over the same ranges.
-# The module's memory per bucket and per key (its counters) after the
-# #1108 replay. In
-# a second boot, wake-to-restart
-# (BENCH_TRIALS, default 20): an option write that lets a parked alloc
-# through, against the same write with nobody waiting.
+# bucket free (replay's own elapsed_ms), and the module's memory per bucket
+# and per key (its counters) after it. Then the discard thread's rate over
+# BENCH_DISCARDS (default 3000: batches of 1024) contiguous need_discard
+# buckets, from its tracepoint's timestamps, against BLKDISCARD over the
+# same ranges. In a second boot, wake-to-restart (BENCH_TRIALS, default
+# 20): an option write that lets a parked alloc through, against the same
+# write with nobody waiting. In a third, scale: register of four sparse
+# members of 1M buckets (against 4096 buckets each), of a tree of
+# BENCH_KEYS keys (default 100000, against 1000), and the replay rate of
+# BENCH_REPLAY_KEYS journaled keys (default 2000) against durable inserts
+# by one writer.
 test_bench_inserts_replay_and_restarts() {
 	disks 3 3G
 	# Not piped: vm_guest must run in this shell to number its boots (and
@@ -78,27 +80,7 @@ read -r nb bb nk kb </tmp/memory
 [ "$nb" -gt 0 ] && [ "$nk" -gt 0 ] || fail "no memory figures: $(cat /tmp/memory)"
 echo "BENCH {\"bench\":\"memory\",\"buckets\":$nb,\"bucket_bytes\":$bb,\"keys\":$nk,\"btree_bytes\":$kb}" >>/tmp/bench
 step "the discard thread over $discards need_discard buckets, then BLKDISCARD over the same ranges"
-cat >/tmp/discard.toml <<EOF_TOML
-bucket_size = "64k"
-[options]
-metadata_replicas = 1
-[btree]
-keys = 100
-fill = 50
-[journal]
-keys = 0
-checkpoint_seq = 1
-[[device]]
-free = 4000
-need_discard = $discards
-user = 0
-btree_reserve = 2
-[[device]]
-free = 4000
-need_discard = 0
-user = 0
-btree_reserve = 2
-EOF_TOML
+bench_scenario 1 100 0 4000 $discards >/tmp/discard.toml
 bkalloc scenario --force /tmp/discard.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario (discards)"
 T=/sys/kernel/tracing
 [ -d $T/events ] || mount -t tracefs nodev $T || fail "no tracefs"
@@ -131,6 +113,50 @@ register_pair
 line=$(bkalloc bench restart $u --trials $trials) || fail "bench restart"
 echo "BENCH $line" >>/tmp/bench
 unregister_fsck "fsck after the restarts"
+bench_print
+EOF_GUEST
+	) || return 1
+	# Scale: four sparse members of 1M buckets each, a tree of BENCH_KEYS
+	# keys built by the tool, and a replay of BENCH_REPLAY_KEYS keys, each
+	# registered with its small twin on the same disks (the baseline).
+	disks 4 64G
+	vm_guest --timeout $((240 + ${BENCH_KEYS:-100000} / 2000)) < <(
+		echo "keys=${BENCH_KEYS:-100000} replay=${BENCH_REPLAY_KEYS:-2000}"
+		cat <<'EOF_GUEST'
+load_module
+all="$(disk 0) $(disk 1) $(disk 2) $(disk 3)"
+step "register 4 members of 1M buckets, against 4 of 4096"
+# shellcheck disable=SC2086
+bkalloc format --force --bucket-size 16M $all >/dev/null || fail "format (16M buckets)"
+# shellcheck disable=SC2086
+line=$(bkalloc bench register $all --label buckets_small) || fail "register (4096 buckets each)"
+echo "BENCH $line" >>/tmp/bench
+# shellcheck disable=SC2086
+bkalloc format --force $all >/dev/null || fail "format (64k buckets)"
+# shellcheck disable=SC2086
+line=$(bkalloc bench register $all --label buckets_1m) || fail "register (1M buckets each)"
+echo "BENCH $line" >>/tmp/bench
+# scenario_keys KEYS JOURNAL: a two-member volume on disks 0 and 1 with
+# KEYS keys in its btree and JOURNAL more in its journal.
+scenario_keys() {
+	bench_scenario 2 $1 $2 100000 0 >/tmp/keys.toml
+	bkalloc scenario --force /tmp/keys.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario ($1 keys, $2 in the journal)"
+}
+step "register a tree of $keys keys, against one of 1000; replay $replay keys"
+scenario_keys 1000 0
+line=$(bkalloc bench register "$(disk 0)" "$(disk 1)" --label keys_small) || fail "register (1000 keys)"
+echo "BENCH $line" >>/tmp/bench
+scenario_keys $keys 0
+line=$(bkalloc bench register "$(disk 0)" "$(disk 1)" --label keys_large) || fail "register ($keys keys)"
+echo "BENCH $line" >>/tmp/bench
+scenario_keys 1000 $replay
+line=$(bkalloc bench register "$(disk 0)" "$(disk 1)" --label replay) || fail "register (replay of $replay keys)"
+echo "BENCH $line" >>/tmp/bench
+# The baseline of the replay rate: durable inserts by one writer, now.
+register_pair
+line=$(bkalloc bench inserts $u --writers 1 --count 200 --first 2000001) || fail "bench inserts"
+echo "BENCH ${line%\}},\"label\":\"replay_baseline\"}" >>/tmp/bench
+unregister_fsck "fsck after the scale runs"
 bench_print
 EOF_GUEST
 	) || return 1

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 pub const SYSFS: &str = "/sys/fs/bkalloc";
 
 /// The module's directory, or why there is none.
-fn root() -> crate::Result<PathBuf> {
+pub(crate) fn root() -> crate::Result<PathBuf> {
     let root = PathBuf::from(SYSFS);
     if !root.is_dir() {
         return Err(format!(
@@ -69,7 +69,7 @@ fn explain(e: &io::Error) -> &'static str {
 }
 
 /// Writes `value` to the module's file `path` in one write.
-fn write_attr(path: &Path, value: &str, what: &str) -> crate::Result<()> {
+pub(crate) fn write_attr(path: &Path, value: &str, what: &str) -> crate::Result<()> {
     let res = OpenOptions::new()
         .write(true)
         .open(path)
@@ -78,7 +78,7 @@ fn write_attr(path: &Path, value: &str, what: &str) -> crate::Result<()> {
 }
 
 /// The uuids of the registered volumes, sorted.
-fn volumes() -> crate::Result<Vec<String>> {
+pub(crate) fn volumes() -> crate::Result<Vec<String>> {
     let mut v = Vec::new();
     for entry in fs::read_dir(root()?).map_err(|e| format!("{SYSFS}: {e}"))? {
         let name = entry.map_err(|e| e.to_string())?.file_name();
@@ -165,11 +165,8 @@ pub fn list(json_out: bool) -> crate::Result<()> {
     Ok(())
 }
 
-/// `bkalloc register`: registers the volume on `devices` (with `options`, an
-/// `opt=val,...` list for this registration) and prints its uuid once it is up.
-pub fn register(devices: &[PathBuf], options: Option<&str>) -> crate::Result<()> {
-    let root = root()?;
-    let before = volumes()?;
+/// What `register` takes: the devices, then the options if any.
+pub(crate) fn register_line(devices: &[PathBuf], options: Option<&str>) -> String {
     let mut line = devices
         .iter()
         .map(|d| d.display().to_string())
@@ -178,7 +175,19 @@ pub fn register(devices: &[PathBuf], options: Option<&str>) -> crate::Result<()>
     if let Some(o) = options {
         line = format!("{line} {o}");
     }
-    write_attr(&root.join("register"), &line, "register")?;
+    line
+}
+
+/// `bkalloc register`: registers the volume on `devices` (with `options`, an
+/// `opt=val,...` list for this registration) and prints its uuid once it is up.
+pub fn register(devices: &[PathBuf], options: Option<&str>) -> crate::Result<()> {
+    let root = root()?;
+    let before = volumes()?;
+    write_attr(
+        &root.join("register"),
+        &register_line(devices, options),
+        "register",
+    )?;
     for u in volumes()?.into_iter().filter(|u| !before.contains(u)) {
         println!("{u}");
     }

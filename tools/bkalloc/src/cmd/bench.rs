@@ -16,6 +16,9 @@
 //!   baseline is the option write alone, nobody waiting: its superblock I/O. The
 //!   module's own `restart_latency_ns_*` (the write's wake to the rebuilt attempt)
 //!   come along.
+//! - `bench register DEVICE... [--options OPTS] [--label L]`: registers the volume on the
+//!   devices and unregisters it, timing both, with what the module then holds: buckets,
+//!   keys, the replay's keys and time, and its memory counters.
 //! - `bench discard DEVICE --bucket-size BYTES --trace FILE --dev D`: the discard
 //!   thread's rate, from the `bkalloc_discard` events of member D in a tracefs trace
 //!   (buckets after the first event over the time from it to the last), against one
@@ -68,6 +71,17 @@ enum Bench {
         /// Trials.
         #[arg(long)]
         trials: u64,
+    },
+    /// Register and unregister, timed, with the volume's size and memory.
+    Register {
+        /// The member devices, in order.
+        devices: Vec<PathBuf>,
+        /// Register options (`opt=val,...`).
+        #[arg(long)]
+        options: Option<String>,
+        /// A name for this run in the result.
+        #[arg(long, default_value = "register")]
+        label: String,
     },
     /// The discard thread's rate from a trace, against BLKDISCARD over the same ranges
     /// (destroys what they hold).
@@ -311,6 +325,50 @@ fn write_flush(device: &PathBuf, count: u64, offset: u64) -> crate::Result<Value
     ))
 }
 
+fn register(devices: &[PathBuf], options: Option<&str>, label: &str) -> crate::Result<Value> {
+    use super::admin::{pairs, read, register_line, root, volumes, write_attr};
+    let root = root()?;
+    let before = volumes()?;
+    let line = register_line(devices, options);
+    let t = Instant::now();
+    write_attr(&root.join("register"), &line, "register")?;
+    let register_ns = t.elapsed().as_nanos() as u64;
+    let uuid = volumes()?
+        .into_iter()
+        .find(|u| !before.contains(u))
+        .ok_or("register: no new volume appeared")?;
+    let dir = root.join(&uuid);
+    let counters = pairs(&read(&dir.join("counters"))?);
+    let num = |k: &str| counters.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let mut buckets = 0;
+    for i in 0..devices.len() {
+        let usage = pairs(&read(&dir.join(format!("dev-{i}/usage")))?);
+        buckets += usage.get("buckets").and_then(Value::as_u64).unwrap_or(0);
+    }
+    let replay = pairs(
+        &read(&dir.join("replay"))?
+            .replace(' ', "\n")
+            .replace('=', " "),
+    );
+    let rnum = |k: &str| replay.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let t = Instant::now();
+    write_attr(&dir.join("unregister"), "1", "unregister")?;
+    let unregister_ns = t.elapsed().as_nanos() as u64;
+    Ok(json!({
+        "bench": "register",
+        "label": label,
+        "register_ms": register_ns as f64 / 1e6,
+        "unregister_ms": unregister_ns as f64 / 1e6,
+        "members": devices.len(),
+        "buckets": buckets,
+        "keys": num("btree_keys"),
+        "replayed": rnum("replayed"),
+        "replay_ms": rnum("elapsed_ms"),
+        "memory_bucket_bytes": num("memory_bucket_bytes"),
+        "memory_btree_bytes": num("memory_btree_bytes"),
+    }))
+}
+
 /// One `bkalloc_discard` event: when it fired (seconds), and its range in buckets.
 #[derive(Debug, PartialEq)]
 struct DiscardEvent {
@@ -439,6 +497,11 @@ pub fn run(args: &BenchArgs) -> crate::Result<()> {
             offset,
         } => write_flush(device, *count, *offset)?,
         Bench::Restart { volume, trials } => restart(volume, *trials)?,
+        Bench::Register {
+            devices,
+            options,
+            label,
+        } => register(devices, options.as_deref(), label)?,
         Bench::Discard {
             device,
             bucket_size,
