@@ -9,6 +9,7 @@
 use kernel::prelude::*;
 
 mod allocator;
+mod bench;
 #[expect(unused_attributes)]
 #[path = "core/lib.rs"]
 pub mod bkcore;

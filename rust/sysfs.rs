@@ -7,8 +7,11 @@
 //! dispatch and the text of each file. The parts they show write their text
 //! into a [`core::fmt::Write`]; only this file knows the kobject glue.
 //! `waiters`, `alloc_stuck`, `replay` and `state` wake their `poll()`ers
-//! when they change (a [`Watcher`] in the allocator's pool).
+//! when they change (a [`Watcher`] in the allocator's pool). Each volume
+//! also gets a debugfs directory, `/sys/kernel/debug/bkalloc/<uuid>`, for
+//! the micro-benchmarks of `bench.rs`.
 
+use crate::bench;
 use crate::bkcore::{
     buckets::BucketState,
     options::{OptId, When, NR_OPTS, OPTIONS},
@@ -26,7 +29,7 @@ use crate::health::{Changed, Watcher};
 use crate::registry::Registry;
 use crate::volume::Volume;
 use core::fmt::Write;
-use kernel::{prelude::*, str::CString, sync::Arc};
+use kernel::{debugfs, prelude::*, str::CString, sync::Arc};
 
 /// `/sys/fs/bkalloc` and its `register` file; dropping it removes them
 /// (the file first: its removal waits for a register write in progress).
@@ -38,6 +41,8 @@ pub(crate) struct Sysfs {
 /// What the `register` file writes to.
 struct Root {
     dir: KobjectDir,
+    /// `/sys/kernel/debug/bkalloc`.
+    debug: debugfs::Dir,
     registry: Arc<Registry>,
 }
 
@@ -45,7 +50,15 @@ impl Sysfs {
     /// Creates `/sys/fs/bkalloc/register` for `registry`.
     pub(crate) fn new(registry: Arc<Registry>) -> Result<Self> {
         let dir = KobjectDir::new_in_fs(c"bkalloc")?;
-        let root = Arc::new(Root { dir, registry }, GFP_KERNEL)?;
+        let debug = debugfs::Dir::new(c"bkalloc");
+        let root = Arc::new(
+            Root {
+                dir,
+                debug,
+                registry,
+            },
+            GFP_KERNEL,
+        )?;
         let register = root.dir.add_file("register", MODE_WO, root.clone(), 0, 0)?;
         Ok(Self {
             _register: register,
@@ -66,9 +79,8 @@ impl AttrOps for Root {
         let input = core::str::from_utf8(input).map_err(|_| EINVAL)?;
         // The directory exists before replay, so `replay`, `waiters` and
         // `abort_waiting` can be used while it runs.
-        this.registry.register(input, |volume| {
-            add_volume(&this.dir, &this.registry, volume)
-        })
+        this.registry
+            .register(input, |volume| add_volume(this, volume))
     }
 }
 
@@ -76,6 +88,8 @@ impl AttrOps for Root {
 struct VolumeSysfs {
     _files: KVec<AttrFile<VolumeFiles>>,
     _dirs: KVec<KobjectDir>,
+    /// Its debugfs file (and so directory).
+    _fastpath: Pin<KBox<debugfs::File<bench::FastPath>>>,
     /// Last: the files go before this reference does.
     volume: Arc<Volume>,
 }
@@ -179,10 +193,12 @@ impl Attr {
     }
 }
 
-/// Creates `volume`'s directory under `root` and hands it to the volume,
-/// which keeps it until teardown.
-fn add_volume(root: &KobjectDir, registry: &Arc<Registry>, volume: &Arc<Volume>) -> Result {
+/// Creates `volume`'s directories under `root` and hands them to the
+/// volume, which keeps them until teardown.
+fn add_volume(root: &Root, volume: &Arc<Volume>) -> Result {
+    let registry = &root.registry;
     let name = CString::try_from_fmt(fmt!("{}", Core(Hyphenated(volume.uuid()))))?;
+    let fastpath = bench::publish(&root.debug.subdir(&name), volume)?;
     let target = Arc::new(
         VolumeFiles {
             registry: registry.clone(),
@@ -190,7 +206,7 @@ fn add_volume(root: &KobjectDir, registry: &Arc<Registry>, volume: &Arc<Volume>)
         },
         GFP_KERNEL,
     )?;
-    let dir = root.new_child(&name)?;
+    let dir = root.dir.new_child(&name)?;
     let mut files = KVec::new();
     let mut dirs = KVec::new();
     let file = |d: &KobjectDir, name: &str, mode, attr: Attr| {
@@ -243,6 +259,7 @@ fn add_volume(root: &KobjectDir, registry: &Arc<Registry>, volume: &Arc<Volume>)
         VolumeSysfs {
             _files: files,
             _dirs: dirs,
+            _fastpath: fastpath,
             volume: volume.clone(),
         },
         GFP_KERNEL,

@@ -399,7 +399,7 @@ test_crash_points_three_members_one_replica() {
 # so a crash point may hold several changes in flight.
 test_crash_points_concurrent_writers() {
 	local nm rep mib ackmib
-	local n=${CRASH_INSERTS:-$([ "$FLAVOUR" = debug ] && echo 48 || echo 160)}
+	local n=${CRASH_INSERTS:-$([ "$FLAVOUR" = debug ] && echo 32 || echo 96)}
 	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 30)}
 	W=4 crash_record 2 2 "$n" crash_concurrent_workload 3 || return 1
 	crash_check 0 "$maxpoints"
