@@ -5,8 +5,9 @@
 # measured in the test VM with each baseline run in the same boot (TCG
 # timings are not absolute; ratios are). Runs the bench_* VM tests with
 # BENCH_INSERTS (default 2000), BENCH_TRIALS (default 1000), BENCH_DISCARDS
-# (default 20000), BENCH_KEYS (default 1000000) and BENCH_REPLAY_KEYS
-# (default 20000) on KERNEL (default min), and writes into
+# (default 20000), BENCH_KEYS (default 1000000), BENCH_REPLAY_KEYS
+# (default 20000) and BENCH_FASTPATH (default 1000000) on KERNEL (default
+# min), and writes into
 # $BKALLOC_CACHE/runs/bench/results: results.txt (the table), results.json
 # (one object per benchmark: name, value, unit, baseline, ratio, target,
 # met), runs.json (every run's figures), latency-cdf.svg and
@@ -20,6 +21,7 @@ export BENCH_INSERTS=${BENCH_INSERTS:-2000}
 export BENCH_TRIALS=${BENCH_TRIALS:-1000}
 export BENCH_DISCARDS=${BENCH_DISCARDS:-20000}
 export BENCH_KEYS=${BENCH_KEYS:-1000000}
+export BENCH_FASTPATH=${BENCH_FASTPATH:-1000000}
 export BENCH_REPLAY_KEYS=${BENCH_REPLAY_KEYS:-20000}
 flavour=${KERNEL:-min}
 export BENCH_RESULTS=$BKALLOC_CACHE/runs/bench/results
@@ -32,6 +34,6 @@ out=$BKALLOC_CACHE/runs/bench/vm-$flavour.out
 "$TESTING_DIR/run-tests.sh" --kernel "$flavour" 'bench_*' | tee "$out"
 grep -qE '^[0-9]+ passed, 0 failed$' "$out" || die "the benchmarks did not run to the end (see $out)"
 echo
-echo "bkalloc bench ($(date -u +%Y-%m-%dT%H:%MZ)): BENCH_INSERTS=$BENCH_INSERTS BENCH_TRIALS=$BENCH_TRIALS BENCH_DISCARDS=$BENCH_DISCARDS BENCH_KEYS=$BENCH_KEYS BENCH_REPLAY_KEYS=$BENCH_REPLAY_KEYS KERNEL=$flavour"
+echo "bkalloc bench ($(date -u +%Y-%m-%dT%H:%MZ)): BENCH_INSERTS=$BENCH_INSERTS BENCH_TRIALS=$BENCH_TRIALS BENCH_DISCARDS=$BENCH_DISCARDS BENCH_KEYS=$BENCH_KEYS BENCH_REPLAY_KEYS=$BENCH_REPLAY_KEYS BENCH_FASTPATH=$BENCH_FASTPATH KERNEL=$flavour"
 cat "$BENCH_RESULTS/results.txt"
 echo "results: $BENCH_RESULTS"

@@ -59,6 +59,7 @@ def results(all_runs):
     rep = [r for r in all_runs if r["bench"] == "replay_1108"]
     dis = [r for r in all_runs if r["bench"] == "discard"]
     mem = [r for r in all_runs if r["bench"] == "memory"]
+    fast = [r for r in all_runs if r["bench"] == "fastpath"]
     reg = {r["label"]: r for r in all_runs if r["bench"] == "register"}
     ins1 = [r for r in all_runs if r["bench"] == "inserts" and r.get("label") == "replay_baseline"]
     scale = ["buckets_small", "buckets_1m", "keys_small", "keys_large", "replay"]
@@ -69,6 +70,8 @@ def results(all_runs):
             f"memory run; got {len(base)}, {sorted(ins)}, {len(rst)}, {len(rep)}, "
             f"{len(dis)} and {len(mem)}"
         )
+    if not fast:
+        raise SystemExit("bench_report: expected a fastpath run; got none")
     if any(k not in reg for k in scale) or not ins1:
         raise SystemExit(
             f"bench_report: expected register runs {', '.join(scale)} and a "
@@ -190,6 +193,19 @@ def results(all_runs):
             "bytes",
             40.0,
             2.0,
+            higher_is_better=False,
+        )
+    )
+    # The allocation fast path (2-replica alloc and release in memory)
+    # against a mutex lock, increment and unlock in the same module.
+    r = fast[-1]
+    out.append(
+        result(
+            "fastpath_alloc_release",
+            r["fastpath_ns"] / r["iterations"],
+            "ns",
+            r["baseline_ns"] / r["iterations"],
+            3.0,
             higher_is_better=False,
         )
     )

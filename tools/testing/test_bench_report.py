@@ -52,6 +52,8 @@ def log(speedup8=1.0, flushes8=200, restarts=20):
             "members": 4 if label.startswith("buckets") else 2, "buckets": buckets, "keys": keys,
             "replayed": 2000 if label == "replay" else 0, "replay_ms": 40 if label == "replay" else 0,
             "memory_bucket_bytes": buckets, "memory_btree_bytes": keys * 50}))
+    lines.append("BENCH " + json.dumps({"bench": "fastpath", "iterations": 1000,
+                                        "fastpath_ns": 500_000, "baseline_ns": 200_000}))
     # Durable inserts by one writer, the replay's baseline: not one of the
     # 1..8 writer runs.
     lines.append(run("inserts", 100.0, 9000_000, writers=1, members=2, flushes=200,
@@ -106,6 +108,8 @@ class Report(unittest.TestCase):
         k = res["register_100000_keys"]
         self.assertEqual((k["value"], k["target"], k["met"]), (900.0, "<= 2000 ms", True))
         self.assertEqual(res["memory_per_key_at_100000_keys"]["ratio"], 1.25)
+        f = res["fastpath_alloc_release"]
+        self.assertEqual((f["value"], f["baseline"], f["ratio"], f["met"]), (500.0, 200.0, 2.5, True))
         r = res["replay_keys_per_s"]
         self.assertEqual((r["value"], r["baseline"], r["ratio"], r["met"]), (50000.0, 100.0, 500.0, True))
         for f in ("latency-cdf.svg", "throughput.svg", "results.txt", "runs.json"):

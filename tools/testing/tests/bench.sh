@@ -15,7 +15,9 @@
 # and per key (its counters) after it. Then the discard thread's rate over
 # BENCH_DISCARDS (default 3000: batches of 1024) contiguous need_discard
 # buckets, from its tracepoint's timestamps, against BLKDISCARD over the
-# same ranges. In a second boot, wake-to-restart (BENCH_TRIALS, default
+# same ranges. The allocation fast path (BENCH_FASTPATH iterations,
+# default 10000, of a 2-replica alloc and release in memory) against a
+# mutex and counter in the module (bench.rs, in debugfs). In a second boot, wake-to-restart (BENCH_TRIALS, default
 # 20): an option write that lets a parked alloc through, against the same
 # write with nobody waiting. In a third, scale: register of four sparse
 # members of 1M buckets (against 4096 buckets each), of a tree of
@@ -27,7 +29,7 @@ test_bench_inserts_replay_and_restarts() {
 	# Not piped: vm_guest must run in this shell to number its boots (and
 	# keep each boot's log).
 	vm_guest --timeout $((240 + ${BENCH_INSERTS:-64} / 4)) < <(
-		echo "n=${BENCH_INSERTS:-64} discards=${BENCH_DISCARDS:-3000}"
+		echo "n=${BENCH_INSERTS:-64} discards=${BENCH_DISCARDS:-3000} fastpath=${BENCH_FASTPATH:-10000}"
 		cat <<'EOF_GUEST'
 # flushes: flush requests completed by disks 0 and 1, summed.
 flushes() {
@@ -54,6 +56,13 @@ for w in 1 2 4 8; do
 	key=$((key + n))
 done
 bkalloc get $u --from 1 --count $((key - 1)) --verify >/dev/null || fail "the inserted keys"
+step "the allocation fast path, in the module, against a mutex and counter there"
+f=/sys/kernel/debug/bkalloc/$u/fastpath
+[ -f $f ] || fail "no $f (debugfs)"
+write $f $fastpath || fail "fastpath $fastpath"
+read -r _ it _ fp _ bl <$f || fail "reading $f"
+[ "$it" = $fastpath ] || fail "fastpath ran $it iterations, not $fastpath: $(cat $f)"
+echo "BENCH {\"bench\":\"fastpath\",\"iterations\":$it,\"fastpath_ns\":$fp,\"baseline_ns\":$bl}" >>/tmp/bench
 unregister_fsck "fsck after the inserts"
 step "the #1108 replay with prioritised discards, then on every need_discard bucket free"
 # replay_ms [OPTIONS]: registers disks 0 and 1 and prints the replay's
