@@ -89,8 +89,13 @@ fn discard_batch(alloc: &Allocator) -> Result<bool> {
             }
         }
         let (waiting, watermark) = inner.requests.waiting();
-        let Some(pick) = discard_order::pick(&devs, waiting, watermark, priority, !inner.up())
-        else {
+        let Some(pick) = discard_order::pick(
+            &devs,
+            waiting,
+            watermark,
+            priority,
+            inner.replay.reinserting(),
+        ) else {
             return Ok(false);
         };
         let m = inner.members.get_mut(pick.dev as usize).ok_or(EINVAL)?;

@@ -63,6 +63,8 @@ pub(crate) struct ReplayStatus {
     start: Option<Instant<Monotonic>>,
     elapsed_ms: u64,
     error: i32,
+    /// Every key is re-inserted (the closing checkpoint may still run).
+    keys_done: bool,
 }
 
 impl ReplayStatus {
@@ -75,7 +77,20 @@ impl ReplayStatus {
             start: None,
             elapsed_ms: 0,
             error: 0,
+            keys_done: false,
         }
+    }
+
+    /// Replay has yet to re-insert its keys, or is at it: the discard
+    /// thread then serves only devices whose waiters starve. (Not during
+    /// the closing checkpoint, which takes its buckets without waiting.)
+    pub(crate) fn reinserting(&self) -> bool {
+        matches!(self.phase, Phase::Pending | Phase::Running) && !self.keys_done
+    }
+
+    /// Every key is re-inserted.
+    pub(crate) fn keys_done(&mut self) {
+        self.keys_done = true;
     }
 
     /// How long replay ran (so far, while it runs).

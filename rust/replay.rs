@@ -49,8 +49,6 @@ impl Volume {
             inner.replay.elapsed_ms(),
         );
         drop(inner);
-        // Bulk discards wait for the end of replay (`bkcore::discard_order`).
-        self.discarder().kick();
         match &res {
             Ok(()) if total > 0 => pr_info!(
                 "volume {}: replayed {} keys in {} ms\n",
@@ -153,6 +151,10 @@ impl Volume {
                     trace::replay(self.uuid(), done, total, Phase::Running as u32);
                 }
             }
+            // Bulk discards may run again: the checkpoint below takes its
+            // buckets without waiting (`bkcore::discard_order`).
+            self.lock_pool().replay.keys_done();
+            self.discarder().kick();
             // 6. Make it durable; without room, the journal still has it.
             let repaired = self.tree.lock().repaired;
             if repaired > 0 {

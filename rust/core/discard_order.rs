@@ -7,7 +7,7 @@
 //! furthest below what the waiting watermark needs, in small batches so
 //! its waiters proceed as soon as possible. Otherwise the device with the
 //! most need_discard buckets goes first, in large batches, but not while
-//! the volume replays: a bulk batch then helps no waiter and holds the
+//! replay re-inserts keys: a bulk batch then helps no waiter and holds the
 //! devices and CPUs the replay needs, and a waiter that parks behind one
 //! waits for all of it (the #1108 replay took 21x as long as on the same
 //! images with nothing to discard). A device whose discards fail is left
@@ -68,8 +68,8 @@ pub fn deficit(d: &DevSnapshot, w: Watermark) -> u64 {
 
 /// Picks the next device to discard on. `waiting` is the mask of devices
 /// blocked requests could use and `w` the highest watermark among them
-/// (`None`: nobody waits); `replaying`: the volume's replay runs. `None`
-/// when there is nothing to do now.
+/// (`None`: nobody waits); `replaying`: the volume's replay has keys to
+/// re-insert. `None` when there is nothing to do now.
 pub fn pick(
     devs: &[DevSnapshot],
     waiting: u64,

@@ -50,11 +50,16 @@ def result(name, value, unit, baseline, target, higher_is_better=True, absolute=
     }
 
 
+def results_inserts(all_runs):
+    """The insert runs by writers, labelled baselines left out."""
+    return {r["writers"]: r for r in all_runs if r["bench"] == "inserts" and "label" not in r}
+
+
 def results(all_runs):
     """The benchmarks of the runs. Missing runs are an error: a benchmark
     that did not run must not read as met."""
     base = [r for r in all_runs if r["bench"] == "write_flush"]
-    ins = {r["writers"]: r for r in all_runs if r["bench"] == "inserts" and "label" not in r}
+    ins = results_inserts(all_runs)
     rst = [r for r in all_runs if r["bench"] == "restart"]
     rep = [r for r in all_runs if r["bench"] == "replay_1108"]
     dis = [r for r in all_runs if r["bench"] == "discard"]
@@ -77,6 +82,10 @@ def results(all_runs):
             f"bench_report: expected register runs {', '.join(scale)} and a "
             f"replay_baseline insert run; got {sorted(reg)} and {len(ins1)}"
         )
+    for k, field in (("buckets_1m", "buckets"), ("keys_large", "keys"), ("replay", "replayed"),
+                     ("replay", "replay_ms")):
+        if not reg[k][field]:
+            raise SystemExit(f"bench_report: the {k} register run has no {field}")
     wf = base[-1]["per_s"]
     out = []
     for w in (1, 2, 4, 8):
@@ -230,7 +239,7 @@ def results(all_runs):
     out.append(
         result(
             "replay_keys_per_s",
-            r["replayed"] / (r["replay_ms"] / 1e3) if r["replay_ms"] else 0.0,
+            r["replayed"] / (r["replay_ms"] / 1e3),
             "keys/s",
             ins1[-1]["per_s"],
             1.0,
@@ -296,7 +305,8 @@ def main(argv):
     (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
     cdf = []
     for r in all_runs:
-        if "lat_ns" not in r:
+        # The plots show the benchmarks proper, not labelled baselines.
+        if "lat_ns" not in r or "label" in r:
             continue
         label = {"write_flush": "write+flush", "restart": "option write to restart"}.get(
             r["bench"], f"{r.get('writers')} writer(s)")
@@ -304,7 +314,7 @@ def main(argv):
     (out / "latency-cdf.svg").write_text(
         svg_lines("Latency CDF", "latency (us, log)", "fraction", cdf, logx=True)
     )
-    ins = sorted((r["writers"], r["per_s"]) for r in all_runs if r["bench"] == "inserts")
+    ins = sorted((w, r["per_s"]) for w, r in results_inserts(all_runs).items())
     wf = [r["per_s"] for r in all_runs if r["bench"] == "write_flush"][-1]
     (out / "throughput.svg").write_text(
         svg_lines(

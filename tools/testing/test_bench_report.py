@@ -115,6 +115,8 @@ class Report(unittest.TestCase):
         for f in ("latency-cdf.svg", "throughput.svg", "results.txt", "runs.json"):
             self.assertTrue((out / f).stat().st_size > 0, f)
         self.assertIn("<polyline", (out / "latency-cdf.svg").read_text())
+        # The replay's one-writer baseline is in neither plot.
+        self.assertEqual((out / "latency-cdf.svg").read_text().count(">1 writer(s)<"), 1)
 
     def test_group_commit_would_meet_its_targets(self):
         r, out = self.report(log(speedup8=3.5, flushes8=40))
@@ -142,7 +144,15 @@ class Report(unittest.TestCase):
         text = "\n".join(l for l in log().splitlines() if '"keys_large"' not in l)
         r, out = self.report(text)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("keys_large", r.stderr)
+        self.assertIn("got ['buckets_1m', 'buckets_small', 'keys_small', 'replay'] and 1", r.stderr)
+        text = "\n".join(l for l in log().splitlines() if '"replay_baseline"' not in l)
+        r, out = self.report(text)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("and 0", r.stderr)
+        text = log().replace('"replayed": 2000', '"replayed": 0')
+        r, out = self.report(text)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("the replay register run has no replayed", r.stderr)
         text = "\n".join(l for l in log().splitlines() if '"discard"' not in l)
         r, out = self.report(text)
         self.assertNotEqual(r.returncode, 0)

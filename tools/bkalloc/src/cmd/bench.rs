@@ -338,35 +338,45 @@ fn register(devices: &[PathBuf], options: Option<&str>, label: &str) -> crate::R
         .find(|u| !before.contains(u))
         .ok_or("register: no new volume appeared")?;
     let dir = root.join(&uuid);
-    let counters = pairs(&read(&dir.join("counters"))?);
-    let num = |k: &str| counters.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let mut buckets = 0;
-    for i in 0..devices.len() {
-        let usage = pairs(&read(&dir.join(format!("dev-{i}/usage")))?);
-        buckets += usage.get("buckets").and_then(Value::as_u64).unwrap_or(0);
-    }
-    let replay = pairs(
-        &read(&dir.join("replay"))?
-            .replace(' ', "\n")
-            .replace('=', " "),
-    );
-    let rnum = |k: &str| replay.get(k).and_then(Value::as_u64).unwrap_or(0);
+    // What the module holds now; the volume goes again whatever happens.
+    let figures = || -> crate::Result<Value> {
+        let counters = pairs(&read(&dir.join("counters"))?);
+        let num = |k: &str| counters.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let mut buckets = 0;
+        for i in 0..devices.len() {
+            let usage = pairs(&read(&dir.join(format!("dev-{i}/usage")))?);
+            buckets += usage.get("buckets").and_then(Value::as_u64).unwrap_or(0);
+        }
+        let text = read(&dir.join("replay"))?;
+        let replay = pairs(&text.replace(' ', "\n").replace('=', " "));
+        let rnum = |k: &str| replay.get(k).and_then(Value::as_u64).unwrap_or(0);
+        if replay.get("state").and_then(Value::as_str) != Some("done")
+            || rnum("replayed") != rnum("total")
+        {
+            return Err(format!("register: replay did not finish: {text}"));
+        }
+        Ok(json!({
+            "bench": "register",
+            "label": label,
+            "register_ms": register_ns as f64 / 1e6,
+            "members": devices.len(),
+            "buckets": buckets,
+            "keys": num("btree_keys"),
+            "replayed": rnum("replayed"),
+            "replay_ms": rnum("elapsed_ms"),
+            "memory_bucket_bytes": num("memory_bucket_bytes"),
+            "memory_btree_bytes": num("memory_btree_bytes"),
+        }))
+    };
+    let res = figures();
     let t = Instant::now();
     write_attr(&dir.join("unregister"), "1", "unregister")?;
-    let unregister_ns = t.elapsed().as_nanos() as u64;
-    Ok(json!({
-        "bench": "register",
-        "label": label,
-        "register_ms": register_ns as f64 / 1e6,
-        "unregister_ms": unregister_ns as f64 / 1e6,
-        "members": devices.len(),
-        "buckets": buckets,
-        "keys": num("btree_keys"),
-        "replayed": rnum("replayed"),
-        "replay_ms": rnum("elapsed_ms"),
-        "memory_bucket_bytes": num("memory_bucket_bytes"),
-        "memory_btree_bytes": num("memory_btree_bytes"),
-    }))
+    let unregister_ms = t.elapsed().as_nanos() as f64 / 1e6;
+    let mut v = res?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("unregister_ms".into(), json!(unregister_ms));
+    }
+    Ok(v)
 }
 
 /// One `bkalloc_discard` event: when it fired (seconds), and its range in buckets.
