@@ -16,7 +16,7 @@
 
 use crate::bkcore::{
     buckets::BucketState,
-    format::MAX_MEMBERS,
+    format::{MAX_MEMBERS, MAX_REPLICAS},
     latency::Histogram,
     options::{Options, WaitPolicy},
     placement::{self, Choice, DevSnapshot, Kind, Verdict},
@@ -31,7 +31,7 @@ use crate::glue::wake::{Sleep, Slept};
 use crate::health::{Changed, Phase, ReadOnly, ReplayStatus, Watcher};
 use crate::member::Member;
 use crate::waitlist::{Kick, WaitList, WaitState};
-use core::fmt::Write;
+use core::{fmt::Write, ops::Deref};
 use kernel::{
     new_mutex,
     prelude::*,
@@ -39,8 +39,35 @@ use kernel::{
     time::{Instant, Monotonic},
 };
 
-/// Buckets granted to a request: one per chosen device.
-pub(crate) type Grant = KVec<(u32, u64)>;
+/// Buckets granted to a request, `(device, bucket)`: one per chosen device.
+/// Held inline so that an allocation allocates no memory.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Grant {
+    buckets: [(u32, u64); MAX_REPLICAS],
+    n: usize,
+}
+
+impl Grant {
+    /// Adds a bucket; `false` (and no change) when the grant is full.
+    fn push(&mut self, dev: u32, bucket: u64) -> bool {
+        match self.buckets.get_mut(self.n) {
+            Some(slot) => {
+                *slot = (dev, bucket);
+                self.n += 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Deref for Grant {
+    type Target = [(u32, u64)];
+
+    fn deref(&self) -> &[(u32, u64)] {
+        self.buckets.get(..self.n).unwrap_or(&[])
+    }
+}
 
 /// The request behind a waiter.
 pub(crate) struct Pending {
@@ -92,6 +119,9 @@ pub(crate) struct Pool {
     pub(crate) read_only: Option<ReadOnly>,
     /// Told of changes to the status files while they are published.
     pub(crate) watcher: Option<KBox<dyn Watcher>>,
+    /// Room for the members' snapshots on the allocation path, kept so
+    /// that it allocates no memory.
+    scratch: KVec<DevSnapshot>,
 }
 
 impl Pool {
@@ -107,6 +137,7 @@ impl Pool {
             replay: ReplayStatus::new(),
             read_only: None,
             watcher: None,
+            scratch: KVec::new(),
         }
     }
 
@@ -123,6 +154,11 @@ impl Pool {
         let w = self.requests.waiters.remove(id);
         self.changed(Changed::Waiters);
         w.map(|w| w.data)
+    }
+
+    /// [`try_take`] on this pool's members.
+    fn try_take(&mut self, spec: &RequestSpec) -> Result<Option<Grant>> {
+        try_take(&mut self.members, &mut self.scratch, spec)
     }
 
     /// Whether register's replay is over and the volume is up.
@@ -192,6 +228,14 @@ impl Requests {
 /// What placement sees of every member.
 pub(crate) fn snapshots(members: &[Member]) -> Result<KVec<DevSnapshot>> {
     let mut devs = KVec::with_capacity(members.len(), GFP_KERNEL)?;
+    fill(&mut devs, members)?;
+    Ok(devs)
+}
+
+/// What placement sees of every member, in `devs` (cleared first; it only
+/// allocates when `members` outgrew it).
+fn fill<'a>(devs: &'a mut KVec<DevSnapshot>, members: &[Member]) -> Result<&'a [DevSnapshot]> {
+    devs.clear();
     for m in members {
         devs.push(m.snapshot(), GFP_KERNEL)?;
     }
@@ -204,11 +248,19 @@ fn ms_since(t: Instant<Monotonic>) -> u64 {
 
 /// Opens one bucket on each chosen device, all or nothing.
 fn open_buckets(members: &mut [Member], choice: &Choice) -> Result<Grant> {
-    let mut grant = KVec::with_capacity(choice.len(), GFP_KERNEL)?;
+    let mut grant = Grant::default();
     for &dev in choice.devs() {
         let bucket = members.get_mut(dev as usize).and_then(|m| m.open_bucket());
         match bucket {
-            Some(b) => grant.push((dev, b), GFP_KERNEL)?,
+            // A choice names at most `MAX_REPLICAS` devices.
+            Some(b) if grant.push(dev, b) => {}
+            Some(b) => {
+                if let Some(m) = members.get_mut(dev as usize) {
+                    m.release_open(b);
+                }
+                release(members, &grant);
+                return Err(EINVAL);
+            }
             None => {
                 release(members, &grant);
                 return Err(ENOSPC);
@@ -228,9 +280,13 @@ fn release(members: &mut [Member], grant: &Grant) {
 
 /// Tries to satisfy `spec` now: `Ok(Some)` with open buckets, `Ok(None)`
 /// when blocked, `Err(ENOSPC)` when infeasible.
-fn try_take(members: &mut [Member], spec: &RequestSpec) -> Result<Option<Grant>> {
-    let devs = snapshots(members)?;
-    match placement::choose(&devs, &spec.request()) {
+fn try_take(
+    members: &mut [Member],
+    scratch: &mut KVec<DevSnapshot>,
+    spec: &RequestSpec,
+) -> Result<Option<Grant>> {
+    let devs = fill(scratch, members)?;
+    match placement::choose(devs, &spec.request()) {
         Verdict::Ok(choice) => Ok(Some(open_buckets(members, &choice)?)),
         Verdict::Blocked { .. } => Ok(None),
         Verdict::Infeasible { .. } => Err(ENOSPC),
@@ -240,12 +296,15 @@ fn try_take(members: &mut [Member], spec: &RequestSpec) -> Result<Option<Grant>>
 /// The grant pass: offers free buckets to parked waiters in FIFO order.
 pub(crate) fn grant_pass(inner: &mut Pool, devs_mask: u64, reason: WakeReason) {
     let Pool {
-        members, requests, ..
+        members,
+        requests,
+        scratch,
+        ..
     } = inner;
     let n = requests
         .waiters
         .grant(devs_mask, reason, |p: &mut Pending| {
-            match try_take(members, &p.spec) {
+            match try_take(members, scratch, &p.spec) {
                 Ok(Some(grant)) => {
                     p.granted = Some(grant);
                     true
@@ -365,7 +424,7 @@ impl Allocator {
         let start = Instant::<Monotonic>::now();
         // Fast path: nobody waits, so taking now overtakes nobody.
         if inner.requests.waiters.len() == 0 {
-            match try_take(&mut inner.members, &spec) {
+            match inner.try_take(&spec) {
                 Ok(Some(grant)) => return hand_over(&mut inner, grant, &spec),
                 Ok(None) => {}
                 Err(e) => return Err(self.infeasible(&mut inner, &spec, e)),
@@ -508,7 +567,7 @@ impl Allocator {
         }
         let spec = request::build_with(kind, &inner.options, inner.opts_gen, overrides)
             .map_err(|_| EINVAL)?;
-        match try_take(&mut inner.members, &spec)? {
+        match inner.try_take(&spec)? {
             Some(grant) => hand_over(&mut inner, grant, &spec).map(Some),
             None => Ok(None),
         }

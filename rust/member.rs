@@ -304,17 +304,17 @@ impl Member {
     /// Pins a free bucket for an allocation; `None` if there is none.
     pub(crate) fn open_bucket(&mut self) -> Option<u64> {
         let free = BucketState::Free.to_u8();
-        let n = self.states.len();
-        for k in 0..n {
-            let i = (self.cursor + k) % n;
-            if self.states[i] == free {
-                self.states[i] = free | OPEN;
-                self.open += 1;
-                self.cursor = i + 1;
-                return Some(i as u64);
-            }
-        }
-        None
+        // From the cursor to the end, then from the start to the cursor.
+        let from = self.cursor.min(self.states.len());
+        let (head, tail) = self.states.split_at(from);
+        let i = match tail.iter().position(|&s| s == free) {
+            Some(k) => from + k,
+            None => head.iter().position(|&s| s == free)?,
+        };
+        self.states[i] = free | OPEN;
+        self.open += 1;
+        self.cursor = i + 1;
+        Some(i as u64)
     }
 
     /// Unpins an open bucket that will not be used; it stays free.
