@@ -1,8 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The volume's btree in memory: u64 keys to 32-byte values, loaded whole
-//! at register from the checkpoint's root, written back copy-on-write by a
+//! The volume's btree in memory: u64 keys to 32-byte values, read at
+//! register from the checkpoint's root, written back copy-on-write by a
 //! checkpoint (`checkpoint.rs`).
+//!
+//! **Node cache.** Every node's header (level, range, location) and every
+//! interior node stay in memory: a few hundred bytes per thousand keys.
+//! Leaves' keys and values are a cache bounded by `btree_cache_size`: a
+//! clean leaf past the bound is evicted (second-chance clock) and read
+//! again from its replicas, checked as at register, when a lookup or an
+//! insert needs it. A dirty leaf stays until a checkpoint has written it;
+//! when dirty leaves alone pass the bound, [`Tree::wants_writeback`] asks
+//! the inserting caller for that checkpoint. An insert's leaf is pinned from
+//! [`Tree::prepare_insert`] to [`Tree::apply_insert`], which must not fail.
 //!
 //! An insert that overflows a leaf splits it, and a split that overflows
 //! the parent splits that too, up to a new root. Every node a split creates
@@ -29,6 +39,11 @@ use crate::fmt::Core;
 use crate::member::Disk;
 use kernel::prelude::*;
 
+/// Resident-leaf accounting: bytes of one leaf's keys and values.
+const fn leaf_bytes(cap: usize) -> u64 {
+    ((cap + 1) * (size_of::<u64>() + size_of::<Value>())) as u64
+}
+
 /// One node in memory.
 pub(crate) struct Node {
     level: u8,
@@ -39,6 +54,10 @@ pub(crate) struct Node {
     vals: KVec<Value>,
     /// Interior children (indices into [`Tree::nodes`]), parallel to `keys`.
     kids: KVec<usize>,
+    /// `keys` and `vals` are in memory (always, for an interior node).
+    resident: bool,
+    /// Used since the clock hand last passed.
+    referenced: bool,
     /// Where the node is (or, if `fresh`, will be) on disk.
     pub(crate) loc: BtreePtr,
     /// `loc` was allocated since the last checkpoint and holds nothing yet.
@@ -57,6 +76,8 @@ impl Node {
             keys: KVec::with_capacity(cap + 1, GFP_KERNEL)?,
             vals: KVec::with_capacity(if leaf { cap + 1 } else { 0 }, GFP_KERNEL)?,
             kids: KVec::with_capacity(if leaf { 0 } else { cap + 1 }, GFP_KERNEL)?,
+            resident: true,
+            referenced: true,
             loc,
             fresh: false,
             dirty: false,
@@ -130,6 +151,28 @@ pub(crate) struct Tree {
     /// Deepest root level a split may create: the format's
     /// [`MAX_LEVEL`](crate::bkcore::format::MAX_LEVEL) (lower in tests).
     max_level: u8,
+    /// The members' devices, to read evicted leaves again; taken at
+    /// teardown.
+    disks: KVec<Disk>,
+    /// The volume's uuid, which every node carries.
+    uuid: Uuid,
+    /// One node's worth of bytes, for reads.
+    buf: KVec<u8>,
+    /// Bound on the resident leaves' bytes (`btree_cache_size`).
+    limit: u64,
+    /// Leaves whose keys and values are in memory.
+    resident_leaves: u64,
+    /// Where the eviction clock stopped.
+    hand: usize,
+    /// The leaf of the insert between prepare and apply (one writer at a
+    /// time): never evicted.
+    pinned: Option<usize>,
+    /// Dirty and pinned leaves alone are past the bound.
+    writeback: bool,
+    /// Leaves read again after an eviction.
+    pub(crate) misses: u64,
+    /// Leaves evicted.
+    pub(crate) evictions: u64,
 }
 
 /// An insert's allocations, made before it is journaled: the path to the
@@ -161,7 +204,155 @@ impl Tree {
             retiring: KVec::new(),
             repaired: 0,
             max_level: crate::bkcore::format::MAX_LEVEL,
+            disks: KVec::new(),
+            uuid: Uuid::default(),
+            buf: KVec::new(),
+            limit: u64::MAX,
+            resident_leaves: 0,
+            hand: 0,
+            pinned: None,
+            writeback: false,
+            misses: 0,
+            evictions: 0,
         }
+    }
+
+    /// Keeps `disks` to read evicted leaves from (after [`Tree::load`]).
+    pub(crate) fn attach(&mut self, disks: KVec<Disk>) {
+        self.disks = disks;
+    }
+
+    /// Gives the devices back (teardown): no leaf is read after this.
+    pub(crate) fn detach(&mut self) -> KVec<Disk> {
+        core::mem::take(&mut self.disks)
+    }
+
+    /// Bytes of the resident leaves' keys and values.
+    pub(crate) fn cached_bytes(&self) -> u64 {
+        self.resident_leaves * leaf_bytes(self.cap)
+    }
+
+    /// The cache bound, in bytes; evicts down to it.
+    pub(crate) fn set_limit(&mut self, bytes: u64) {
+        self.limit = bytes;
+        self.shrink();
+    }
+
+    /// Whether dirty leaves alone are past the bound: only a checkpoint
+    /// brings the cache back under it.
+    pub(crate) fn wants_writeback(&self) -> bool {
+        self.writeback
+    }
+
+    /// Evicts clean leaves, oldest use first (second chance), until the
+    /// resident leaves fit the bound or none is left to evict.
+    pub(crate) fn shrink(&mut self) {
+        self.shrink_keeping(None);
+    }
+
+    /// [`Tree::shrink`], never evicting `keep`.
+    fn shrink_keeping(&mut self, keep: Option<usize>) {
+        let n = self.nodes.len();
+        // Two turns: the first clears `referenced`, the second evicts.
+        let mut steps = 2 * n;
+        while self.cached_bytes() > self.limit && steps > 0 {
+            steps -= 1;
+            self.hand = if self.hand + 1 < n { self.hand + 1 } else { 0 };
+            let i = self.hand;
+            if self.pinned == Some(i) || keep == Some(i) {
+                continue;
+            }
+            let node = &mut self.nodes[i];
+            if node.level != 0 || !node.resident || node.dirty {
+                continue;
+            }
+            if node.referenced {
+                node.referenced = false;
+                continue;
+            }
+            self.evict(i);
+        }
+        self.writeback = self.cached_bytes() > self.limit;
+    }
+
+    /// Drops leaf `i`'s keys and values (it is clean: its replicas hold
+    /// them).
+    fn evict(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.keys = KVec::new();
+        node.vals = KVec::new();
+        node.resident = false;
+        self.resident_leaves -= 1;
+        self.evictions += 1;
+    }
+
+    /// Makes node `i` resident, reading it from its replicas if it was
+    /// evicted; a bad replica is skipped (and the node rewritten by the
+    /// next checkpoint, as at register).
+    fn ensure(&mut self, i: usize) -> Result {
+        let n = self.nodes.get_mut(i).ok_or(EINVAL)?;
+        n.referenced = true;
+        if n.resident {
+            return Ok(());
+        }
+        let w = Load {
+            ptr: n.loc,
+            level: n.level,
+            min: n.min,
+            max: n.max,
+            parent: None,
+        };
+        if self.disks.is_empty() {
+            return Err(ENODEV);
+        }
+        let mut read = None;
+        let mut bad = false;
+        for r in w.ptr.replicas() {
+            match Self::read_replica(&self.disks, r, &self.uuid, self.cap, &mut self.buf, &w) {
+                Ok((node, _)) => {
+                    read = Some(node);
+                    break;
+                }
+                Err(why) => {
+                    bad = true;
+                    pr_warn!(
+                        "volume {}: btree leaf [{}..={}] replica {}:{}: {}
+",
+                        Core(Hyphenated(&self.uuid)),
+                        w.min,
+                        w.max,
+                        r.dev,
+                        r.bucket,
+                        why
+                    );
+                }
+            }
+        }
+        let Some(read) = read else {
+            pr_err!(
+                "volume {}: btree leaf [{}..={}]: no readable replica\n",
+                Core(Hyphenated(&self.uuid)),
+                w.min,
+                w.max
+            );
+            return Err(EIO);
+        };
+        if bad {
+            // Its parent's pointer changes with it, up to the root.
+            for p in self.path(w.min)? {
+                self.nodes[p].dirty = true;
+            }
+            self.repaired += 1;
+        }
+        let n = &mut self.nodes[i];
+        n.keys = read.keys;
+        n.vals = read.vals;
+        n.resident = true;
+        self.resident_leaves += 1;
+        self.misses += 1;
+        // Never the node just read: it is the one wanted.
+        self.shrink_keeping(Some(i));
+        Ok(())
     }
 
     /// Keys in the tree.
@@ -179,15 +370,27 @@ impl Tree {
         });
         (self.nodes.capacity() * size_of::<Node>()
             + nodes.sum::<usize>()
-            + self.retiring.capacity() * size_of::<Replica>()) as u64
+            + self.retiring.capacity() * size_of::<Replica>()
+            + self.buf.capacity()) as u64
     }
 
     /// Reads every node reachable from `cp`'s root, checking each against
     /// what its parent says. A replica that cannot be read or decoded is
     /// skipped for the next one; a node with no good replica fails.
-    pub(crate) fn load(&mut self, cp: Checkpoint, uuid: Uuid, disks: &[Disk]) -> Result {
+    ///
+    /// Leaves past `limit` bytes (`btree_cache_size`) are checked, counted
+    /// and evicted at once.
+    pub(crate) fn load(
+        &mut self,
+        cp: Checkpoint,
+        uuid: Uuid,
+        disks: &[Disk],
+        limit: u64,
+    ) -> Result {
         let d0 = disks.first().ok_or(EINVAL)?;
         self.cap = d0.layout.node_max_entries as usize;
+        self.uuid = uuid;
+        self.limit = limit;
         let mut buf = KVec::new();
         buf.resize(d0.layout.node_size as usize, 0, GFP_KERNEL)?;
         let mut stack = KVec::new();
@@ -283,12 +486,21 @@ impl Tree {
             } else {
                 0
             };
+            let leaf = node.level == 0;
+            let dirty = node.dirty;
             self.nodes.push(node, GFP_KERNEL)?;
             match w.parent {
                 Some((p, pos)) => self.nodes[p].kids[pos] = idx,
                 None => self.root = idx,
             }
+            if leaf {
+                self.resident_leaves += 1;
+                if !dirty && self.cached_bytes() > self.limit {
+                    self.evict(idx);
+                }
+            }
         }
+        self.buf = buf;
         self.checkpoint = Some(cp);
         Ok(())
     }
@@ -344,14 +556,27 @@ impl Tree {
         Ok((node, kids))
     }
 
-    /// The value of `key`.
-    pub(crate) fn get(&self, key: u64) -> Option<Value> {
-        let mut n = self.nodes.get(self.root)?;
-        while n.level > 0 {
-            n = self.nodes.get(*n.kids.get(n.child_pos(key))?)?;
+    /// The value of `key`; reading its leaf may fail.
+    pub(crate) fn get(&mut self, key: u64) -> Result<Option<Value>> {
+        let leaf = self.leaf_of(key)?;
+        self.ensure(leaf)?;
+        let n = &self.nodes[leaf];
+        Ok(n.keys
+            .binary_search(&key)
+            .ok()
+            .and_then(|i| n.vals.get(i).copied()))
+    }
+
+    /// The leaf covering `key` (interior nodes are always resident).
+    fn leaf_of(&self, key: u64) -> Result<usize> {
+        let mut i = self.root;
+        loop {
+            let n = self.nodes.get(i).ok_or(EINVAL)?;
+            if n.level == 0 {
+                return Ok(i);
+            }
+            i = *n.kids.get(n.child_pos(key)).ok_or(EINVAL)?;
         }
-        let i = n.keys.binary_search(&key).ok()?;
-        n.vals.get(i).copied()
     }
 
     /// Node indices from the root to the leaf covering `key`.
@@ -375,9 +600,11 @@ impl Tree {
     /// New nodes an insert of `key` needs: 0 if the key exists or its leaf
     /// has room, else one per full node from the leaf up, plus a new root
     /// if the root is full too.
-    pub(crate) fn nodes_needed(&self, key: u64) -> Result<usize> {
+    pub(crate) fn nodes_needed(&mut self, key: u64) -> Result<usize> {
         let path = self.path(key)?;
-        let leaf = self.nodes.get(*path.last().ok_or(EINVAL)?).ok_or(EINVAL)?;
+        let leaf = *path.last().ok_or(EINVAL)?;
+        self.ensure(leaf)?;
+        let leaf = self.nodes.get(leaf).ok_or(EINVAL)?;
         if leaf.keys.binary_search(&key).is_ok() {
             return Ok(0);
         }
@@ -412,6 +639,8 @@ impl Tree {
         if locs.len() != need {
             return Err(EINVAL);
         }
+        // Resident (`nodes_needed` read it) and kept so until applied.
+        self.pinned = path.last().copied();
         self.nodes.reserve(need, GFP_KERNEL)?;
         let mut spare = KVec::with_capacity(need, GFP_KERNEL)?;
         for (k, loc) in locs.iter().enumerate() {
@@ -437,11 +666,16 @@ impl Tree {
         prepared: PreparedInsert,
     ) -> Result<bool> {
         let PreparedInsert { path, mut spare } = prepared;
+        let leaf = *path.last().ok_or(EINVAL)?;
+        // Pinned since prepare: a leaf gone now is a bug, not an I/O error.
+        if self.pinned != Some(leaf) || !self.nodes[leaf].resident {
+            return Err(EINVAL);
+        }
+        self.pinned = None;
         for &i in path.iter() {
             self.nodes[i].dirty = true;
         }
 
-        let leaf = *path.last().ok_or(EINVAL)?;
         let n = &mut self.nodes[leaf];
         if let Ok(i) = n.keys.binary_search(&key) {
             n.vals[i] = value;
@@ -458,6 +692,9 @@ impl Tree {
                 let mut right = spare.next().ok_or(EINVAL)?;
                 let split = self.nodes[i].split_into(&mut right)?;
                 let r = self.nodes.len();
+                if right.level == 0 {
+                    self.resident_leaves += 1;
+                }
                 self.nodes.push(right, GFP_KERNEL)?;
                 let k = carry.map_or(key, |c| c.0);
                 if k >= split {
@@ -486,6 +723,7 @@ impl Tree {
             self.nodes.push(root, GFP_KERNEL)?;
         }
         self.keys += 1;
+        self.shrink();
         Ok(true)
     }
 
@@ -532,6 +770,10 @@ impl Tree {
     /// Encodes node `i` into `buf` (its children's `loc`s must be final).
     pub(crate) fn encode(&self, i: usize, seq: u64, uuid: &Uuid, buf: &mut [u8]) -> Result {
         let n = self.nodes.get(i).ok_or(EINVAL)?;
+        // Only dirty nodes are written, and they are never evicted.
+        if !n.resident {
+            return Err(EINVAL);
+        }
         let hdr = NodeHeader {
             level: n.level,
             seq,
@@ -618,7 +860,7 @@ mod tests {
         // Nothing changed by the refusal: every earlier key is there, and a
         // key whose leaf has room still goes in.
         for k in 0..key {
-            assert!(t.get(k).is_some());
+            assert!(t.get(k)?.is_some());
         }
         put(&mut t, 0)?;
         Ok(())

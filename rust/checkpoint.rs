@@ -129,6 +129,8 @@ impl Volume {
             tree.nodes[i].dirty = false;
         }
         tree.checkpoint = Some(cp);
+        // Written leaves may be evicted now.
+        tree.shrink();
         drop(tree);
         self.journal.lock().trim(cp.journal_seq);
         self.discarder().kick();

@@ -91,7 +91,16 @@ impl Volume {
         } else {
             0
         };
-        self.tree.lock().apply_insert(key, value, prepared)?;
+        let writeback = {
+            let mut tree = self.tree.lock();
+            tree.apply_insert(key, value, prepared)?;
+            tree.wants_writeback()
+        };
+        // Dirty leaves alone fill the node cache: write them so it can
+        // evict (not during replay, whose keys are not all back yet).
+        if writeback && journal {
+            self.checkpoint_locked()?;
+        }
         Ok(seq)
     }
 
@@ -152,7 +161,7 @@ impl Volume {
     /// The value of `key`.
     pub(crate) fn get(&self, key: u64) -> Result<Option<Value>> {
         self.check_up()?;
-        Ok(self.tree.lock().get(key))
+        self.tree.lock().get(key)
     }
 
     /// Journals the new state of every bucket of `grant` (`unapplied`: the

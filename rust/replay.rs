@@ -71,7 +71,7 @@ impl Volume {
     fn recover_steps(self: &Arc<Self>) -> Result {
         // Steps 1 and 2 read without `inner`, which every sysfs file
         // takes: `cat replay` answers `pending` while they read.
-        let (cp, disks) = {
+        let (cp, disks, cache) = {
             let inner = self.lock_pool();
             let cp = inner
                 .members
@@ -79,13 +79,15 @@ impl Volume {
                 .filter_map(|m| m.checkpoint())
                 .max_by_key(|c| c.generation)
                 .ok_or(EINVAL)?;
-            (cp, member::disks(&inner.members)?)
+            let cache = inner.options.btree_cache_bytes();
+            (cp, member::disks(&inner.members)?, cache)
         };
         // 1. The btree of the newest checkpoint.
-        self.tree.lock().load(cp, *self.uuid(), &disks)?;
+        self.tree.lock().load(cp, *self.uuid(), &disks, cache)?;
         // 2. The journal.
         let scan = self.journal.lock().scan(cp.journal_seq, &disks)?;
-        drop(disks);
+        // The tree reads evicted leaves from them.
+        self.tree.lock().attach(disks);
         let mut keys = 0u64;
         {
             let mut inner = self.lock_pool();

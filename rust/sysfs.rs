@@ -294,10 +294,18 @@ fn show_usage(volume: &Volume, i: usize, out: &mut impl Write) -> Result {
 /// `counters`: the btree's and the journal's, then the allocator's.
 fn show_counters(volume: &Volume, out: &mut impl Write) -> Result {
     // Lock order: the tree and the journal are read before the pool.
-    let (keys, nodes, generation, tree_bytes) = {
+    let (keys, nodes, generation, tree_bytes, cached, misses, evictions) = {
         let t = volume.tree.lock();
         let g = t.checkpoint.map_or(0, |c| c.generation);
-        (t.len(), t.nodes.len() as u64, g, t.memory_bytes())
+        (
+            t.len(),
+            t.nodes.len() as u64,
+            g,
+            t.memory_bytes(),
+            t.cached_bytes(),
+            t.misses,
+            t.evictions,
+        )
     };
     let (jseq, pending, written) = {
         let j = volume.journal.lock();
@@ -311,6 +319,9 @@ fn show_counters(volume: &Volume, out: &mut impl Write) -> Result {
         ("journal_pending_entries", pending),
         ("journal_entries_written", written),
         ("memory_btree_bytes", tree_bytes),
+        ("btree_cache_bytes", cached),
+        ("btree_cache_misses", misses),
+        ("btree_cache_evictions", evictions),
     ] {
         writeln!(out, "{name} {v}")?;
     }

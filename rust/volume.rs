@@ -355,6 +355,9 @@ impl Volume {
         let published = self.published.lock().take();
         drop(published);
         self.journal.close();
+        // The tree's devices go with the members'.
+        let disks = self.tree.lock().detach();
+        drop(disks);
         let members = core::mem::take(&mut self.alloc.lock().members);
         self.alloc.wake_waiters_for_teardown();
         if !members.is_empty() {
@@ -374,6 +377,10 @@ impl Volume {
         );
         self.alloc.wake_waiters_for_options();
         self.discarder().kick();
+        if id == OptId::BtreeCacheSize {
+            let bytes = self.lock_pool().options.btree_cache_bytes();
+            self.tree.lock().set_limit(bytes);
+        }
     }
 
     /// The volume's members, options and requests, locked.

@@ -38,10 +38,12 @@ pub enum OptId {
     Discard = 5,
     /// Prioritise discards during replay.
     ReplayDiscardPriority = 6,
+    /// Memory bound of the btree node cache, in MiB.
+    BtreeCacheSize = 7,
 }
 
 /// Number of options (and of used superblock option slots).
-pub const NR_OPTS: usize = 7;
+pub const NR_OPTS: usize = 8;
 
 impl OptId {
     /// Every option, in id order.
@@ -53,6 +55,7 @@ impl OptId {
         OptId::AllocDeadline,
         OptId::Discard,
         OptId::ReplayDiscardPriority,
+        OptId::BtreeCacheSize,
     ];
 
     /// The option with id `i`.
@@ -224,6 +227,19 @@ pub static OPTIONS: [OptDesc; NR_OPTS] = [
         persistent: true,
         unit: "",
         doc: "run discards ahead of replay and wake starved waiters first",
+    },
+    OptDesc {
+        id: OptId::BtreeCacheSize,
+        name: "btree_cache_size",
+        ty: OptType::Uint {
+            min: 1,
+            max: 1 << 20,
+        },
+        default: 64,
+        settable: LIVE,
+        persistent: true,
+        unit: "MiB",
+        doc: "memory for clean btree leaves; the rest are read again when needed",
     },
 ];
 
@@ -603,6 +619,11 @@ impl Options {
     /// `replay_discard_priority`.
     pub const fn replay_discard_priority(&self) -> bool {
         self.get(OptId::ReplayDiscardPriority) != 0
+    }
+
+    /// `btree_cache_size`, in bytes.
+    pub const fn btree_cache_bytes(&self) -> u64 {
+        (self.get(OptId::BtreeCacheSize) as u64) << 20
     }
 
     /// Displays every option as `name=value,...` (readable back by

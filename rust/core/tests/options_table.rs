@@ -94,7 +94,7 @@ fn display_lists_every_option() {
     assert_eq!(
         s,
         "metadata_replicas=2,data_replicas=1,allocator_stuck_timeout=30,\
-         alloc_wait_policy=wait,alloc_deadline=0,discard=1,replay_discard_priority=1"
+         alloc_wait_policy=wait,alloc_deadline=0,discard=1,replay_discard_priority=1,btree_cache_size=64"
     );
     let mut back = Options::defaults();
     back.apply_list(&s, When::ANY).unwrap();

@@ -336,3 +336,54 @@ bkalloc get $u --from 1001 --count 320 --verify || fail "the concurrent keys aft
 unregister_fsck "fsck after replay"
 EOF_GUEST
 }
+
+# The node cache: a tree of 40 leaves (2.2 MB of keys and values) on a
+# 1 MiB btree_cache_size. Register evicts past the bound, a full read
+# reads leaves again, inserts that dirty every leaf make the insert path
+# checkpoint, and the bound follows runtime writes; every key survives a
+# re-register.
+test_btree_cache_bounds_memory() {
+	disks 2 256M
+	vm_guest --timeout 300 <<'EOF_GUEST'
+# resident VOLDIR MAX: the cached leaves take at most MAX bytes.
+resident() {
+	_b=$(counter $1 btree_cache_bytes)
+	[ "$_b" -le $2 ] || fail "btree_cache_bytes $_b past $2"
+	echo "INFO: btree_cache_bytes $_b, misses $(counter $1 btree_cache_misses), evictions $(counter $1 btree_cache_evictions)"
+}
+load_module
+bench_scenario 2 40000 0 2000 0 >/tmp/tree.toml
+bkalloc scenario --force /tmp/tree.toml "$(disk 0)" "$(disk 1)" >/dev/null || fail "scenario"
+step "register on 1 MiB: leaves past it are evicted"
+register_pair "btree_cache_size=1"
+expect_file_eq $v/options/btree_cache_size 1
+expect_eq "$(counter $v btree_keys)" 40000 "btree_keys"
+[ "$(counter $v btree_cache_evictions)" -gt 0 ] || fail "no leaf evicted at register"
+resident $v 1048576
+step "every key read: evicted leaves are read again, the bound holds"
+bkalloc get $u --from 0 --count 40000 --step 2 --verify || fail "the tree's keys"
+[ "$(counter $v btree_cache_misses)" -gt 0 ] || fail "no leaf read again"
+resident $v 1048576
+step "inserts into every leaf: the insert path checkpoints to keep the bound"
+g0=$(counter $v checkpoint_generation)
+bkalloc insert $u --from 1 --count 60 --step 1334 || fail "inserts"
+g=$(counter $v checkpoint_generation)
+[ "$g" -gt "$g0" ] || fail "60 leaves dirtied, no checkpoint (generation $g0 -> $g)"
+resident $v 1048576
+bkalloc get $u --from 1 --count 60 --step 1334 --verify || fail "the inserted keys"
+step "the bound follows runtime writes"
+write $v/options/btree_cache_size 64
+bkalloc get $u --from 0 --count 40000 --step 2 --verify >/dev/null || fail "the tree's keys on 64 MiB"
+[ "$(counter $v btree_cache_bytes)" -gt 1048576 ] || fail "64 MiB: the cache did not grow"
+write $v/options/btree_cache_size 1
+resident $v 1048576
+expect_fail "Invalid argument" write $v/options/btree_cache_size 0
+unregister_fsck "fsck after the cached inserts"
+step "re-register: every key is there"
+register_pair
+expect_file_eq $v/options/btree_cache_size 1
+bkalloc get $u --from 0 --count 40000 --step 2 --verify || fail "the tree's keys after re-register"
+bkalloc get $u --from 1 --count 60 --step 1334 --verify || fail "the inserted keys after re-register"
+unregister_fsck "fsck at the end"
+EOF_GUEST
+}

@@ -59,6 +59,7 @@ expect_file_eq $o/alloc_wait_policy wait
 expect_file_eq $o/alloc_deadline 0
 expect_file_eq $o/discard 1
 expect_file_eq $o/replay_discard_priority 1
+expect_file_eq $o/btree_cache_size 64
 gen=0
 # option good-value bad-values...
 while read -r opt good bad; do
@@ -80,6 +81,7 @@ alloc_wait_policy degrade maybe 3 -
 alloc_deadline 11 -5 1x
 discard 0 2 yes -1
 replay_discard_priority 0 2 x
+btree_cache_size 32 0 1048577 1M
 EOF_OPTS
 step "non-root writes fail"
 as_nobody "echo 2 > $o/metadata_replicas" 2>/dev/null && fail "non-root option write succeeded"
@@ -91,7 +93,8 @@ step "values persist across unregister/register and show in the tool"
 write $v/unregister 1 || fail "unregister"
 show=$(bkalloc show "$(disk 0)" "$(disk 1)")
 for kv in "metadata_replicas 1" "data_replicas 2" "allocator_stuck_timeout 5 seconds" \
-	"alloc_wait_policy degrade" "alloc_deadline 11 seconds" "discard 0" "replay_discard_priority 0"; do
+	"alloc_wait_policy degrade" "alloc_deadline 11 seconds" "discard 0" "replay_discard_priority 0" \
+	"btree_cache_size 32 MiB"; do
 	echo "$show" | grep -qE "^  ${kv%% *} +${kv#* }\$" || fail "bkalloc show lacks '$kv': $show"
 done
 write $BK/register "$(disk 0) $(disk 1)" || fail "re-register"
@@ -102,6 +105,7 @@ expect_file_eq $o/alloc_wait_policy degrade
 expect_file_eq $o/alloc_deadline 11
 expect_file_eq $o/discard 0
 expect_file_eq $o/replay_discard_priority 0
+expect_file_eq $o/btree_cache_size 32
 expect_file_eq $v/opts_gen 0
 unload_module
 EOF_GUEST
