@@ -67,7 +67,7 @@ def results(all_runs):
     fast = [r for r in all_runs if r["bench"] == "fastpath"]
     reg = {r["label"]: r for r in all_runs if r["bench"] == "register"}
     ins1 = [r for r in all_runs if r["bench"] == "inserts" and r.get("label") == "replay_baseline"]
-    scale = ["buckets_small", "buckets_1m", "keys_small", "keys_large", "replay"]
+    scale = ["buckets_small", "buckets_1m", "keys_small", "keys_large", "keys_cached", "replay"]
     if not base or sorted(ins) != [1, 2, 4, 8] or not rst or not rep or not dis or not mem:
         raise SystemExit(
             f"bench_report: expected a write_flush run, inserts by 1, 2, 4 and 8 "
@@ -83,7 +83,7 @@ def results(all_runs):
             f"replay_baseline insert run; got {sorted(reg)} and {len(ins1)}"
         )
     for k, field in (("buckets_1m", "buckets"), ("keys_large", "keys"), ("replay", "replayed"),
-                     ("replay", "replay_ms")):
+                     ("replay", "replay_ms"), ("keys_cached", "btree_cache_size_bytes")):
         if not reg[k][field]:
             raise SystemExit(f"bench_report: the {k} register run has no {field}")
     wf = base[-1]["per_s"]
@@ -235,6 +235,20 @@ def results(all_runs):
     ):
         out.append(result(name, value, unit, baseline, target, higher_is_better=False,
                           absolute=absolute))
+    # The node cache: what the tree holds at that size on a bound of an
+    # eighth of its leaves, against the bound (headers and interior nodes
+    # stay outside it: target within 10% of it).
+    kc = reg["keys_cached"]
+    out.append(
+        result(
+            f"memory_btree_at_{kc['keys']}_keys_cache_{kc['btree_cache_size_bytes'] >> 20}_mib",
+            kc["memory_btree_bytes"],
+            "bytes",
+            kc["btree_cache_size_bytes"],
+            1.1,
+            higher_is_better=False,
+        )
+    )
     r = reg["replay"]
     out.append(
         result(

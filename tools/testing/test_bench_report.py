@@ -46,12 +46,17 @@ def log(speedup8=1.0, flushes8=200, restarts=20):
                                         "keys": 100, "btree_bytes": 6000}))
     for label, ms, buckets, keys in (("buckets_small", 20.0, 16384, 0), ("buckets_1m", 400.0, 4194304, 0),
                                      ("keys_small", 10.0, 200000, 1000),
-                                     ("keys_large", 900.0, 200000, 100000), ("replay", 50.0, 200000, 3000)):
+                                     ("keys_large", 900.0, 200000, 100000),
+                                     ("keys_cached", 950.0, 200000, 100000), ("replay", 50.0, 200000, 3000)):
+        cached = label == "keys_cached"
         lines.append("BENCH " + json.dumps({
             "bench": "register", "label": label, "register_ms": ms, "unregister_ms": 5.0,
             "members": 4 if label.startswith("buckets") else 2, "buckets": buckets, "keys": keys,
             "replayed": 2000 if label == "replay" else 0, "replay_ms": 40 if label == "replay" else 0,
-            "memory_bucket_bytes": buckets, "memory_btree_bytes": keys * 50}))
+            "memory_bucket_bytes": buckets,
+            "memory_btree_bytes": 1100000 if cached else keys * 50,
+            "btree_cache_bytes": 1000000 if cached else keys * 45,
+            "btree_cache_size_bytes": 1048576 if cached else 64 << 20}))
     lines.append("BENCH " + json.dumps({"bench": "fastpath", "iterations": 1000,
                                         "fastpath_ns": 500_000, "baseline_ns": 200_000}))
     # Durable inserts by one writer, the replay's baseline: not one of the
@@ -108,6 +113,8 @@ class Report(unittest.TestCase):
         k = res["register_100000_keys"]
         self.assertEqual((k["value"], k["target"], k["met"]), (900.0, "<= 2000 ms", True))
         self.assertEqual(res["memory_per_key_at_100000_keys"]["ratio"], 1.25)
+        c = res["memory_btree_at_100000_keys_cache_1_mib"]
+        self.assertEqual((c["value"], c["baseline"], c["ratio"], c["met"]), (1100000, 1048576, 1.049, True))
         f = res["fastpath_alloc_release"]
         self.assertEqual((f["value"], f["baseline"], f["ratio"], f["met"]), (500.0, 200.0, 2.5, True))
         r = res["replay_keys_per_s"]
@@ -144,7 +151,7 @@ class Report(unittest.TestCase):
         text = "\n".join(l for l in log().splitlines() if '"keys_large"' not in l)
         r, out = self.report(text)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("got ['buckets_1m', 'buckets_small', 'keys_small', 'replay'] and 1", r.stderr)
+        self.assertIn("got ['buckets_1m', 'buckets_small', 'keys_cached', 'keys_small', 'replay'] and 1", r.stderr)
         text = "\n".join(l for l in log().splitlines() if '"replay_baseline"' not in l)
         r, out = self.report(text)
         self.assertNotEqual(r.returncode, 0)

@@ -21,7 +21,8 @@
 # 20): an option write that lets a parked alloc through, against the same
 # write with nobody waiting. In a third, scale: register of four sparse
 # members of 1M buckets (against 4096 buckets each), of a tree of
-# BENCH_KEYS keys (default 100000, against 1000), and the replay rate of
+# BENCH_KEYS keys (default 100000, against 1000; then on a node cache of an
+# eighth of its leaves, against that bound), and the replay rate of
 # BENCH_REPLAY_KEYS journaled keys (default 2000) against durable inserts
 # by one writer.
 test_bench_inserts_replay_and_restarts() {
@@ -157,6 +158,11 @@ line=$(bkalloc bench register "$(disk 0)" "$(disk 1)" --label keys_small) || fai
 echo "BENCH $line" >>/tmp/bench
 scenario_keys $keys 0
 line=$(bkalloc bench register "$(disk 0)" "$(disk 1)" --label keys_large) || fail "register ($keys keys)"
+echo "BENCH $line" >>/tmp/bench
+# The same tree on a node cache of an eighth of its leaves (at least 1 MiB).
+mib=$((keys * 40 / 8 / 1048576 + 1))
+line=$(bkalloc bench register "$(disk 0)" "$(disk 1)" --options btree_cache_size=$mib --label keys_cached) ||
+	fail "register ($keys keys, btree_cache_size=$mib)"
 echo "BENCH $line" >>/tmp/bench
 scenario_keys 1000 $replay
 line=$(bkalloc bench register "$(disk 0)" "$(disk 1)" --label replay) || fail "register (replay of $replay keys)"

@@ -347,6 +347,10 @@ fn register(devices: &[PathBuf], options: Option<&str>, label: &str) -> crate::R
             let usage = pairs(&read(&dir.join(format!("dev-{i}/usage")))?);
             buckets += usage.get("buckets").and_then(Value::as_u64).unwrap_or(0);
         }
+        let cache_mib: u64 = read(&dir.join("options/btree_cache_size"))?
+            .trim()
+            .parse()
+            .map_err(|e| format!("options/btree_cache_size: {e}"))?;
         let text = read(&dir.join("replay"))?;
         let replay = pairs(&text.replace(' ', "\n").replace('=', " "));
         let rnum = |k: &str| replay.get(k).and_then(Value::as_u64).unwrap_or(0);
@@ -366,6 +370,8 @@ fn register(devices: &[PathBuf], options: Option<&str>, label: &str) -> crate::R
             "replay_ms": rnum("elapsed_ms"),
             "memory_bucket_bytes": num("memory_bucket_bytes"),
             "memory_btree_bytes": num("memory_btree_bytes"),
+            "btree_cache_bytes": num("btree_cache_bytes"),
+            "btree_cache_size_bytes": cache_mib << 20,
         }))
     };
     let res = figures();
