@@ -30,7 +30,7 @@ use crate::bkcore::{
     watermark::Watermark,
 };
 use crate::btree::Tree;
-use crate::glue::bdev::BlockDevice;
+use crate::glue::bdev::{self, BlockDevice, WritePart};
 use crate::glue::trace;
 use crate::volume::Volume;
 use kernel::{prelude::*, sync::Arc};
@@ -50,10 +50,11 @@ pub(crate) fn ptr_of(grant: &Grant) -> Result<BtreePtr> {
 impl Volume {
     /// Flushes every member's write cache.
     fn flush_all(devs: &[Arc<BlockDevice>]) -> Result {
+        let mut all = KVec::with_capacity(devs.len(), GFP_KERNEL)?;
         for dev in devs {
-            dev.flush()?;
+            all.push(&**dev, GFP_KERNEL)?;
         }
-        Ok(())
+        bdev::flush_all(&all)
     }
 
     /// Gives back node buckets that were allocated but will not be used:
@@ -172,10 +173,21 @@ impl Volume {
                 tree.nodes[i].fresh = true;
             }
             tree.encode(i, seq, self.uuid(), &mut buf)?;
+            // Every replica at once.
+            let mut parts = KVec::with_capacity(MAX_REPLICAS, GFP_KERNEL)?;
             for r in tree.nodes[i].loc.replicas() {
                 let dev = devs.get(r.dev as usize).ok_or(EINVAL)?;
-                dev.write(r.bucket * bucket_size, &buf)?;
+                parts.push(
+                    WritePart {
+                        dev,
+                        offset: r.bucket * bucket_size,
+                        buf: &buf,
+                        len: buf.len(),
+                    },
+                    GFP_KERNEL,
+                )?;
             }
+            bdev::write_all(&parts)?;
         }
         Self::flush_all(&devs)?;
 

@@ -34,7 +34,7 @@ use crate::bkcore::{
     uuid::{Hyphenated, Uuid},
 };
 use crate::fmt::Core;
-use crate::glue::bdev::BlockDevice;
+use crate::glue::bdev::{flush_all, write_all, BlockDevice, WritePart};
 use crate::glue::trace;
 use crate::member::{Disk, Member};
 use kernel::{
@@ -597,25 +597,43 @@ impl Ring {
 impl Write {
     /// Writes the entry at its block of every member, each flushed; first,
     /// when wrapping, zeros over the skipped tail, durably, so no stale
-    /// entry there outlives the ones about to be overwritten.
+    /// entry there outlives the ones about to be overwritten. The members
+    /// are written at once, then flushed at once.
     fn write(&self) -> Result {
         let bytes = |b: u32| u64::from(b) * BLOCK_SIZE as u64;
+        let mut devs = KVec::with_capacity(self.mirrors.len(), GFP_KERNEL)?;
+        let mut parts = KVec::with_capacity(self.mirrors.len(), GFP_KERNEL)?;
+        for m in self.mirrors.iter() {
+            devs.push(&*m.dev, GFP_KERNEL)?;
+        }
         if let Some((from, n)) = self.zero {
             for m in self.mirrors.iter() {
-                m.dev
-                    .write_part(m.offset + bytes(from), &self.zeros, bytes(n) as usize)?;
+                parts.push(
+                    WritePart {
+                        dev: &m.dev,
+                        offset: m.offset + bytes(from),
+                        buf: &self.zeros,
+                        len: bytes(n) as usize,
+                    },
+                    GFP_KERNEL,
+                )?;
             }
-            for m in self.mirrors.iter() {
-                m.dev.flush()?;
-            }
+            write_all(&parts)?;
+            flush_all(&devs)?;
+            parts.clear();
         }
         for m in self.mirrors.iter() {
-            m.dev
-                .write_part(m.offset + bytes(self.at), &self.entry_buf, self.len)?;
+            parts.push(
+                WritePart {
+                    dev: &m.dev,
+                    offset: m.offset + bytes(self.at),
+                    buf: &self.entry_buf,
+                    len: self.len,
+                },
+                GFP_KERNEL,
+            )?;
         }
-        for m in self.mirrors.iter() {
-            m.dev.flush()?;
-        }
-        Ok(())
+        write_all(&parts)?;
+        flush_all(&devs)
     }
 }

@@ -4,8 +4,11 @@
 //!
 //! The kernel crate has a block-mq driver API but nothing for using another
 //! driver's block device, so this wraps `bdev_file_open_by_path()`,
-//! `bdev_rw_virt()`, `blkdev_issue_flush()` and `blkdev_issue_discard()`.
-//! I/O goes straight to the device (no page cache), in whole logical blocks.
+//! `bdev_rw_virt()`, `blkdev_issue_flush()` and `blkdev_issue_discard()`,
+//! and, for I/O to several devices at once ([`write_all`], [`flush_all`]),
+//! chained bios waited for together, as `blkdev_issue_discard()` does for
+//! its own. I/O goes straight to the device (no page cache), in whole
+//! logical blocks.
 
 use core::ptr::NonNull;
 use kernel::{bindings, error::to_result, prelude::*};
@@ -15,6 +18,9 @@ const BLK_OPEN_READ: bindings::blk_mode_t = 1 << 0;
 const BLK_OPEN_WRITE: bindings::blk_mode_t = 1 << 1;
 
 const SECTOR_SHIFT: u32 = 9;
+
+// `REQ_PREFLUSH` is a macro with a cast, which bindgen does not emit.
+const REQ_PREFLUSH: bindings::blk_opf_t = 1 << bindings::req_flag_bits___REQ_PREFLUSH;
 
 /// A block device held open for reading and writing, exclusively.
 ///
@@ -146,25 +152,6 @@ impl BlockDevice {
         }
     }
 
-    /// Writes the first `len` bytes of `buf` at byte `offset` (both in whole
-    /// logical blocks), so a buffer kept for reuse need not be cut to size.
-    pub(crate) fn write_part(&self, offset: u64, buf: &KVec<u8>, len: usize) -> Result {
-        if len > buf.len() {
-            return Err(EINVAL);
-        }
-        // SAFETY: A `KVec` is kmalloc memory, borrowed for the call, and
-        // `len` is within it; the block layer only reads from a write's
-        // buffer.
-        unsafe {
-            self.rw(
-                offset,
-                buf.as_ptr().cast_mut(),
-                len,
-                bindings::req_op_REQ_OP_WRITE,
-            )
-        }
-    }
-
     /// Discards `len` bytes at byte `offset` (both in whole logical blocks).
     pub(crate) fn discard(&self, offset: u64, len: u64) -> Result {
         let sector = self.check_range(offset, len)?;
@@ -183,6 +170,128 @@ impl BlockDevice {
     pub(crate) fn flush(&self) -> Result {
         // SAFETY: `bdev` is open.
         to_result(unsafe { bindings::blkdev_issue_flush(self.bdev.as_ptr()) })
+    }
+}
+
+/// One write of [`write_all`]: the first `len` bytes of `buf` at byte
+/// `offset` of `dev` (whole logical blocks).
+pub(crate) struct WritePart<'a> {
+    /// The device.
+    pub(crate) dev: &'a BlockDevice,
+    /// Where, in bytes.
+    pub(crate) offset: u64,
+    /// What.
+    pub(crate) buf: &'a KVec<u8>,
+    /// How much of `buf`.
+    pub(crate) len: usize,
+}
+
+/// Submits every write in `parts` at once and waits until all have
+/// completed; the first error if any failed. Durable only after a flush.
+pub(crate) fn write_all(parts: &[WritePart<'_>]) -> Result {
+    let mut ios = KVec::with_capacity(parts.len(), GFP_KERNEL)?;
+    for p in parts {
+        if p.len > p.buf.len() {
+            return Err(EINVAL);
+        }
+        let sector = p.dev.check_range(p.offset, p.len as u64)?;
+        let len = u32::try_from(p.len).map_err(|_| EINVAL)?;
+        // A `KVec` is kmalloc memory (in the direct mapping), borrowed
+        // until this function returns, which is after every bio completed.
+        ios.push((p.dev, sector, p.buf.as_ptr().cast_mut(), len), GFP_KERNEL)?;
+    }
+    // SAFETY: Each buffer is kmalloc memory of at least `len` bytes,
+    // borrowed for the call; the block layer only reads from a write's.
+    unsafe { submit_and_wait(&ios, bindings::req_op_REQ_OP_WRITE) }
+}
+
+/// Flushes every device in `devs` at once and waits for all; the first
+/// error if any failed.
+pub(crate) fn flush_all(devs: &[&BlockDevice]) -> Result {
+    let mut ios = KVec::with_capacity(devs.len(), GFP_KERNEL)?;
+    for &dev in devs {
+        ios.push((dev, 0, core::ptr::null_mut(), 0), GFP_KERNEL)?;
+    }
+    // SAFETY: No data: an empty flush, as `blkdev_issue_flush()` sends.
+    unsafe { submit_and_wait(&ios, bindings::req_op_REQ_OP_WRITE | REQ_PREFLUSH) }
+}
+
+/// Sends one bio per `(device, sector, data, len)` with `opf` (no data when
+/// `len` is 0), all chained to the last, and waits for that one, which
+/// completes after all of them; returns the first error.
+///
+/// # Safety
+///
+/// Each `data` with a non-zero `len` points to `len` bytes of kmalloc
+/// memory valid for the call, writable and not otherwise borrowed if `opf`
+/// reads into it.
+unsafe fn submit_and_wait(
+    ios: &[(&BlockDevice, u64, *mut u8, u32)],
+    opf: bindings::blk_opf_t,
+) -> Result {
+    let mut prev: *mut bindings::bio = core::ptr::null_mut();
+    for &(dev, sector, data, len) in ios {
+        let nr_vecs = u16::from(len > 0);
+        // SAFETY: `dev` is open; `fs_bio_set` is the kernel's bio set for
+        // file systems, only passed by address. With `GFP_KERNEL` (which
+        // may sleep) a bio set allocation waits for its pool rather than
+        // fail.
+        let bio = unsafe {
+            bindings::bio_alloc_bioset(
+                dev.bdev.as_ptr(),
+                nr_vecs,
+                opf,
+                bindings::GFP_KERNEL,
+                &raw mut bindings::fs_bio_set,
+            )
+        };
+        if bio.is_null() {
+            // Cannot happen (see above), but nothing submitted may leak.
+            // SAFETY: `prev`, if any, was allocated here and not submitted.
+            return match unsafe { wait_for(prev) } {
+                Ok(()) => Err(ENOMEM),
+                Err(e) => Err(e),
+            };
+        }
+        // SAFETY: `bio` was just allocated, with room for one vector when
+        // `len` is non-zero; `data` is as the caller promises.
+        unsafe {
+            (*bio).bi_iter.bi_sector = sector;
+            if len > 0 {
+                bindings::bio_add_virt_nofail(bio, data.cast(), len);
+            }
+        }
+        if !prev.is_null() {
+            // SAFETY: `prev` is an allocated, unsubmitted bio; chained to
+            // `bio`, its completion (and error) counts in `bio`'s, and
+            // `bio_chain_endio` frees it.
+            unsafe {
+                bindings::bio_chain(prev, bio);
+                bindings::submit_bio(prev);
+            }
+        }
+        prev = bio;
+    }
+    // SAFETY: `prev`, if any, was allocated here and not submitted; every
+    // other bio is chained to it.
+    unsafe { wait_for(prev) }
+}
+
+/// Submits `bio` (if not null), waits for it and the bios chained to it,
+/// and frees it.
+///
+/// # Safety
+///
+/// `bio` is null or allocated from a bio set and not submitted yet.
+unsafe fn wait_for(bio: *mut bindings::bio) -> Result {
+    if bio.is_null() {
+        return Ok(());
+    }
+    // SAFETY: As the caller promises; after the wait nothing else holds it.
+    unsafe {
+        let r = bindings::submit_bio_wait(bio);
+        bindings::bio_put(bio);
+        to_result(r)
     }
 }
 
