@@ -169,6 +169,13 @@ pub(crate) struct Tree {
     pinned: Option<usize>,
     /// Dirty and pinned leaves alone are past the bound.
     writeback: bool,
+    /// The last writeback checkpoint failed: not asked again before one
+    /// succeeds.
+    writeback_failed: bool,
+    /// The last sweep found nothing to evict: none is tried again before
+    /// a leaf may have become evictable (a read, a checkpoint, a new
+    /// bound), so an insert does not pay a sweep while every leaf is dirty.
+    stuck: bool,
     /// Leaves read again after an eviction.
     pub(crate) misses: u64,
     /// Leaves evicted.
@@ -212,6 +219,8 @@ impl Tree {
             hand: 0,
             pinned: None,
             writeback: false,
+            writeback_failed: false,
+            stuck: false,
             misses: 0,
             evictions: 0,
         }
@@ -235,13 +244,32 @@ impl Tree {
     /// The cache bound, in bytes; evicts down to it.
     pub(crate) fn set_limit(&mut self, bytes: u64) {
         self.limit = bytes;
+        self.stuck = false;
         self.shrink();
     }
 
     /// Whether dirty leaves alone are past the bound: only a checkpoint
     /// brings the cache back under it.
     pub(crate) fn wants_writeback(&self) -> bool {
-        self.writeback
+        self.writeback && !self.writeback_failed
+    }
+
+    /// The writeback checkpoint failed: not asked for again until a
+    /// checkpoint succeeds.
+    pub(crate) fn writeback_failed(&mut self) {
+        self.writeback_failed = true;
+    }
+
+    /// A checkpoint wrote every dirty node: they may be evicted now.
+    pub(crate) fn checkpointed(&mut self) {
+        self.writeback_failed = false;
+        self.stuck = false;
+        self.shrink();
+    }
+
+    /// No insert is between prepare and apply any more (it failed).
+    pub(crate) fn unpin(&mut self) {
+        self.pinned = None;
     }
 
     /// Evicts clean leaves, oldest use first (second chance), until the
@@ -252,6 +280,13 @@ impl Tree {
 
     /// [`Tree::shrink`], never evicting `keep`.
     fn shrink_keeping(&mut self, keep: Option<usize>) {
+        if self.cached_bytes() <= self.limit {
+            self.writeback = false;
+            return;
+        }
+        if self.stuck {
+            return;
+        }
         let n = self.nodes.len();
         // Two turns: the first clears `referenced`, the second evicts.
         let mut steps = 2 * n;
@@ -273,6 +308,7 @@ impl Tree {
             self.evict(i);
         }
         self.writeback = self.cached_bytes() > self.limit;
+        self.stuck = self.writeback;
     }
 
     /// Drops leaf `i`'s keys and values (it is clean: its replicas hold
@@ -350,7 +386,9 @@ impl Tree {
         n.resident = true;
         self.resident_leaves += 1;
         self.misses += 1;
-        // Never the node just read: it is the one wanted.
+        // A clean leaf now: there is something to evict, but never the node
+        // just read, which is the one wanted.
+        self.stuck = false;
         self.shrink_keeping(Some(i));
         Ok(())
     }
@@ -821,6 +859,7 @@ mod tests {
         t.max_level = max_level;
         t.nodes
             .push(Node::new(0, 0, u64::MAX, ptr(0)?, cap)?, GFP_KERNEL)?;
+        t.resident_leaves = 1;
         Ok(t)
     }
 
@@ -863,6 +902,33 @@ mod tests {
             assert!(t.get(k)?.is_some());
         }
         put(&mut t, 0)?;
+        Ok(())
+    }
+
+    #[test]
+    fn clean_leaves_past_the_bound_are_evicted() -> Result {
+        let mut t = small_tree(4, 8)?;
+        for key in 0..64u64 {
+            put(&mut t, key)?;
+        }
+        let leaves = t.nodes.iter().filter(|n| n.level == 0).count() as u64;
+        assert!(leaves > 4);
+        assert_eq!(t.cached_bytes(), leaves * leaf_bytes(4));
+        // Dirty leaves stay, whatever the bound: writeback is asked for.
+        t.set_limit(2 * leaf_bytes(4));
+        assert_eq!(t.evictions, 0);
+        assert!(t.wants_writeback());
+        // As after a checkpoint: now they go, down to the bound.
+        for n in t.nodes.iter_mut() {
+            n.dirty = false;
+        }
+        t.checkpointed();
+        assert!(!t.wants_writeback());
+        assert_eq!(t.cached_bytes(), 2 * leaf_bytes(4));
+        assert_eq!(t.evictions, leaves - 2);
+        // An evicted leaf is read again from the devices (none here).
+        let evicted = (0..64u64).find(|&k| t.leaf_of(k).is_ok_and(|i| !t.nodes[i].resident));
+        assert_eq!(t.get(evicted.ok_or(EINVAL)?), Err(ENODEV));
         Ok(())
     }
 

@@ -131,7 +131,7 @@ impl Volume {
         }
         tree.checkpoint = Some(cp);
         // Written leaves may be evicted now.
-        tree.shrink();
+        tree.checkpointed();
         drop(tree);
         self.journal.lock().trim(cp.journal_seq);
         self.discarder().kick();

@@ -76,6 +76,7 @@ impl Volume {
         let prepared = match self.tree.lock().prepare_insert(key, &locs) {
             Ok(p) => p,
             Err(e) => {
+                self.tree.lock().unpin();
                 self.drop_node_buckets(&locs);
                 return Err(e);
             }
@@ -84,6 +85,7 @@ impl Volume {
             match self.add_locked(&[Record::Insert { key, value }]) {
                 Ok(seq) => seq,
                 Err(e) => {
+                    self.tree.lock().unpin();
                     self.drop_node_buckets(&locs);
                     return Err(e);
                 }
@@ -97,9 +99,18 @@ impl Volume {
             tree.wants_writeback()
         };
         // Dirty leaves alone fill the node cache: write them so it can
-        // evict (not during replay, whose keys are not all back yet).
+        // evict (not during replay, whose keys are not all back yet). The
+        // insert is done whatever happens here: a failure only leaves the
+        // cache past its bound until a checkpoint succeeds.
         if writeback && journal {
-            self.checkpoint_locked()?;
+            if let Err(e) = self.checkpoint_locked() {
+                self.tree.lock().writeback_failed();
+                pr_warn!(
+                    "volume {}: checkpoint for the btree cache failed (error {}); dirty leaves stay in memory past btree_cache_size until one succeeds\n",
+                    self.name(),
+                    e.to_errno()
+                );
+            }
         }
         Ok(seq)
     }

@@ -88,6 +88,9 @@ impl Volume {
         let scan = self.journal.lock().scan(cp.journal_seq, &disks)?;
         // The tree reads evicted leaves from them.
         self.tree.lock().attach(disks);
+        // A write of btree_cache_size since the value load used wins.
+        let cache = self.lock_pool().options.btree_cache_bytes();
+        self.tree.lock().set_limit(cache);
         let mut keys = 0u64;
         {
             let mut inner = self.lock_pool();
