@@ -573,6 +573,22 @@ impl Allocator {
         }
     }
 
+    /// Whether a request of `kind` with `overrides` could be served now,
+    /// without waiting (nothing is taken).
+    pub(crate) fn could_serve_now(&self, kind: Kind, overrides: Overrides) -> Result<bool> {
+        let mut inner = self.pool.lock();
+        let spec = request::build_with(kind, &inner.options, inner.opts_gen, overrides)
+            .map_err(|_| EINVAL)?;
+        let Pool {
+            members, scratch, ..
+        } = &mut *inner;
+        let devs = fill(scratch, members)?;
+        Ok(matches!(
+            placement::choose(devs, &spec.request()),
+            Verdict::Ok(_)
+        ))
+    }
+
     /// `r`, leaving the wait list if it is an error: a waiter that stops
     /// waiting on an error (ENOMEM, say) must not stay as a ghost that
     /// blocks every later waiter on its devices.

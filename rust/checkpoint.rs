@@ -227,6 +227,25 @@ impl Volume {
         Ok(cp)
     }
 
+    /// Whether a checkpoint now would find buckets for every node it moves
+    /// (at watermark reclaim, without waiting) with no discard first.
+    pub(crate) fn checkpoint_has_room(&self) -> Result<bool> {
+        let cow = {
+            let tree = self.tree.lock();
+            let order = tree.dirty_postorder()?;
+            order.iter().filter(|&&i| !tree.nodes[i].fresh).count()
+        };
+        if cow == 0 {
+            return Ok(true);
+        }
+        let each = Overrides {
+            watermark: Some(Watermark::Reclaim),
+            per_dev: Some(u32::try_from(cow).map_err(|_| EINVAL)?),
+            ..Overrides::NONE
+        };
+        self.allocator().could_serve_now(Kind::Btree, each)
+    }
+
     /// The flush ioctl: a checkpoint now.
     pub(crate) fn flush(&self) -> Result<(u64, u64)> {
         self.check_writable()?;

@@ -81,14 +81,16 @@ impl ReplayStatus {
         }
     }
 
-    /// Replay has yet to re-insert its keys, or is at it: the discard
-    /// thread then serves only devices whose waiters starve. (Not during
-    /// the closing checkpoint, which takes its buckets without waiting.)
+    /// Replay has yet to re-insert its keys, or is at it, or at its
+    /// closing checkpoint: the discard thread then serves only devices
+    /// whose waiters starve (unless [`ReplayStatus::keys_done`] said that
+    /// checkpoint needs bulk discards' room).
     pub(crate) fn reinserting(&self) -> bool {
         matches!(self.phase, Phase::Pending | Phase::Running) && !self.keys_done
     }
 
-    /// Every key is re-inserted.
+    /// Every key is re-inserted and the closing checkpoint needs room only
+    /// discards make: bulk discards may run.
     pub(crate) fn keys_done(&mut self) {
         self.keys_done = true;
     }

@@ -33,7 +33,11 @@ impl Volume {
         let res = self.recover_steps();
         let mut inner = self.lock_pool();
         match &res {
-            Ok(()) => inner.replay.finish(Phase::Done, 0),
+            Ok(()) => {
+                inner.replay.finish(Phase::Done, 0);
+                // Bulk discards may run now.
+                self.discarder().kick();
+            }
             Err(e) => inner.replay.finish(Phase::Failed, e.to_errno()),
         }
         inner.changed(Changed::Replay);
@@ -156,10 +160,13 @@ impl Volume {
                     trace::replay(self.uuid(), done, total, Phase::Running as u32);
                 }
             }
-            // Bulk discards may run again: the checkpoint below takes its
-            // buckets without waiting (`bkcore::discard_order`).
-            self.lock_pool().replay.keys_done();
-            self.discarder().kick();
+            // Bulk discards wait for the volume to be up, unless the
+            // checkpoint below, which takes its buckets without waiting
+            // (`bkcore::discard_order`), needs their room.
+            if !self.checkpoint_has_room()? {
+                self.lock_pool().replay.keys_done();
+                self.discarder().kick();
+            }
             // 6. Make it durable; without room, the journal still has it.
             let repaired = self.tree.lock().repaired;
             if repaired > 0 {
