@@ -6,12 +6,23 @@
 //! driver's block device, so this wraps `bdev_file_open_by_path()`,
 //! `bdev_rw_virt()`, `blkdev_issue_flush()` and `blkdev_issue_discard()`,
 //! and, for I/O to several devices at once ([`write_all`], [`flush_all`]),
-//! chained bios waited for together, as `blkdev_issue_discard()` does for
-//! its own. I/O goes straight to the device (no page cache), in whole
+//! one bio per device, all in flight together, waited for as one. I/O goes straight to the device (no page cache), in whole
 //! logical blocks.
 
-use core::ptr::NonNull;
-use kernel::{bindings, error::to_result, prelude::*};
+use core::{ffi::c_void, ptr::NonNull};
+use kernel::{
+    bindings,
+    error::to_result,
+    prelude::*,
+    sync::{
+        atomic::{
+            ordering::{Full, Relaxed},
+            Atomic,
+        },
+        Completion,
+    },
+};
+use pin_init::stack_pin_init;
 
 // `BLK_OPEN_*` are macros with casts, which bindgen does not emit.
 const BLK_OPEN_READ: bindings::blk_mode_t = 1 << 0;
@@ -19,8 +30,10 @@ const BLK_OPEN_WRITE: bindings::blk_mode_t = 1 << 1;
 
 const SECTOR_SHIFT: u32 = 9;
 
-// `REQ_PREFLUSH` is a macro with a cast, which bindgen does not emit.
+// `REQ_PREFLUSH` and `REQ_SYNC` are macros with casts, which bindgen does
+// not emit.
 const REQ_PREFLUSH: bindings::blk_opf_t = 1 << bindings::req_flag_bits___REQ_PREFLUSH;
+const REQ_SYNC: bindings::blk_opf_t = 1 << bindings::req_flag_bits___REQ_SYNC;
 
 /// A block device held open for reading and writing, exclusively.
 ///
@@ -191,7 +204,8 @@ pub(crate) struct WritePart<'a> {
 pub(crate) fn write_all(parts: &[WritePart<'_>]) -> Result {
     let mut ios = KVec::with_capacity(parts.len(), GFP_KERNEL)?;
     for p in parts {
-        if p.len > p.buf.len() {
+        // An empty write would be an empty bio that is not a flush.
+        if p.len == 0 || p.len > p.buf.len() {
             return Err(EINVAL);
         }
         let sector = p.dev.check_range(p.offset, p.len as u64)?;
@@ -216,9 +230,67 @@ pub(crate) fn flush_all(devs: &[&BlockDevice]) -> Result {
     unsafe { submit_and_wait(&ios, bindings::req_op_REQ_OP_WRITE | REQ_PREFLUSH) }
 }
 
+/// What the bios of one [`submit_and_wait`] share: how many have not
+/// completed, the first error, and the completion the last one completes.
+/// Each bio has its own end_io: a chain (`bio_chain()`) would lose a
+/// child's error when a later bio's submission resets its status, as an
+/// empty flush to a device without a write cache does.
+#[pin_data]
+struct Batch {
+    remaining: Atomic<usize>,
+    error: Atomic<i32>,
+    #[pin]
+    done: Completion,
+}
+
+impl Batch {
+    fn new(n: usize) -> impl PinInit<Self> {
+        pin_init!(Self {
+            remaining: Atomic::new(n),
+            error: Atomic::new(0),
+            done <- Completion::new(),
+        })
+    }
+
+    /// One of its bios ended with `status`.
+    fn end(&self, status: bindings::blk_status_t) {
+        if status != 0 {
+            // SAFETY: A plain conversion of a status value.
+            let e = unsafe { bindings::blk_status_to_errno(status) };
+            // The first error stays.
+            let _ = self.error.cmpxchg(0, e, Relaxed);
+        }
+        // The last one wakes the submitter; the error above is ordered
+        // before it by `Full`.
+        if self.remaining.fetch_sub(1, Full) == 1 {
+            self.done.complete_all();
+        }
+    }
+}
+
+/// The end_io of [`submit_and_wait`]'s bios.
+///
+/// # Safety
+///
+/// `bio` was sent by [`submit_and_wait`], which set `bi_private` to its
+/// [`Batch`] and waits for every bio before that goes away.
+unsafe extern "C" fn batch_end_io(bio: *mut bindings::bio) {
+    // SAFETY: `bio` is completing: its status is final and it is ours to
+    // free; `bi_private` is a live `Batch` (see the function's safety
+    // section), read before the bio is freed.
+    let (batch, status) = unsafe {
+        let batch = &*(*bio).bi_private.cast::<Batch>();
+        let status = (*bio).bi_status;
+        bindings::bio_put(bio);
+        (batch, status)
+    };
+    // After this the batch may be gone: nothing of it is used again.
+    batch.end(status);
+}
+
 /// Sends one bio per `(device, sector, data, len)` with `opf` (no data when
-/// `len` is 0), all chained to the last, and waits for that one, which
-/// completes after all of them; returns the first error.
+/// `len` is 0) and waits until every one has completed; returns the first
+/// error.
 ///
 /// # Safety
 ///
@@ -229,69 +301,53 @@ unsafe fn submit_and_wait(
     ios: &[(&BlockDevice, u64, *mut u8, u32)],
     opf: bindings::blk_opf_t,
 ) -> Result {
-    let mut prev: *mut bindings::bio = core::ptr::null_mut();
+    stack_pin_init!(let batch = Batch::new(ios.len()));
+    let private: *mut c_void = core::ptr::from_ref::<Batch>(&*batch).cast_mut().cast();
+    let mut sent = 0;
     for &(dev, sector, data, len) in ios {
-        let nr_vecs = u16::from(len > 0);
         // SAFETY: `dev` is open; `fs_bio_set` is the kernel's bio set for
-        // file systems, only passed by address. With `GFP_KERNEL` (which
-        // may sleep) a bio set allocation waits for its pool rather than
-        // fail.
+        // file systems, only passed by address. Each bio is submitted
+        // before the next is allocated, so with `GFP_KERNEL` (which may
+        // sleep) the allocation waits for the set's pool rather than fail.
         let bio = unsafe {
             bindings::bio_alloc_bioset(
                 dev.bdev.as_ptr(),
-                nr_vecs,
-                opf,
+                u16::from(len > 0),
+                opf | REQ_SYNC,
                 bindings::GFP_KERNEL,
                 &raw mut bindings::fs_bio_set,
             )
         };
         if bio.is_null() {
-            // Cannot happen (see above), but nothing submitted may leak.
-            // SAFETY: `prev`, if any, was allocated here and not submitted.
-            return match unsafe { wait_for(prev) } {
-                Ok(()) => Err(ENOMEM),
-                Err(e) => Err(e),
-            };
+            break;
         }
         // SAFETY: `bio` was just allocated, with room for one vector when
-        // `len` is non-zero; `data` is as the caller promises.
+        // `len` is non-zero; `data` is as the caller promises; `private`
+        // is `batch`, which outlives every bio (the wait below).
         unsafe {
             (*bio).bi_iter.bi_sector = sector;
             if len > 0 {
                 bindings::bio_add_virt_nofail(bio, data.cast(), len);
             }
+            (*bio).bi_private = private;
+            (*bio).bi_end_io = Some(batch_end_io);
+            bindings::submit_bio(bio);
         }
-        if !prev.is_null() {
-            // SAFETY: `prev` is an allocated, unsubmitted bio; chained to
-            // `bio`, its completion (and error) counts in `bio`'s, and
-            // `bio_chain_endio` frees it.
-            unsafe {
-                bindings::bio_chain(prev, bio);
-                bindings::submit_bio(prev);
-            }
-        }
-        prev = bio;
+        sent += 1;
     }
-    // SAFETY: `prev`, if any, was allocated here and not submitted; every
-    // other bio is chained to it.
-    unsafe { wait_for(prev) }
-}
-
-/// Submits `bio` (if not null), waits for it and the bios chained to it,
-/// and frees it.
-///
-/// # Safety
-///
-/// `bio` is null or allocated from a bio set and not submitted yet.
-unsafe fn wait_for(bio: *mut bindings::bio) -> Result {
-    if bio.is_null() {
-        return Ok(());
+    // Cannot happen (see above), but what was sent must end before the
+    // buffers and `batch` go.
+    let unsent = ios.len() - sent;
+    if unsent > 0 && batch.remaining.fetch_sub(unsent, Full) == unsent {
+        batch.done.complete_all();
     }
-    // SAFETY: As the caller promises; after the wait nothing else holds it.
-    unsafe {
-        let r = bindings::submit_bio_wait(bio);
-        bindings::bio_put(bio);
-        to_result(r)
+    batch.done.wait_for_completion();
+    if unsent > 0 {
+        return Err(ENOMEM);
+    }
+    match batch.error.load(Relaxed) {
+        0 => Ok(()),
+        e => Err(Error::from_errno(e)),
     }
 }
 
