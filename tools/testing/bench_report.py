@@ -182,42 +182,18 @@ def results(all_runs):
     )
     # Memory per bucket (every per-bucket structure together) against the
     # 2 bytes bcachefs spends at runtime, target 1.5 bytes; per key of the
-    # tree against the 40 bytes of a key and its value.
-    r = mem[-1]
-    out.append(
-        result(
-            "memory_per_bucket",
-            r["bucket_bytes"] / r["buckets"],
-            "bytes",
-            2.0,
-            1.5,
-            higher_is_better=False,
-            absolute=True,
-        )
-    )
-    out.append(
-        result(
-            "memory_per_key",
-            r["btree_bytes"] / r["keys"],
-            "bytes",
-            40.0,
-            2.0,
-            higher_is_better=False,
-        )
-    )
-    # The allocation fast path (2-replica alloc and release in memory)
-    # against a mutex lock, increment and unlock in the same module.
-    r = fast[-1]
-    out.append(
-        result(
-            "fastpath_alloc_release",
-            r["fastpath_ns"] / r["iterations"],
-            "ns",
-            r["baseline_ns"] / r["iterations"],
-            3.0,
-            higher_is_better=False,
-        )
-    )
+    # tree against the 40 bytes of a key and its value. The allocation fast
+    # path (2-replica alloc and release in memory) against a mutex lock,
+    # increment and unlock in the same module.
+    r, f = mem[-1], fast[-1]
+    for name, value, unit, baseline, target, absolute in (
+        ("memory_per_bucket", r["bucket_bytes"] / r["buckets"], "bytes", 2.0, 1.5, True),
+        ("memory_per_key", r["btree_bytes"] / r["keys"], "bytes", 40.0, 2.0, False),
+        ("fastpath_alloc_release", f["fastpath_ns"] / f["iterations"], "ns",
+         f["baseline_ns"] / f["iterations"], 3.0, False),
+    ):
+        out.append(result(name, value, unit, baseline, target, higher_is_better=False,
+                          absolute=absolute))
     # Scale: register (4 members of 1M buckets; a big tree) against the same
     # on a small volume, target under 2 s; replay keys per second against
     # durable inserts by one writer.
