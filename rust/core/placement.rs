@@ -475,15 +475,65 @@ fn pick(devs: &[DevSnapshot], req: &Request, k: u32) -> Choice {
 
 /// Chooses `req.replicas` distinct devices for `req`, or says why not (see the module
 /// docs). `replicas == 0` is trivially `Ok` with an empty choice.
+///
+/// One pass over `devs` (this is every allocation's path): each first snapshot of an
+/// index is counted and, if it can serve now, placed in a best-first list of at most
+/// `replicas` devices; the same answer as [`tally`] and [`pick`] give.
 pub fn choose(devs: &[DevSnapshot], req: &Request) -> Verdict {
-    let (now, later) = tally(devs, req);
+    let k = (req.replicas as usize).min(MAX_REPLICAS);
+    let need = req.need();
+    let (mut now, mut later) = (0u32, 0u32);
+    // Indexes below 64 seen so far; above, the slow check.
+    let mut seen = 0u64;
+    // The best `k` so far as (usable, index), most usable first, ties to the lower index.
+    let mut best = [(0u64, 0u32); MAX_REPLICAS];
+    let mut n = 0;
+    for (pos, d) in devs.iter().enumerate() {
+        let bit = dev_bit(d.index);
+        let first = if bit != 0 {
+            seen & bit == 0
+        } else {
+            first_occurrence(devs, pos)
+        };
+        if !first {
+            continue;
+        }
+        seen |= bit;
+        if d.could_serve(req) {
+            later = later.saturating_add(1);
+        }
+        let usable = d.usable(req.watermark);
+        if !d.online || usable < need {
+            continue;
+        }
+        now = now.saturating_add(1);
+        // Insert into `best` at its rank; the last one falls off when full.
+        let Some(slot) = best.get_mut(..k) else {
+            continue;
+        };
+        let rank = slot
+            .get(..n)
+            .unwrap_or(&[])
+            .iter()
+            .position(|&(u, i)| usable > u || (usable == u && d.index < i))
+            .unwrap_or(n);
+        if rank < k {
+            n = (n + 1).min(k);
+            slot.copy_within(rank..n - 1, rank + 1);
+            slot[rank] = (usable, d.index);
+        }
+    }
     if req.replicas as usize > MAX_REPLICAS || later < req.replicas {
         return Verdict::Infeasible { later };
     }
     if now < req.replicas {
         return Verdict::Blocked { now, later };
     }
-    Verdict::Ok(pick(devs, req, req.replicas))
+    let mut choice = Choice::new();
+    for &(_, index) in best.get(..k).unwrap_or(&[]) {
+        choice.push(index);
+    }
+    Verdict::Ok(choice)
 }
 
 /// For the `degrade` policy: when `req` is [`Verdict::Blocked`] and at least one device
