@@ -59,8 +59,9 @@ expect_eq $before 5 "user buckets before fuzzing"
 
 step "fuzz --seed 1 --rounds $rounds"
 run_fuzz 1 --rounds $rounds
-# 7 option files and abort_waiting, once per round.
-expect_eq "$(sed -n 's/^fuzz: [0-9]* cases (\([0-9]*\) sysfs writes.*/\1/p' /tmp/fuzz-1)" $((rounds * 8)) \
+# Every option file and abort_waiting, once per round.
+expect_eq "$(sed -n 's/^fuzz: [0-9]* cases (\([0-9]*\) sysfs writes.*/\1/p' /tmp/fuzz-1)" \
+	$((rounds * ($(ls $v/options | wc -l) + 1))) \
 	"sysfs writes of $rounds rounds"
 
 step "fuzz --seed 2"
