@@ -278,6 +278,15 @@ fn release(members: &mut [Member], grant: &Grant) {
     }
 }
 
+/// Placement's answer for `spec` on `members` now (snapshots in `scratch`).
+fn verdict(
+    members: &[Member],
+    scratch: &mut KVec<DevSnapshot>,
+    spec: &RequestSpec,
+) -> Result<Verdict> {
+    Ok(placement::choose(fill(scratch, members)?, &spec.request()))
+}
+
 /// Tries to satisfy `spec` now: `Ok(Some)` with open buckets, `Ok(None)`
 /// when blocked, `Err(ENOSPC)` when infeasible.
 fn try_take(
@@ -285,8 +294,7 @@ fn try_take(
     scratch: &mut KVec<DevSnapshot>,
     spec: &RequestSpec,
 ) -> Result<Option<Grant>> {
-    let devs = fill(scratch, members)?;
-    match placement::choose(devs, &spec.request()) {
+    match verdict(members, scratch, spec)? {
         Verdict::Ok(choice) => Ok(Some(open_buckets(members, &choice)?)),
         Verdict::Blocked { .. } => Ok(None),
         Verdict::Infeasible { .. } => Err(ENOSPC),
@@ -582,11 +590,7 @@ impl Allocator {
         let Pool {
             members, scratch, ..
         } = &mut *inner;
-        let devs = fill(scratch, members)?;
-        Ok(matches!(
-            placement::choose(devs, &spec.request()),
-            Verdict::Ok(_)
-        ))
+        Ok(matches!(verdict(members, scratch, &spec)?, Verdict::Ok(_)))
     }
 
     /// `r`, leaving the wait list if it is an error: a waiter that stops

@@ -274,7 +274,7 @@ impl Tree {
 
     /// Evicts clean leaves, oldest use first (second chance), until the
     /// resident leaves fit the bound or none is left to evict.
-    pub(crate) fn shrink(&mut self) {
+    fn shrink(&mut self) {
         self.shrink_keeping(None);
     }
 
@@ -352,8 +352,7 @@ impl Tree {
                 Err(why) => {
                     bad = true;
                     pr_warn!(
-                        "volume {}: btree leaf [{}..={}] replica {}:{}: {}
-",
+                        "volume {}: btree leaf [{}..={}] replica {}:{}: {}\n",
                         Core(Hyphenated(&self.uuid)),
                         w.min,
                         w.max,
