@@ -28,14 +28,14 @@ use crate::bkcore::{
 use crate::fmt::Core;
 use crate::glue::trace;
 use crate::glue::wake::{Sleep, Slept};
-use crate::health::{Changed, Phase, ReadOnly, ReplayStatus, Watcher};
+use crate::health::{Changed, Event, Phase, ReadOnly, ReplayStatus, Watcher};
 use crate::member::Member;
 use crate::waitlist::{Kick, WaitList, WaitState};
 use core::{fmt::Write, ops::Deref};
 use kernel::{
     new_mutex,
     prelude::*,
-    sync::{lock::mutex::MutexBackend, lock::Guard, Mutex},
+    sync::{lock::mutex::MutexBackend, lock::Guard, Arc, Mutex},
     time::{Instant, Monotonic},
 };
 
@@ -118,7 +118,7 @@ pub(crate) struct Pool {
     /// Set when a metadata write failed: no more changes (`state`).
     pub(crate) read_only: Option<ReadOnly>,
     /// Told of changes to the status files while they are published.
-    pub(crate) watcher: Option<KBox<dyn Watcher>>,
+    pub(crate) watcher: Option<Arc<dyn Watcher>>,
     /// Room for the members' snapshots on the allocation path, kept so
     /// that it allocates no memory.
     scratch: KVec<DevSnapshot>,
@@ -459,6 +459,8 @@ impl Allocator {
         grant_pass(&mut inner, u64::MAX, WakeReason::BucketsFreed);
         // Age (ms) of this waiter's last stuck report.
         let mut last_stuck: Option<u64> = None;
+        // Whether its deadline was told of (policy degrade retries).
+        let mut deadline_told = false;
         loop {
             let gen = inner.opts_gen;
             let gone = inner.members.is_empty() || inner.closing;
@@ -475,7 +477,12 @@ impl Allocator {
                 WaitState::Granted => {
                     let grant = w.data.granted.take().unwrap_or_default();
                     inner.unpark(id);
-                    return hand_over(&mut inner, grant, &spec);
+                    let r = hand_over(&mut inner, grant, &spec);
+                    if last_stuck.is_some() && r.is_ok() {
+                        drop(inner);
+                        self.tell(Event::Unstuck { waiter: id });
+                    }
+                    return r;
                 }
                 WaitState::Woken(WakeReason::Abort) => {
                     inner.requests.counters.aborts += 1;
@@ -517,8 +524,16 @@ impl Allocator {
             let mut stuck_at = (every > 0).then(|| last_stuck.map_or(every, |at| at + every));
             if let Some(at) = stuck_at.filter(|&at| age >= at) {
                 let r = self.stuck_report(&mut inner, id);
-                self.or_leave(&mut inner, id, r)?;
+                let reported = self.or_leave(&mut inner, id, r)?;
                 last_stuck = Some(at.max(age));
+                if reported {
+                    // Telling may sleep: unlocked, then this pass again
+                    // (the waiter's state may have moved meanwhile).
+                    drop(inner);
+                    self.tell(Event::Stuck { waiter: id });
+                    inner = self.pool.lock();
+                    continue;
+                }
                 stuck_at = last_stuck.map(|at| at + every);
             }
             let deadline_at = match spec.policy {
@@ -536,12 +551,36 @@ impl Allocator {
                             id,
                             spec.deadline_secs
                         );
-                        return Err(self.leave(&mut inner, id, ENOSPC));
+                        let e = self.leave(&mut inner, id, ENOSPC);
+                        drop(inner);
+                        self.tell(Event::Deadline {
+                            waiter: id,
+                            policy: WaitPolicy::Fail,
+                        });
+                        return Err(e);
                     }
                     WaitPolicy::Degrade => {
                         let r = self.degrade(&mut inner, id, &spec);
-                        if let Some(grant) = self.or_leave(&mut inner, id, r)? {
-                            return Ok(grant);
+                        let granted = self.or_leave(&mut inner, id, r)?;
+                        if !deadline_told || granted.is_some() {
+                            drop(inner);
+                            if !deadline_told {
+                                self.tell(Event::Deadline {
+                                    waiter: id,
+                                    policy: WaitPolicy::Degrade,
+                                });
+                                deadline_told = true;
+                            }
+                            if let Some(grant) = granted {
+                                self.tell(Event::Degraded {
+                                    waiter: id,
+                                    replicas: grant.len() as u32,
+                                    wanted: spec.replicas,
+                                });
+                                return Ok(grant);
+                            }
+                            inner = self.pool.lock();
+                            continue;
                         }
                     }
                 }
@@ -685,16 +724,25 @@ impl Allocator {
         Ok(Some(grant))
     }
 
+    /// Tells the watcher, if any, of `what`; may sleep, so the pool must
+    /// not be locked.
+    pub(crate) fn tell(&self, what: Event) {
+        let watcher = self.pool.lock().watcher.clone();
+        if let Some(w) = watcher {
+            w.event(what);
+        }
+    }
+
     /// Prints a stuck report for waiter `id` (at most one per interval per
-    /// volume) and keeps it for `alloc_stuck`.
-    fn stuck_report(&self, inner: &mut Pool, id: u64) -> Result {
+    /// volume) and keeps it for `alloc_stuck`; whether it did.
+    fn stuck_report(&self, inner: &mut Pool, id: u64) -> Result<bool> {
         let Some(w) = inner.requests.waiters.get_mut(id) else {
-            return Ok(());
+            return Ok(false);
         };
         let (spec, start) = (w.data.spec, w.data.start);
         if let Some(last) = inner.requests.last_stuck {
             if ms_since(last) < u64::from(spec.stuck_timeout_secs) * 1000 {
-                return Ok(());
+                return Ok(false);
             }
         }
         let devs = snapshots(&inner.members)?;
@@ -730,7 +778,7 @@ impl Allocator {
         inner.requests.last_stuck = Some(Instant::now());
         inner.requests.counters.stuck_reports += 1;
         inner.changed(Changed::AllocStuck);
-        Ok(())
+        Ok(true)
     }
 
     /// Wakes every waiter after an option write, so each rebuilds itself.

@@ -20,6 +20,7 @@ use crate::allocator::{self, Allocator};
 use crate::bkcore::{discard_order, placement::dev_bit, stuck::WakeReason};
 use crate::glue::kthread;
 use crate::glue::trace;
+use crate::health::Event;
 use kernel::{
     prelude::*,
     sync::Arc,
@@ -155,7 +156,8 @@ fn discard_batch(alloc: &Allocator) -> Result<bool> {
             m.discard_failures = m.discard_failures.saturating_add(1);
             let pause = discard_order::backoff_ms(m.discard_failures);
             m.discard_failed_at = Some(Instant::<Monotonic>::now());
-            if discard_order::log_failure(m.discard_failures) {
+            let tell = discard_order::log_failure(m.discard_failures);
+            if tell {
                 pr_warn!(
                     "volume {}: dev{} ({}): discard failed (error {}, {} in a row); its {} need_discard buckets wait, next try in {} ms\n",
                     name,
@@ -166,6 +168,14 @@ fn discard_batch(alloc: &Allocator) -> Result<bool> {
                     m.count(crate::bkcore::buckets::BucketState::NeedDiscard),
                     pause
                 );
+            }
+            drop(inner);
+            if tell {
+                // As rate-limited as the log line.
+                alloc.tell(Event::DiscardError {
+                    dev: pick.dev,
+                    errno: e.to_errno(),
+                });
             }
             return Ok(true);
         }

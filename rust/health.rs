@@ -13,6 +13,7 @@
 //! `status`, `unregister` (without its checkpoint) keep working; `state`
 //! in sysfs says why.
 
+use crate::bkcore::options::WaitPolicy;
 use core::fmt;
 use kernel::{
     prelude::*,
@@ -153,9 +154,78 @@ pub(crate) enum Changed {
     State,
 }
 
-/// Told of every [`Changed`], under the allocator's lock: it must not
-/// sleep.
+/// Something an administrator is told of as it happens (a uevent, with
+/// udev rules acting on it), beyond what the status files show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// A waiter's stuck report was written (`alloc_stuck`).
+    Stuck {
+        /// The waiter.
+        waiter: u64,
+    },
+    /// A waiter that had a stuck report got its buckets.
+    Unstuck {
+        /// The waiter.
+        waiter: u64,
+    },
+    /// A waiter reached its deadline; `policy` is what was done.
+    Deadline {
+        /// The waiter.
+        waiter: u64,
+        /// `fail` or `degrade`.
+        policy: WaitPolicy,
+    },
+    /// A waiter went on with fewer replicas than asked, at its deadline.
+    Degraded {
+        /// The waiter.
+        waiter: u64,
+        /// Replicas it got.
+        replicas: u32,
+        /// Replicas it asked for.
+        wanted: u32,
+    },
+    /// The volume went read-only (see [`ReadOnly`]).
+    ReadOnly {
+        /// The failed write's error (negative errno).
+        errno: i32,
+    },
+    /// Register's replay finished; the volume is up.
+    ReplayDone,
+    /// Register's replay failed; the volume does not come up.
+    ReplayFailed {
+        /// Its error (negative errno).
+        errno: i32,
+    },
+    /// A discard failed on member `dev` (at most one a second per volume).
+    DiscardError {
+        /// The member.
+        dev: u32,
+        /// The discard's error (negative errno).
+        errno: i32,
+    },
+}
+
+impl Event {
+    /// The event's name (`BKALLOC_EVENT=`).
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Event::Stuck { .. } => "stuck",
+            Event::Unstuck { .. } => "unstuck",
+            Event::Deadline { .. } => "deadline",
+            Event::Degraded { .. } => "degraded",
+            Event::ReadOnly { .. } => "read_only",
+            Event::ReplayDone => "replay_done",
+            Event::ReplayFailed { .. } => "replay_failed",
+            Event::DiscardError { .. } => "discard_error",
+        }
+    }
+}
+
+/// Told of every [`Changed`] and [`Event`].
 pub(crate) trait Watcher: Send + Sync {
-    /// `what` changed.
+    /// `what` changed. Called under the allocator's lock: must not sleep.
     fn changed(&self, what: Changed);
+
+    /// `what` happened. Called with no lock held: may sleep.
+    fn event(&self, what: Event);
 }

@@ -22,7 +22,7 @@
 use crate::bkcore::{buckets::BucketState, format::Record, uuid::Hyphenated};
 use crate::fmt::Core;
 use crate::glue::trace;
-use crate::health::{Changed, Phase};
+use crate::health::{Changed, Event, Phase};
 use crate::member;
 use crate::volume::Volume;
 use kernel::{prelude::*, sync::Arc};
@@ -53,6 +53,12 @@ impl Volume {
             inner.replay.elapsed_ms(),
         );
         drop(inner);
+        self.allocator().tell(match &res {
+            Ok(()) => Event::ReplayDone,
+            Err(e) => Event::ReplayFailed {
+                errno: e.to_errno(),
+            },
+        });
         match &res {
             Ok(()) if total > 0 => pr_info!(
                 "volume {}: replayed {} keys in {} ms\n",

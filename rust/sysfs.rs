@@ -22,10 +22,11 @@ use crate::fmt::Core;
 use crate::glue::{
     capability,
     kobject::{
-        AttrFile, AttrOps, FileNotifier, KobjectDir, ShowBuf, StoreCtx, MODE_RO, MODE_RW, MODE_WO,
+        AttrFile, AttrOps, FileNotifier, KobjectDir, ShowBuf, StoreCtx, Uevent, MODE_RO, MODE_RW,
+        MODE_WO, UEVENT_ENV_MAX,
     },
 };
-use crate::health::{Changed, Watcher};
+use crate::health::{Changed, Event, Watcher};
 use crate::registry::Registry;
 use crate::volume::Volume;
 use core::fmt::Write;
@@ -49,7 +50,7 @@ struct Root {
 impl Sysfs {
     /// Creates `/sys/fs/bkalloc/register` for `registry`.
     pub(crate) fn new(registry: Arc<Registry>) -> Result<Self> {
-        let dir = KobjectDir::new_in_fs(c"bkalloc")?;
+        let dir = KobjectDir::new_kset_in_fs(c"bkalloc")?;
         let debug = debugfs::Dir::new(c"bkalloc");
         let root = Arc::new(
             Root {
@@ -101,12 +102,67 @@ impl Drop for VolumeSysfs {
     }
 }
 
-/// Wakes the `poll()`ers of the status files that changed.
+/// Wakes the `poll()`ers of the status files that changed, and sends a
+/// volume's events as uevents of its directory.
 struct StatusWatcher {
     waiters: FileNotifier,
     alloc_stuck: FileNotifier,
     replay: FileNotifier,
     state: FileNotifier,
+    /// The volume's directory, a member of the `bkalloc` kset.
+    dir: KobjectDir,
+    /// `BKALLOC_UUID=<uuid>`.
+    uuid: CString,
+    /// `BKALLOC_DEVICE=<path>` of each member.
+    devices: KVec<CString>,
+}
+
+impl StatusWatcher {
+    /// The uevent of `what`: its name, the volume, and where it applies.
+    fn send(&self, what: Event) -> Result {
+        let name = CString::try_from_fmt(fmt!("BKALLOC_EVENT={}", what.name()))?;
+        let mut extra = KVec::<CString>::new();
+        let mut device = None;
+        let mut add = |f: core::fmt::Arguments<'_>| -> Result {
+            extra.push(CString::try_from_fmt(f)?, GFP_KERNEL)?;
+            Ok(())
+        };
+        match what {
+            Event::Stuck { waiter } | Event::Unstuck { waiter } => {
+                add(fmt!("BKALLOC_WAITER={waiter}"))?;
+            }
+            Event::Deadline { waiter, policy } => {
+                add(fmt!("BKALLOC_WAITER={waiter}"))?;
+                add(fmt!("BKALLOC_POLICY={}", policy.name()))?;
+            }
+            Event::Degraded {
+                waiter,
+                replicas,
+                wanted,
+            } => {
+                add(fmt!("BKALLOC_WAITER={waiter}"))?;
+                add(fmt!("BKALLOC_REPLICAS={replicas}/{wanted}"))?;
+            }
+            Event::ReadOnly { errno } | Event::ReplayFailed { errno } => {
+                add(fmt!("BKALLOC_ERROR={errno}"))?;
+            }
+            Event::ReplayDone => {}
+            Event::DiscardError { dev, errno } => {
+                add(fmt!("BKALLOC_DEV={dev}"))?;
+                add(fmt!("BKALLOC_ERROR={errno}"))?;
+                device = self.devices.get(dev as usize);
+            }
+        }
+        let mut env: [&CStr; UEVENT_ENV_MAX] = [c""; UEVENT_ENV_MAX];
+        let mut n = 0;
+        let fixed = [Some(&name), Some(&self.uuid), device];
+        // `Init::chain` is in scope too: the iterator's, named.
+        for e in Iterator::chain(fixed.into_iter().flatten(), extra.iter()) {
+            *env.get_mut(n).ok_or(EINVAL)? = &**e;
+            n += 1;
+        }
+        self.dir.uevent(Uevent::Change, &env[..n])
+    }
 }
 
 impl Watcher for StatusWatcher {
@@ -116,6 +172,17 @@ impl Watcher for StatusWatcher {
             Changed::AllocStuck => self.alloc_stuck.notify(),
             Changed::Replay => self.replay.notify(),
             Changed::State => self.state.notify(),
+        }
+    }
+
+    fn event(&self, what: Event) {
+        if let Err(e) = self.send(what) {
+            pr_warn!(
+                "bkalloc: {}: uevent {} not sent (error {})\n",
+                &*self.uuid,
+                what.name(),
+                e.to_errno()
+            );
         }
     }
 }
@@ -224,13 +291,25 @@ fn add_volume(root: &Root, volume: &Arc<Volume>) -> Result {
     ] {
         files.push(file(&dir, name, mode, attr)?, GFP_KERNEL)?;
     }
+    let mut devices = KVec::new();
+    for i in 0..volume.nr_members() as usize {
+        let inner = volume.lock_pool();
+        let m = inner.members.get(i).ok_or(ENODEV)?;
+        let path = m.path.to_str().map_err(|_| EINVAL)?;
+        let env = CString::try_from_fmt(fmt!("BKALLOC_DEVICE={path}"))?;
+        drop(inner);
+        devices.push(env, GFP_KERNEL)?;
+    }
     // The first eight files, in the order above.
-    let watcher = KBox::new(
+    let watcher: Arc<dyn Watcher> = Arc::new(
         StatusWatcher {
             waiters: files[3].notifier()?,
             alloc_stuck: files[5].notifier()?,
             replay: files[1].notifier()?,
             state: files[7].notifier()?,
+            dir: dir.clone(),
+            uuid: CString::try_from_fmt(fmt!("BKALLOC_UUID={}", &*name))?,
+            devices,
         },
         GFP_KERNEL,
     )?;
@@ -254,6 +333,7 @@ fn add_volume(root: &Root, volume: &Arc<Volume>) -> Result {
         files.push(file(&d, "device", MODE_RO, Attr::Device(i))?, GFP_KERNEL)?;
         dirs.push(d, GFP_KERNEL)?;
     }
+    let published_dir = dir.clone();
     dirs.push(dir, GFP_KERNEL)?;
     let published = KBox::new(
         VolumeSysfs {
@@ -265,6 +345,14 @@ fn add_volume(root: &Root, volume: &Arc<Volume>) -> Result {
         GFP_KERNEL,
     )?;
     volume.lock_pool().watcher = Some(watcher);
+    // udev learns of the volume once its files are there.
+    if let Err(e) = published_dir.uevent(Uevent::Add, &[]) {
+        pr_warn!(
+            "bkalloc: {}: uevent add not sent (error {})\n",
+            &*name,
+            e.to_errno()
+        );
+    }
     volume.publish(published)
 }
 

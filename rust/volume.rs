@@ -23,7 +23,7 @@ use crate::btree::Tree;
 use crate::discard::{DiscardThread, Discards};
 use crate::fmt::Core;
 use crate::glue::{bdev::BlockDevice, kthread::Kthread};
-use crate::health::{Changed, Phase, ReadOnly};
+use crate::health::{Changed, Event, Phase, ReadOnly};
 use crate::journal::{Journal, Ring};
 use crate::member::Member;
 use crate::waitlist::Kick;
@@ -452,6 +452,9 @@ impl Volume {
             inner.read_only = Some(ReadOnly { what, err });
             inner.changed(Changed::State);
         }
+        self.alloc.tell(Event::ReadOnly {
+            errno: err.to_errno(),
+        });
         pr_err!(
             "volume {}: {} failed (error {}): read-only now; every change acknowledged before is on disk, unregister and register again to recover\n",
             self.name(),

@@ -265,6 +265,11 @@ impl WaitPolicy {
             _ => WaitPolicy::Wait,
         }
     }
+
+    /// The policy's name, as `alloc_wait_policy` takes it.
+    pub const fn name(self) -> &'static str {
+        WAIT_POLICY_NAMES[self as usize]
+    }
 }
 
 /// Why an option, a value or a list was refused.
@@ -666,6 +671,13 @@ mod tests {
             assert_eq!(OptId::from_name(d.name), Some(d.id));
             assert_eq!(d.check(d.default), Ok(()), "{}", d.name);
             assert!(!d.doc.is_empty());
+        }
+    }
+
+    #[test]
+    fn wait_policy_names_are_the_option_values() {
+        for (v, name) in WAIT_POLICY_NAMES.iter().enumerate() {
+            assert_eq!(WaitPolicy::from_value(v as u32).name(), *name);
         }
     }
 

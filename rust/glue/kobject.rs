@@ -3,13 +3,15 @@
 //! sysfs directories and attribute files.
 //!
 //! The kernel crate has no kobject abstraction in 7.3, so this wraps
-//! `kobject_create_and_add()`, `sysfs_create_file_ns()` and friends. An
+//! `kobject_create_and_add()`, `kset_create_and_add()`,
+//! `sysfs_create_file_ns()`, `kobject_uevent_env()` and friends. An
 //! attribute file dispatches `show`/`store` to an [`AttrOps`] implementation
 //! with an attribute id, so one Rust object serves a whole directory.
 
 use core::{cell::Cell, fmt, ptr::NonNull};
 use kernel::{
     bindings, container_of,
+    ffi::c_char,
     prelude::*,
     str::CString,
     sync::{Arc, LockClassKey},
@@ -28,10 +30,48 @@ pub(crate) const MODE_WO: u16 = 0o200;
 ///
 /// # Invariants
 ///
-/// `kobj` points to a kobject created by `kobject_create_and_add()` on which
-/// this value owns one reference.
+/// `kobj` points to a live kobject on which this value owns one reference.
+/// `kset` is null, or the kset whose embedded kobject `kobj` is.
 pub(crate) struct KobjectDir {
     kobj: NonNull<bindings::kobject>,
+    kset: *mut bindings::kset,
+}
+
+/// The type of the kobjects [`KobjectDir::new_child`] puts in a kset: the
+/// attribute operations of `kobject_create()`'s own type, and a release
+/// that frees the box they were made in.
+struct DirType(bindings::kobj_type);
+
+// SAFETY: The type is never written after initialisation; the kobject core
+// only reads it.
+unsafe impl Sync for DirType {}
+
+static KSET_CHILD_TYPE: DirType = DirType(bindings::kobj_type {
+    release: Some(release_kset_child),
+    sysfs_ops: &raw const bindings::kobj_sysfs_ops,
+    default_groups: core::ptr::null_mut(),
+    child_ns_type: None,
+    namespace: None,
+    get_ownership: None,
+});
+
+/// # Safety
+///
+/// Called by the kobject core once, on the last reference of a kobject made
+/// by [`KobjectDir::new_child`] in a kset.
+unsafe extern "C" fn release_kset_child(kobj: *mut bindings::kobject) {
+    // SAFETY: Such a kobject is the content of a `KBox` turned into a raw
+    // pointer (`KobjectDir::create_in_kset`); nobody uses it any more.
+    drop(unsafe { KBox::from_raw(kobj.cast::<Opaque<bindings::kobject>>()) });
+}
+
+/// A kobject action of [`KobjectDir::uevent`].
+#[derive(Clone, Copy)]
+pub(crate) enum Uevent {
+    /// The directory appeared (with its files).
+    Add,
+    /// Something it reports changed.
+    Change,
 }
 
 // SAFETY: A kobject is reference counted and its sysfs operations take their
@@ -39,24 +79,78 @@ pub(crate) struct KobjectDir {
 unsafe impl Send for KobjectDir {}
 
 // SAFETY: The only operations through a shared reference create children or
-// attributes, which the kobject core serialises itself.
+// attributes, or send uevents, which the kobject core serialises itself.
 unsafe impl Sync for KobjectDir {}
 
 impl KobjectDir {
-    /// Creates `/sys/fs/<name>`.
-    pub(crate) fn new_in_fs(name: &CStr) -> Result<Self> {
+    /// Creates `/sys/fs/<name>` as a kset: the directories made in it with
+    /// [`KobjectDir::new_child`] are its members, so they can send uevents
+    /// (`SUBSYSTEM=<name>`).
+    pub(crate) fn new_kset_in_fs(name: &CStr) -> Result<Self> {
         // SAFETY: `fs_kobj` is set once during boot, before modules load, and
         // never changes afterwards.
         let parent = unsafe { bindings::fs_kobj };
-        // SAFETY: `fs_kobj` is a live kobject for as long as the kernel runs.
-        unsafe { Self::create(name, parent) }
+        // SAFETY: `name` is NUL-terminated and copied; `fs_kobj` is a live
+        // kobject for as long as the kernel runs; no uevent filter.
+        let kset =
+            unsafe { bindings::kset_create_and_add(name.as_char_ptr(), core::ptr::null(), parent) };
+        let kset = NonNull::new(kset).ok_or(ENOMEM)?;
+        // INVARIANT: The kset comes with one reference on its kobject, which
+        // we own; dropping it (`kobject_put`) is what `kset_unregister()`
+        // does after removing the directory, which the last put does too.
+        Ok(Self {
+            // SAFETY: `kset` is live; only the field's address is taken.
+            kobj: unsafe { NonNull::new_unchecked(&raw mut (*kset.as_ptr()).kobj) },
+            kset: kset.as_ptr(),
+        })
     }
 
-    /// Creates the subdirectory `<self>/<name>`.
+    /// Creates the subdirectory `<self>/<name>`; in a kset, as a member.
     pub(crate) fn new_child(&self, name: &CStr) -> Result<Self> {
+        if !self.kset.is_null() {
+            // SAFETY: `self.kset` is a live kset (type invariant).
+            return unsafe { Self::create_in_kset(name, self.kset) };
+        }
         // SAFETY: `self.kobj` is live (type invariant); the child holds its
         // own reference to it.
         unsafe { Self::create(name, self.kobj.as_ptr()) }
+    }
+
+    /// Creates `<kset>/<name>`, a member of `kset`.
+    ///
+    /// # Safety
+    ///
+    /// `kset` must be a live kset.
+    unsafe fn create_in_kset(name: &CStr, kset: *mut bindings::kset) -> Result<Self> {
+        let node = KBox::new(Opaque::<bindings::kobject>::zeroed(), GFP_KERNEL)?;
+        let kobj = KBox::into_raw(node).cast::<bindings::kobject>();
+        // SAFETY: `kobj` is a zeroed kobject of our own; the type is static.
+        // From here its last `kobject_put()` frees it (`release_kset_child`).
+        unsafe { bindings::kobject_init(kobj, &KSET_CHILD_TYPE.0) };
+        // SAFETY: `kobj` is initialised and not yet added: its kset may be
+        // set. `kset` is live by the safety requirement, and its kobject
+        // becomes the parent (which takes a reference on it). The format
+        // is "%s" with one NUL-terminated string, which is copied.
+        let ret = unsafe {
+            (*kobj).kset = kset;
+            bindings::kobject_add(
+                kobj,
+                core::ptr::null_mut(),
+                c"%s".as_char_ptr(),
+                name.as_char_ptr(),
+            )
+        };
+        if ret != 0 {
+            // SAFETY: Our one reference; a failed add still needs the put.
+            unsafe { bindings::kobject_put(kobj) };
+            return Err(Error::from_errno(ret));
+        }
+        // INVARIANT: `kobject_init` gave us the one reference.
+        Ok(Self {
+            // SAFETY: `kobj` came from a `KBox`, so it is not null.
+            kobj: unsafe { NonNull::new_unchecked(kobj) },
+            kset: core::ptr::null_mut(),
+        })
     }
 
     /// Creates the directory `<parent>/<name>`.
@@ -70,7 +164,34 @@ impl KobjectDir {
         let kobj = unsafe { bindings::kobject_create_and_add(name.as_char_ptr(), parent) };
         // INVARIANT: A non-null result carries one reference that we own.
         let kobj = NonNull::new(kobj).ok_or(ENOMEM)?;
-        Ok(Self { kobj })
+        Ok(Self {
+            kobj,
+            kset: core::ptr::null_mut(),
+        })
+    }
+
+    /// Sends a uevent `action` for this directory, with `env` (`KEY=value`
+    /// strings, at most [`UEVENT_ENV_MAX`]) added to what the kobject core
+    /// puts in (`ACTION`, `DEVPATH`, `SUBSYSTEM`). Only members of a kset
+    /// have a subsystem to send under (`EINVAL` otherwise). May sleep.
+    pub(crate) fn uevent(&self, action: Uevent, env: &[&CStr]) -> Result {
+        let mut envp = [core::ptr::null_mut::<c_char>(); UEVENT_ENV_MAX + 1];
+        if env.len() > UEVENT_ENV_MAX {
+            return Err(EINVAL);
+        }
+        for (p, e) in envp.iter_mut().zip(env) {
+            *p = e.as_char_ptr().cast_mut();
+        }
+        let action = match action {
+            Uevent::Add => bindings::kobject_action_KOBJ_ADD,
+            Uevent::Change => bindings::kobject_action_KOBJ_CHANGE,
+        };
+        // SAFETY: `self.kobj` is live (type invariant); `envp` is a
+        // NULL-terminated array of NUL-terminated strings that the call
+        // only reads (it copies them into the event).
+        kernel::error::to_result(unsafe {
+            bindings::kobject_uevent_env(self.kobj.as_ptr(), action, envp.as_mut_ptr())
+        })
     }
 
     /// Creates the attribute file `<self>/<name>` whose reads and writes call
@@ -135,6 +256,19 @@ impl KobjectDir {
     }
 }
 
+impl Clone for KobjectDir {
+    /// Another handle on the same directory (one more reference).
+    fn clone(&self) -> Self {
+        // SAFETY: `self.kobj` is live (type invariant).
+        unsafe { bindings::kobject_get(self.kobj.as_ptr()) };
+        // INVARIANT: We took the reference the new value owns.
+        Self {
+            kobj: self.kobj,
+            kset: self.kset,
+        }
+    }
+}
+
 impl Drop for KobjectDir {
     fn drop(&mut self) {
         // SAFETY: By the type invariant we own one reference; dropping the
@@ -142,6 +276,9 @@ impl Drop for KobjectDir {
         unsafe { bindings::kobject_put(self.kobj.as_ptr()) };
     }
 }
+
+/// The most `KEY=value` strings [`KobjectDir::uevent`] adds.
+pub(crate) const UEVENT_ENV_MAX: usize = 6;
 
 /// Reads and writes of a directory's attribute files.
 pub(crate) trait AttrOps: Send + Sync + 'static {

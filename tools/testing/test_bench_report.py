@@ -125,6 +125,20 @@ class Report(unittest.TestCase):
         # The replay's one-writer baseline is in neither plot.
         self.assertEqual((out / "latency-cdf.svg").read_text().count(">1 writer(s)<"), 1)
 
+    def test_replay_repeats_give_medians_and_the_fastpath_its_parts(self):
+        text = log().replace('"prioritised_ms": 1200, "all_free_ms": 1000',
+                             '"prioritised_ms": [1500, 1200, 9000], "all_free_ms": [1000, 800, 1100, 950]')
+        text = text.replace('"baseline_ns": 200000}',
+                            '"baseline_ns": 200000, "locks_ns": 100000, "placement_ns": 250000}')
+        r, out = self.report(text)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = {x["name"]: x for x in json.loads((out / "results.json").read_text())}
+        rp = res["replay_1108_prioritised_discards"]
+        self.assertEqual((rp["value"], rp["baseline"], rp["ratio"]), (1500, 950, 1.579))
+        self.assertIn("fastpath per alloc+release: 500 ns = two lock round trips 100 ns + "
+                      "request build and placement 200 ns + open, commit and release 200 ns "
+                      "(baseline mutex+counter 200 ns)", r.stdout)
+
     def test_group_commit_would_meet_its_targets(self):
         r, out = self.report(log(speedup8=3.5, flushes8=40))
         self.assertEqual(r.returncode, 0, r.stderr)

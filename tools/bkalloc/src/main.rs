@@ -187,11 +187,19 @@ enum Command {
     },
     /// Print a volume's changes as they happen: a line per change of `replay`, `state`,
     /// `waiters` (how many wait) or `alloc_stuck` (its first line), woken by the module.
+    /// With --uevents, its uevents instead, from the kernel's netlink socket as udev sees
+    /// them: the action, then the BKALLOC_ variables (`change BKALLOC_EVENT=stuck
+    /// BKALLOC_WAITER=1`); without a uuid, every volume's, each line led by its uuid.
     ///
     /// Exit status 1 when --timeout passed before --count lines.
     Events {
-        /// The volume's uuid.
-        volume: String,
+        /// The volume's uuid (optional with --uevents).
+        volume: Option<String>,
+        /// Listen for the volume's uevents (stuck, unstuck, deadline, degraded, read_only,
+        /// replay_done, replay_failed, discard_error; add and remove), which may come
+        /// before it is registered.
+        #[arg(long)]
+        uevents: bool,
         /// Stop after this many lines [default: go on until interrupted].
         #[arg(long)]
         count: Option<u64>,
@@ -349,9 +357,17 @@ fn main() -> ExitCode {
         Command::Version { abi } => bkalloc::ctl::version(abi).map(|()| true),
         Command::Events {
             volume,
+            uevents,
             count,
             timeout,
-        } => cmd::events::run(&volume, count, timeout.map(std::time::Duration::from_secs)),
+        } => {
+            let timeout = timeout.map(std::time::Duration::from_secs);
+            match (volume, uevents) {
+                (volume, true) => cmd::uevent::run(volume.as_deref(), count, timeout),
+                (Some(volume), false) => cmd::events::run(&volume, count, timeout),
+                (None, false) => Err("events: which volume? (a uuid, or --uevents)".into()),
+            }
+        }
         Command::List { json } => cmd::admin::list(json).map(|()| true),
         Command::Register { devices, options } => {
             cmd::admin::register(&devices, options.as_deref()).map(|()| true)

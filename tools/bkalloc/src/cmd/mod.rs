@@ -15,3 +15,4 @@ pub mod mutate;
 pub mod options;
 pub mod scenario;
 pub mod show;
+pub mod uevent;
