@@ -9,8 +9,9 @@ use crate::bkcore::{
         self, alloc_table,
         layout::{Layout, SB_COPIES},
         superblock::{self, Superblock},
-        Checkpoint, BLOCK_SIZE,
+        Checkpoint, BLOCK_SIZE, MAX_MEMBERS,
     },
+    member_state::MemberState,
     options::Options,
     placement::DevSnapshot,
 };
@@ -62,6 +63,9 @@ pub(crate) struct Member {
     pub(crate) dev: Arc<BlockDevice>,
     /// Its superblock as last read or written.
     pub(crate) sb: Superblock,
+    /// Its state, from the volume's newest superblock (every member's
+    /// superblock lists every member's state).
+    pub(crate) state: MemberState,
     /// Its regions, from the superblock.
     pub(crate) layout: Layout,
     /// Persistent state of each bucket (`BucketState::to_u8`), plus the
@@ -167,6 +171,8 @@ impl Member {
         Ok(Self {
             path,
             dev: Arc::new(dev, GFP_KERNEL)?,
+            // Until register reads the volume's newest superblock.
+            state: sb.member_states[sb.member_index as usize % sb.member_states.len()],
             sb,
             layout,
             states: KVVec::new(),
@@ -298,6 +304,7 @@ impl Member {
             need_discard: self.count(BucketState::NeedDiscard),
             btree_reserve: self.sb.btree_reserve,
             online: true,
+            state: self.state,
         }
     }
 
@@ -528,12 +535,19 @@ impl Member {
         self.set_states(&[bucket], from, to)
     }
 
-    /// Writes this member's superblock with `options` and sequence `seq`:
-    /// copy 0, flush, copy 1, flush, so a torn write leaves one copy whole
-    /// and the change is durable when this returns.
-    pub(crate) fn write_superblock(&mut self, options: Options, seq: u64) -> Result {
+    /// Writes this member's superblock with `options`, every member's
+    /// `states` and sequence `seq`: copy 0, flush, copy 1, flush, so a torn
+    /// write leaves one copy whole and the change is durable when this
+    /// returns.
+    pub(crate) fn write_superblock(
+        &mut self,
+        options: Options,
+        states: [MemberState; MAX_MEMBERS],
+        seq: u64,
+    ) -> Result {
         let mut sb = self.sb;
         sb.options = options;
+        sb.member_states = states;
         sb.seq = seq;
         let mut buf = block_buf()?;
         sb.encode(&mut buf).map_err(|e| {
@@ -551,4 +565,13 @@ impl Member {
         self.sb = sb;
         Ok(())
     }
+}
+
+/// Every member's state by index, for a superblock (`rw` past the last).
+pub(crate) fn member_states(members: &[Member]) -> [MemberState; MAX_MEMBERS] {
+    let mut states = [MemberState::Rw; MAX_MEMBERS];
+    for (s, m) in states.iter_mut().zip(members) {
+        *s = m.state;
+    }
+    states
 }

@@ -207,6 +207,7 @@ enum Attr {
     State,
     Usage(usize),
     Device(usize),
+    MemberState(usize),
 }
 
 impl Attr {
@@ -223,6 +224,7 @@ impl Attr {
             Attr::State => 0x107,
             Attr::Usage(i) => 0x1000 + i,
             Attr::Device(i) => 0x2000 + i,
+            Attr::MemberState(i) => 0x3000 + i,
         }
     }
 
@@ -240,6 +242,7 @@ impl Attr {
             Attr::State => 17,
             Attr::Usage(_) => 18,
             Attr::Device(_) => 19,
+            Attr::MemberState(_) => 20,
         }
     }
 
@@ -255,6 +258,7 @@ impl Attr {
             0x107 => Attr::State,
             0x1000..0x2000 => Attr::Usage(id - 0x1000),
             0x2000..0x3000 => Attr::Device(id - 0x2000),
+            0x3000..0x4000 => Attr::MemberState(id - 0x3000),
             _ => Attr::Option(OptId::from_index(id)?),
         })
     }
@@ -331,6 +335,10 @@ fn add_volume(root: &Root, volume: &Arc<Volume>) -> Result {
         let d = dir.new_child(&dname)?;
         files.push(file(&d, "usage", MODE_RO, Attr::Usage(i))?, GFP_KERNEL)?;
         files.push(file(&d, "device", MODE_RO, Attr::Device(i))?, GFP_KERNEL)?;
+        files.push(
+            file(&d, "state", MODE_RW, Attr::MemberState(i))?,
+            GFP_KERNEL,
+        )?;
         dirs.push(d, GFP_KERNEL)?;
     }
     let published_dir = dir.clone();
@@ -432,6 +440,10 @@ impl AttrOps for VolumeFiles {
                 let m = inner.members.get(i).ok_or(ENODEV)?;
                 writeln!(out, "{}", m.path.to_str().map_err(|_| EINVAL)?)?;
             }
+            Attr::MemberState(i) => {
+                let state = volume.lock_pool().members.get(i).ok_or(ENODEV)?.state;
+                writeln!(out, "{}", state.name())?;
+            }
             Attr::Waiters => {
                 let room = out.room();
                 volume.allocator().write_waiters(out, room)?;
@@ -464,6 +476,7 @@ impl AttrOps for VolumeFiles {
                 volume.store_option(o, input)
             }
             Attr::AbortWaiting => volume.abort_waiting(input.trim()),
+            Attr::MemberState(i) => volume.store_member_state(i, input),
             Attr::Unregister => {
                 if input.trim() != "1" {
                     return Err(EINVAL);

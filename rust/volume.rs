@@ -16,6 +16,7 @@
 use crate::allocator::{Allocator, Pool};
 use crate::bkcore::{
     format::superblock,
+    member_state::{self, MemberState},
     options::{OptId, Options, When},
     uuid::{Hyphenated, Uuid},
 };
@@ -25,7 +26,7 @@ use crate::fmt::Core;
 use crate::glue::{bdev::BlockDevice, kthread::Kthread};
 use crate::health::{Changed, Event, Phase, ReadOnly};
 use crate::journal::{Journal, Ring};
-use crate::member::Member;
+use crate::member::{member_states, Member};
 use crate::waitlist::Kick;
 use crate::writer::Writer;
 use core::ptr::NonNull;
@@ -165,6 +166,14 @@ impl Volume {
         let uuid = first.volume_uuid;
         let nr_members = first.member_count;
         let mut members = members;
+        // Member states come with the options, from the same superblock.
+        let states = sbs[source].member_states;
+        for m in members.iter_mut() {
+            m.state = states
+                .get(m.sb.member_index as usize)
+                .copied()
+                .unwrap_or_default();
+        }
         for m in members.iter_mut() {
             m.load_checkpoint()?;
         }
@@ -427,9 +436,10 @@ impl Volume {
             let mut disk = inner.disk_options;
             if desc.persistent {
                 disk.set(id, value).map_err(|_| EINVAL)?;
+                let states = member_states(&inner.members);
                 let seq = inner.members.iter().map(|m| m.sb.seq).max().unwrap_or(0) + 1;
                 for m in inner.members.iter_mut() {
-                    m.write_superblock(disk, seq)?;
+                    m.write_superblock(disk, states, seq)?;
                 }
             }
             inner.disk_options = disk;
@@ -438,6 +448,75 @@ impl Volume {
             inner.opts_gen
         };
         self.options_changed(gen, id);
+        Ok(())
+    }
+
+    /// Validates, persists and applies a write of member `i`'s state
+    /// (`dev-<i>/state`): as an option write, every superblock is
+    /// rewritten, `opts_gen` bumps and every blocked request rebuilds
+    /// itself. Refused (`EINVAL`) when fewer members would stay `rw` than
+    /// `metadata_replicas` or `data_replicas` asks for.
+    pub(crate) fn store_member_state(&self, i: usize, input: &str) -> Result {
+        let state = MemberState::parse(input).ok_or_else(|| {
+            pr_err!(
+                "volume {}: dev-{}/state: '{}' is not a member state (rw, ro, failed, spare)\n",
+                self.name(),
+                i,
+                input.trim()
+            );
+            EINVAL
+        })?;
+        let (gen, old) = {
+            let mut inner = self.alloc.lock();
+            if inner.members.is_empty() {
+                return Err(ENODEV);
+            }
+            if inner.read_only.is_some() {
+                return Err(EROFS);
+            }
+            let old = inner.members.get(i).ok_or(ENODEV)?.state;
+            if old == state {
+                return Ok(());
+            }
+            let mut states = member_states(&inner.members);
+            *states.get_mut(i).ok_or(ENODEV)? = state;
+            let rw = member_state::allocating(states.get(..inner.members.len()).unwrap_or(&[]));
+            let o = inner.options;
+            let needed = o.metadata_replicas().max(o.data_replicas());
+            if rw < needed {
+                pr_err!(
+                    "volume {}: dev-{}/state {}: {} rw member(s) would be left, and metadata_replicas={} data_replicas={} need {}; lower them first\n",
+                    self.name(),
+                    i,
+                    state.name(),
+                    rw,
+                    o.metadata_replicas(),
+                    o.data_replicas(),
+                    needed
+                );
+                return Err(EINVAL);
+            }
+            let disk = inner.disk_options;
+            let seq = inner.members.iter().map(|m| m.sb.seq).max().unwrap_or(0) + 1;
+            for m in inner.members.iter_mut() {
+                m.write_superblock(disk, states, seq)?;
+            }
+            if let Some(m) = inner.members.get_mut(i) {
+                m.state = state;
+            }
+            inner.opts_gen += 1;
+            (inner.opts_gen, old)
+        };
+        pr_info!(
+            "volume {}: dev-{} state {} -> {}, opts_gen {}\n",
+            self.name(),
+            i,
+            old.name(),
+            state.name(),
+            gen
+        );
+        self.alloc.wake_waiters_for_options();
+        self.discarder().kick();
         Ok(())
     }
 

@@ -25,6 +25,7 @@ pub mod discard_order;
 pub mod format;
 pub mod journal_ring;
 pub mod latency;
+pub mod member_state;
 pub mod options;
 pub mod placement;
 pub mod replay_window;

@@ -33,6 +33,7 @@
 //! Everything is `O(devices × replicas)` with no allocation; the result types are fixed
 //! size.
 
+use super::member_state::MemberState;
 use super::watermark::{self, Watermark};
 use core::fmt;
 
@@ -134,6 +135,8 @@ pub struct DevSnapshot {
     pub btree_reserve: u32,
     /// Whether the device takes allocations at all.
     pub online: bool,
+    /// Its state ([`MemberState`]): only an `rw` member is allocated on.
+    pub state: MemberState,
 }
 
 impl DevSnapshot {
@@ -142,9 +145,14 @@ impl DevSnapshot {
         watermark::reserve(w, self.btree_reserve, self.nbuckets)
     }
 
-    /// Buckets a request at `w` may take now (0 when offline).
+    /// Whether buckets may be allocated on it: online and `rw`.
+    pub const fn allocates(&self) -> bool {
+        self.online && self.state.allocates()
+    }
+
+    /// Buckets a request at `w` may take now (0 when offline or not `rw`).
     pub const fn usable(&self, w: Watermark) -> u64 {
-        if !self.online {
+        if !self.allocates() {
             return 0;
         }
         watermark::usable(self.free, self.open, self.reserve(w))
@@ -152,9 +160,9 @@ impl DevSnapshot {
 
     /// What [`DevSnapshot::usable`] would become once every need_discard bucket is
     /// discarded and every open bucket released: `free + need_discard - reserve(w)`,
-    /// saturating (0 when offline). See the module docs.
+    /// saturating (0 when offline or not `rw`). See the module docs.
     pub const fn potential(&self, w: Watermark) -> u64 {
-        if !self.online {
+        if !self.allocates() {
             return 0;
         }
         self.free
@@ -168,6 +176,9 @@ impl DevSnapshot {
         let w = req.watermark;
         if !self.online {
             return Err(Reason::Offline);
+        }
+        if !self.state.allocates() {
+            return Err(Reason::State(self.state));
         }
         let usable = self.usable(w);
         let need = req.need();
@@ -202,7 +213,7 @@ impl DevSnapshot {
     /// Whether the device could serve `req` once discards complete and open buckets are
     /// released (see the module docs).
     pub const fn could_serve(&self, req: &Request) -> bool {
-        self.online && self.potential(req.watermark) >= req.need()
+        self.allocates() && self.potential(req.watermark) >= req.need()
     }
 }
 
@@ -211,6 +222,8 @@ impl DevSnapshot {
 pub enum Reason {
     /// The device is offline.
     Offline,
+    /// The member is not `rw` (ro, failed or spare): nothing is allocated on it.
+    State(MemberState),
     /// Another snapshot with the same index came first; a device is used once.
     Duplicate,
     /// Not a single free or need_discard bucket: only a free of data can help.
@@ -247,6 +260,7 @@ impl Reason {
     pub const fn name(&self) -> &'static str {
         match self {
             Reason::Offline => "offline",
+            Reason::State(s) => s.name(),
             Reason::Duplicate => "duplicate",
             Reason::NoFreeBuckets => "no_free_buckets",
             Reason::AllNeedDiscard { .. } => "all_need_discard",
@@ -261,6 +275,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Reason::Offline => f.write_str("offline"),
+            Reason::State(s) => write!(f, "member is {s}, not rw: nothing is allocated on it"),
             Reason::Duplicate => f.write_str("listed twice, counted once"),
             Reason::NoFreeBuckets => f.write_str("no free or need_discard buckets"),
             Reason::AllNeedDiscard { need_discard } => {
@@ -560,6 +575,7 @@ mod tests {
             need_discard,
             btree_reserve: 2,
             online: true,
+            state: MemberState::Rw,
         }
     }
 
@@ -590,10 +606,31 @@ mod tests {
         );
         let off = DevSnapshot {
             online: false,
+            state: MemberState::Rw,
             ..dev(0, 100, 0, 0)
         };
         assert_eq!(off.check(&r), Err(Reason::Offline));
         assert!(!off.could_serve(&r));
+        // Only rw is allocated on, however many buckets are free.
+        for state in [MemberState::Ro, MemberState::Failed, MemberState::Spare] {
+            let d = DevSnapshot {
+                state,
+                ..dev(0, 100, 0, 50)
+            };
+            assert_eq!(d.check(&r), Err(Reason::State(state)));
+            assert_eq!(Reason::State(state).name(), state.name());
+            assert_eq!((d.usable(r.watermark), d.potential(r.watermark)), (0, 0));
+            assert!(!d.could_serve(&r));
+            // A 2-replica request on it and one rw device: infeasible, not blocked.
+            let two = Request { replicas: 2, ..r };
+            assert_eq!(
+                choose(&[d, dev(1, 100, 0, 0)], &two),
+                Verdict::Infeasible { later: 1 }
+            );
+            // With a second rw device, that pair is chosen.
+            let c = choose(&[d, dev(1, 100, 0, 0), dev(2, 100, 0, 0)], &two);
+            assert!(matches!(c, Verdict::Ok(c) if c.devs() == [1, 2]), "{c:?}");
+        }
     }
 
     #[test]

@@ -332,6 +332,15 @@ impl StuckReport<'_> {
             let what = if ds.enabled { "discard" } else { "release" };
             if !d.online {
                 hint(out, format_args!("dev{i} is offline: bring it back"))?;
+            } else if !d.state.allocates() {
+                hint(
+                    out,
+                    format_args!(
+                        "dev{i} is {}: nothing is allocated on it until rw is written to \
+                         dev-{i}/state",
+                        d.state
+                    ),
+                )?;
             } else if !d.could_serve(req) {
                 hint(
                     out,
@@ -504,7 +513,9 @@ impl fmt::Display for InfeasibleMsg<'_> {
             }
             let sep = if listed == 0 { ": " } else { "; " };
             listed += 1;
-            if d.online {
+            if d.online && !d.state.allocates() {
+                write!(f, "{sep}dev{} {}", d.index, d.state)?;
+            } else if d.online {
                 write!(
                     f,
                     "{sep}dev{} free={} need_discard={} reserve={}",

@@ -62,7 +62,7 @@
 //! | 120  | 4    | opts_set           | bit i: option id i was explicitly set               |
 //! | 124  | 4    | reserved           | 0                                                   |
 //! | 128  | 128  | opts               | 32 × u32, slot = option id; unset slots 0           |
-//! | 256  | 32   | member_states      | reserved for member states; 0                       |
+//! | 256  | 32   | member_states      | u8 per member: 0 rw, 1 ro, 2 failed, 3 spare        |
 //! | 288  | 224  | reserved           | 0                                                   |
 //! | 512  | 512  | members            | 32 × uuid; distinct, non-zero below member_count    |
 //! | 1024 | 3072 | reserved           | 0                                                   |

@@ -3,6 +3,7 @@
 //! The per-device superblock: one 4 KiB block, kept twice (blocks 0 and 1; layout in
 //! [`super`]), and the rules that pick a copy and a volume's options from them.
 
+use super::super::member_state::MemberState;
 use super::super::options::{OptId, OptType, Options, NR_OPTS};
 use super::super::uuid::{Uuid, NIL};
 use super::codec::{need_mut, put, put_u32, put_u64, seal, zero, Fields};
@@ -65,8 +66,8 @@ pub mod off {
     pub const RESERVED0: usize = 124;
     /// `opts`, 32 × u32.
     pub const OPTS: usize = 128;
-    /// `member_states`, 32 × u8: reserved for member states (rw, ro, failed, spare), 0
-    /// until they exist.
+    /// `member_states`, 32 × u8: each member's state by index (0 = rw, 1 = ro,
+    /// 2 = failed, 3 = spare); 0 past `member_count`.
     pub const MEMBER_STATES: usize = 256;
     /// Reserved up to `members`.
     pub const RESERVED1: usize = 288;
@@ -104,6 +105,9 @@ pub struct Superblock {
     pub journal_blocks: u32,
     /// The volume's persistent options.
     pub options: Options,
+    /// Every member's state by index (as the options, the newest superblock's count);
+    /// entries past `member_count` are `rw`.
+    pub member_states: [MemberState; MAX_MEMBERS],
 }
 
 impl Superblock {
@@ -158,6 +162,11 @@ impl Superblock {
             }
             if used && self.members.get(..i).unwrap_or(&[]).contains(m) {
                 return Err(f.err("members", o, ErrorKind::Duplicate));
+            }
+        }
+        for (i, s) in self.member_states.iter().enumerate() {
+            if i >= self.member_count as usize && *s != MemberState::Rw {
+                return Err(f.err("member_states", off::MEMBER_STATES + i, ErrorKind::NotZero));
             }
         }
         if self.members.get(self.member_index as usize) != Some(&self.member_uuid) {
@@ -245,6 +254,9 @@ impl Superblock {
         for (i, m) in self.members.iter().enumerate() {
             put(buf, off::MEMBERS + 16 * i, m);
         }
+        for (i, s) in self.member_states.iter().enumerate() {
+            put(buf, off::MEMBER_STATES + i, &[s.to_u8()]);
+        }
         seal(buf, off::CRC, off::VERSION, SB_SIZE);
         Ok(())
     }
@@ -264,10 +276,25 @@ impl Superblock {
             ));
         }
         f.zero("reserved", off::RESERVED0, 4)?;
-        f.zero("member_states", off::MEMBER_STATES, MAX_MEMBERS)?;
         f.zero("reserved", off::RESERVED1, off::MEMBERS - off::RESERVED1)?;
         f.zero("reserved", off::RESERVED2, SB_SIZE - off::RESERVED2)?;
 
+        let mut member_states = [MemberState::Rw; MAX_MEMBERS];
+        for (i, s) in member_states.iter_mut().enumerate() {
+            let o = off::MEMBER_STATES + i;
+            let v = f.bytes::<1>("member_states", o)?[0];
+            *s = MemberState::from_u8(v).ok_or_else(|| {
+                f.err(
+                    "member_states",
+                    o,
+                    ErrorKind::OutOfRange {
+                        value: u64::from(v),
+                        min: 0,
+                        max: MemberState::ALL.len() as u64 - 1,
+                    },
+                )
+            })?;
+        }
         let mut members = [NIL; MAX_MEMBERS];
         for (i, m) in members.iter_mut().enumerate() {
             *m = f.bytes("members", off::MEMBERS + 16 * i)?;
@@ -313,6 +340,7 @@ impl Superblock {
             node_max_entries: f.u32("node_max_entries", off::NODE_MAX_ENTRIES)?,
             journal_blocks: f.u32("journal_blocks", off::JOURNAL_BLOCKS)?,
             options,
+            member_states,
         };
         let l = sb.validate()?;
         // The stored layout must be the one the geometry implies.

@@ -4,6 +4,7 @@
 //! infeasible, degrade), and requests built from the options. #1108's numbers are the
 //! main example.
 
+use bkcore::member_state::MemberState;
 use bkcore::options::{OptId, OptType, Options, WaitPolicy, OPTIONS};
 use bkcore::placement::{
     choose, could_serve_mask, degrade, statuses, tally, DevSnapshot, Kind, Reason, Request,
@@ -25,6 +26,7 @@ fn dev0() -> DevSnapshot {
         need_discard: 9416,
         btree_reserve: 2,
         online: true,
+        state: MemberState::Rw,
     }
 }
 
@@ -38,6 +40,7 @@ fn dev1() -> DevSnapshot {
         need_discard: 41681,
         btree_reserve: 2,
         online: true,
+        state: MemberState::Rw,
     }
 }
 
@@ -54,6 +57,7 @@ fn dev(index: u32, free: u64, need_discard: u64) -> DevSnapshot {
         need_discard,
         btree_reserve: 2,
         online: true,
+        state: MemberState::Rw,
     }
 }
 
@@ -175,6 +179,7 @@ fn infeasible_vs_blocked() {
     // Offline devices never count.
     let off = DevSnapshot {
         online: false,
+        state: MemberState::Rw,
         ..dev(1, 500, 500)
     };
     assert_eq!(
@@ -209,6 +214,7 @@ fn choice_order_distinctness_and_all_or_nothing() {
     // Most usable first, ties to the lower index, offline skipped.
     let off = DevSnapshot {
         online: false,
+        state: MemberState::Rw,
         ..dev(0, 900, 0)
     };
     let devs = [
@@ -378,17 +384,23 @@ fn snapshot() -> impl Strategy<Value = DevSnapshot> {
         count(),
         count(),
         prop_oneof![4 => 0u32..5, 1 => any::<u32>()],
-        prop::bool::weighted(0.85),
+        (
+            prop::bool::weighted(0.85),
+            prop_oneof![5 => Just(MemberState::Rw), 1 => prop::sample::select(MemberState::ALL.to_vec())],
+        ),
     )
         .prop_map(
-            |(index, nbuckets, free, open, need_discard, btree_reserve, online)| DevSnapshot {
-                index,
-                nbuckets,
-                free,
-                open,
-                need_discard,
-                btree_reserve,
-                online,
+            |(index, nbuckets, free, open, need_discard, btree_reserve, (online, state))| {
+                DevSnapshot {
+                    index,
+                    nbuckets,
+                    free,
+                    open,
+                    need_discard,
+                    btree_reserve,
+                    online,
+                    state,
+                }
             },
         )
 }
@@ -419,7 +431,7 @@ fn model(devs: &[DevSnapshot], r: &Request) -> Vec<(u32, u64, bool)> {
         }
         seen.push(d.index);
         let res = reserve(r.watermark, d.btree_reserve, d.nbuckets);
-        let (u, p) = if d.online {
+        let (u, p) = if d.online && d.state == MemberState::Rw {
             (
                 usable(d.free, d.open, res),
                 (u128::from(d.free) + u128::from(d.need_discard)).saturating_sub(u128::from(res)),

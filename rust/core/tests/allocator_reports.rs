@@ -5,6 +5,7 @@
 //! histogram behind `restart_latency_ns_p50/p99`.
 
 use bkcore::latency::{bucket_upper, Histogram, NR_BUCKETS};
+use bkcore::member_state::MemberState;
 use bkcore::options::{OptId, Options, WaitPolicy};
 use bkcore::placement::{DevSnapshot, Kind};
 use bkcore::request::{build, build_with, Overrides, RequestSpec};
@@ -63,6 +64,7 @@ fn issue_1108() -> [DevSnapshot; 2] {
             need_discard: 9416,
             btree_reserve: 2,
             online: true,
+            state: MemberState::Rw,
         },
         DevSnapshot {
             index: 1,
@@ -72,6 +74,7 @@ fn issue_1108() -> [DevSnapshot; 2] {
             need_discard: 41681,
             btree_reserve: 2,
             online: true,
+            state: MemberState::Rw,
         },
     ]
 }
@@ -204,6 +207,22 @@ fn stuck_report_other_states() {
     assert!(s.contains("hint: dev0 cannot serve watermark normal even after discards"));
     assert!(s.contains("hint: or dev1 is offline"));
 
+    // A member that is not rw: its state, and how to allocate on it again.
+    for state in [MemberState::Ro, MemberState::Failed, MemberState::Spare] {
+        let mut devs = issue_1108();
+        devs[0].state = state;
+        let r = StuckReport { devs: &devs, ..r };
+        let s = render(&r);
+        check_bounds(&s);
+        assert!(s.contains(&format!("status={state}")), "{s}");
+        assert!(
+            s.contains(&format!(
+                "dev0 is {state}: nothing is allocated on it until rw is written to dev-0/state"
+            )),
+            "{s}"
+        );
+    }
+
     // Open buckets hold the rest; a per_dev request.
     let ov = Overrides {
         per_dev: Some(3),
@@ -218,6 +237,7 @@ fn stuck_report_other_states() {
         need_discard: 0,
         btree_reserve: 2,
         online: true,
+        state: MemberState::Rw,
     }];
     let s = render(&StuckReport {
         spec: &spec,
@@ -242,6 +262,7 @@ fn many_devices_are_summed_up() {
             need_discard: u64::MAX / 3,
             btree_reserve: u32::MAX,
             online: i % 2 == 0,
+            state: MemberState::Rw,
         })
         .collect();
     let r = StuckReport {
@@ -412,6 +433,7 @@ fn snapshot() -> impl Strategy<Value = DevSnapshot> {
                 need_discard,
                 btree_reserve,
                 online,
+                state: MemberState::Rw,
             },
         )
 }

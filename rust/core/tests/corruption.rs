@@ -46,6 +46,7 @@ fn sample_sb() -> Superblock {
         node_max_entries: 1364,
         journal_blocks: 256,
         options: Options::defaults(),
+        member_states: Default::default(),
     }
 }
 
@@ -248,7 +249,7 @@ fn reseal_sb(buf: &mut [u8]) {
 }
 
 #[test]
-fn older_version_and_member_states_are_refused_by_name() {
+fn older_version_and_bad_member_states_are_refused_by_name() {
     let mut buf = vec![0u8; BLOCK_SIZE];
     sample_sb().encode(&mut buf).unwrap();
     buf[12..16].copy_from_slice(&1u32.to_le_bytes());
@@ -263,11 +264,33 @@ fn older_version_and_member_states_are_refused_by_name() {
         "{e}"
     );
 
+    // Member 1 ro: a state, read back.
     sample_sb().encode(&mut buf).unwrap();
     buf[256 + 1] = 1;
     reseal_sb(&mut buf);
-    let e = Superblock::decode(&buf).unwrap_err();
-    assert_eq!((e.field, e.offset), ("member_states", 257));
+    let sb = Superblock::decode(&buf).unwrap();
+    assert_eq!(sb.member_states[1], bkcore::member_state::MemberState::Ro);
+    assert_eq!(sb.member_states[0], bkcore::member_state::MemberState::Rw);
+    // No state 4; none for a member past member_count (2).
+    for (at, v, kind) in [
+        (
+            257,
+            4,
+            ErrorKind::OutOfRange {
+                value: 4,
+                min: 0,
+                max: 3,
+            },
+        ),
+        (258, 1, ErrorKind::NotZero),
+    ] {
+        sample_sb().encode(&mut buf).unwrap();
+        buf[at] = v;
+        reseal_sb(&mut buf);
+        let e = Superblock::decode(&buf).unwrap_err();
+        assert_eq!((e.field, e.offset, e.kind), ("member_states", at, kind));
+        assert!(e.to_string().contains("member_states"), "{e}");
+    }
 }
 
 #[test]

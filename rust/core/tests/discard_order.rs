@@ -2,6 +2,7 @@
 //! Discard ordering: the starved device first during replay priority.
 
 use bkcore::discard_order::{deficit, pick, Pick, BULK, STARVED_MAX};
+use bkcore::member_state::MemberState;
 use bkcore::placement::DevSnapshot;
 use bkcore::watermark::Watermark;
 
@@ -14,6 +15,7 @@ fn dev(index: u32, nbuckets: u64, free: u64, need_discard: u64) -> DevSnapshot {
         need_discard,
         btree_reserve: 2,
         online: true,
+        state: MemberState::Rw,
     }
 }
 

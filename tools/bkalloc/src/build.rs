@@ -434,6 +434,8 @@ pub fn write_volume(plan: &VolumePlan, devs: &[Device]) -> crate::Result<BuildRe
             node_max_entries: plan.node_max_entries,
             journal_blocks: plan.journal_blocks,
             options: plan.options,
+            // Every member is rw at format.
+            member_states: Default::default(),
         };
         sb.encode(&mut blk).map_err(|e| e.to_string())?;
         for copy in 0..SB_COPIES {

@@ -10,6 +10,7 @@ use bkcore::format::{
     Checkpoint, Layout, NodeHeader, Record, Replica, Superblock, Value, BLOCK_SIZE, MAX_COUNTER,
     MAX_LEVEL, MAX_MEMBERS,
 };
+use bkcore::member_state::MemberState;
 use bkcore::options::{OptId, OptType, Options, OPTIONS};
 use bkcore::uuid::{Uuid, NIL};
 use proptest::collection::{btree_set, vec};
@@ -99,6 +100,11 @@ pub(crate) fn superblock() -> impl Strategy<Value = Superblock> {
                     *m = u;
                     m[1] = i as u8; // distinct
                 }
+                // Every state on the members in use (from seq's bits), rw past them.
+                let mut member_states = [MemberState::Rw; MAX_MEMBERS];
+                for (i, s) in member_states.iter_mut().take(count as usize).enumerate() {
+                    *s = MemberState::ALL[((seq >> (2 * (i % 32))) & 3) as usize];
+                }
                 Superblock {
                     volume_uuid: volume,
                     member_uuid: members[index as usize],
@@ -112,6 +118,7 @@ pub(crate) fn superblock() -> impl Strategy<Value = Superblock> {
                     node_max_entries: nme,
                     journal_blocks: jblocks,
                     options,
+                    member_states,
                 }
             },
         )

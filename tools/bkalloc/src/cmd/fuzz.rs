@@ -876,6 +876,7 @@ impl Ctx {
                 need_discard: c.need_discard,
                 btree_reserve: g.btree_reserve,
                 online: true,
+                state: bkcore::member_state::MemberState::Rw,
             })
             .collect()
     }

@@ -2833,12 +2833,28 @@ const CRAFTS: &[Craft] = &[
     |c| sb_opt(c, OptId::AllocWaitPolicy, &|_| Some(3)),
     |c| sb_opt(c, OptId::AllocDeadline, &|_| Some(u32::MAX)),
     |c| sb_opt(c, OptId::Discard, &|_| Some(2)),
+    // member_states: a byte that is no state, a state past member_count.
     |c| {
         sb_set(
             c,
             Copies::Both,
             "member_states[0]",
             so::MEMBER_STATES,
+            1,
+            R,
+            &|_, _| Some(4),
+        )
+    },
+    |c| {
+        let past = c.m.member_count as usize;
+        if past >= MAX_MEMBERS {
+            return None;
+        }
+        sb_set(
+            c,
+            Copies::Both,
+            "member_states[member_count]",
+            so::MEMBER_STATES + past,
             1,
             R,
             &|_, _| Some(1),

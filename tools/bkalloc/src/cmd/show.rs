@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use bkcore::buckets::BucketState;
 use bkcore::format::layout::SB_COPIES;
-use bkcore::format::Layout;
+use bkcore::format::{Layout, MAX_MEMBERS};
 use bkcore::options::{OptType, OPTIONS};
 use bkcore::uuid::Hyphenated;
 use serde::Serialize;
@@ -22,6 +22,8 @@ struct JsonDevice {
     path: String,
     member_index: u32,
     member_uuid: String,
+    /// Its state (rw, ro, failed, spare), from the volume's newest superblock.
+    state: String,
     superblock_seq: u64,
     bucket_size: u32,
     bucket_count: u64,
@@ -66,6 +68,7 @@ pub fn to_json(v: &Volume) -> Value {
                 path: m.dev.path.display().to_string(),
                 member_index: i as u32,
                 member_uuid: Hyphenated(&m.sb.member_uuid).to_string(),
+                state: v.sb.member_states[i % MAX_MEMBERS].name().to_string(),
                 superblock_seq: m.sb.seq,
                 bucket_size: m.sb.bucket_size,
                 bucket_count: m.sb.bucket_count,
@@ -196,6 +199,7 @@ pub fn to_text(v: &Volume) -> String {
             Hyphenated(&sb.member_uuid),
             sb.seq
         ));
+        line(format!("  state {}", v.sb.member_states[i % MAX_MEMBERS]));
         line(format!(
             "  bucket_size {}, buckets {} ({}), btree_reserve {}",
             human(sb.bucket_size as u64),

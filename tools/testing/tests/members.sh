@@ -1,0 +1,124 @@
+# SPDX-License-Identifier: GPL-2.0
+# Member states (issue 17): dev-<i>/state is rw, ro, failed or spare, set at
+# runtime like an option (validated, written to every superblock, opts_gen
+# bumped, waiters woken); only rw members are allocated on.
+
+# Three members: a member set ro, failed or spare gets no allocation; a bad
+# state, or one that leaves fewer rw members than metadata_replicas, is
+# refused and changes nothing; the states survive a register and show in
+# `bkalloc show`.
+test_member_states_steer_allocations() {
+	disks 3 256M
+	vm_guest --timeout 240 <<'EOF_GUEST'
+format_disks 0 1 2
+load_module
+three="$(disk 0) $(disk 1) $(disk 2)"
+write $BK/register "$three metadata_replicas=2" || fail "register"
+v=$(volume_dir)
+u=${v##*/}
+for i in 0 1 2; do expect_file_eq $v/dev-$i/state rw; done
+# on_dev0 BUCKETS: how many of the "dev:bucket" words are on dev 0.
+on_dev0() { echo "$1" | tr ' ' '\n' | grep -c '^0:'; }
+# allocs N: N user allocations (one bucket each), their words.
+allocs() {
+	_o=
+	for _i in $(seq "$1"); do
+		_b=$(bkalloc alloc $u) || return 1
+		_o="$_o $_b"
+	done
+	echo $_o
+}
+step "dev-0 ro: nothing more is allocated on it"
+before=$(allocs 12) || fail "alloc"
+[ "$(on_dev0 "$before")" -gt 0 ] || fail "12 allocations, none on dev 0 while rw: $before"
+gen=$(cat $v/opts_gen)
+dmesg -c >/dev/null
+write $v/dev-0/state ro || fail "dev-0 ro"
+expect_file_eq $v/dev-0/state ro
+expect_eq "$(cat $v/opts_gen)" $((gen + 1)) "opts_gen after a state write"
+dmesg | grep -q "dev-0 state rw -> ro" || fail "no state message: $(dmesg | tail -n 2)"
+after=$(allocs 12) || fail "alloc with dev-0 ro"
+expect_eq "$(on_dev0 "$after")" 0 "allocations on dev 0 while ro"
+two=$(bkalloc alloc $u --replicas 2) || fail "alloc --replicas 2"
+expect_eq "$(on_dev0 "$two")" 0 "a 2-replica allocation on dev 0 while ro"
+step "refused: a word that is no state, one rw member left for metadata_replicas=2"
+gen=$(cat $v/opts_gen)
+for bad in bogus RW "" "rw ro"; do
+	expect_fail "Invalid argument" write $v/dev-0/state "$bad"
+done
+dmesg -c >/dev/null
+expect_fail "Invalid argument" write $v/dev-1/state failed
+dmesg | grep -q "1 rw member(s) would be left" || fail "no refusal message: $(dmesg | tail -n 2)"
+expect_file_eq $v/dev-0/state ro
+expect_file_eq $v/dev-1/state rw
+expect_eq "$(cat $v/opts_gen)" $gen "opts_gen after refused writes"
+expect_fail "No space left on device" bkalloc alloc $u --replicas 3
+step "failed and spare are not allocated on either; rw again is"
+for s in failed spare; do
+	write $v/dev-0/state $s || fail "dev-0 $s"
+	out=$(allocs 6) || fail "alloc with dev-0 $s"
+	expect_eq "$(on_dev0 "$out")" 0 "allocations on dev 0 while $s"
+done
+write $v/dev-0/state rw || fail "dev-0 rw"
+all=$(bkalloc alloc $u --replicas 3) || fail "alloc --replicas 3 with every member rw"
+expect_eq "$(on_dev0 "$all")" 1 "a 3-replica allocation on dev 0"
+step "the states are on disk: a new register and bkalloc show see them"
+write $v/dev-2/state spare || fail "dev-2 spare"
+write $v/unregister 1 || fail "unregister"
+bkalloc show $three >/tmp/show || fail "show"
+grep -A1 "^device 2:" /tmp/show | grep -q "state spare" || fail "show: $(cat /tmp/show)"
+grep -A1 "^device 0:" /tmp/show | grep -q "state rw" || fail "show: $(cat /tmp/show)"
+write $BK/register "$three" || fail "register again"
+expect_file_eq $v/dev-2/state spare
+expect_file_eq $v/dev-0/state rw
+out=$(allocs 6) || fail "alloc after register"
+[ "$(echo "$out" | tr ' ' '\n' | grep -c '^2:')" = 0 ] || fail "allocations on the spare: $out"
+write $v/unregister 1 || fail "unregister"
+bkalloc fsck $three >/dev/null || fail "fsck"
+EOF_GUEST
+}
+
+# A btree request parked because its second device is a spare (dev0
+# starved, discards failing) is served once the spare is made rw: the write
+# wakes it, it rebuilds and takes dev1 and dev2. The stuck report names the
+# spare and says how to use it.
+test_member_state_change_wakes_a_waiter() {
+	disks 3 64M
+	VM_FAULTS=$FAILING_DISCARDS vm_guest --timeout 180 <<'EOF_GUEST'
+{
+	scenario_header
+	starved_devices
+	cat <<'EOF_TOML'
+[[device]]
+free = 200
+need_discard = 0
+user = 0
+btree_reserve = 2
+EOF_TOML
+} >/tmp/three.toml
+three="$(disk 0) $(disk 1) $(disk 2)"
+bkalloc scenario --force /tmp/three.toml $three >/dev/null || fail "scenario"
+load_module
+write $BK/register "$three allocator_stuck_timeout=1" || fail "register"
+v=$(volume_dir)
+u=${v##*/}
+write $v/dev-2/state spare || fail "dev-2 spare"
+step "a btree request parks: dev0 starved, dev2 a spare"
+bkalloc alloc $u --kind btree >/tmp/a 2>&1 &
+pid=$!
+wait_waiters $v 1
+wait_until 10 "a stuck report" grep -q "status=spare" $v/alloc_stuck
+grep -q "dev2 is spare: nothing is allocated on it until rw is written to dev-2/state" $v/alloc_stuck ||
+	fail "no hint: $(cat $v/alloc_stuck)"
+step "dev-2 rw: the request wakes, rebuilds and is served on dev1 and dev2"
+restarts=$(counter $v restarts)
+write $v/dev-2/state rw || fail "dev-2 rw"
+wait_until 10 "the request to end" sh -c "! kill -0 $pid"
+wait $pid || fail "the btree request: $(cat /tmp/a)"
+expect_eq "$(tr ' ' '\n' </tmp/a | cut -d: -f1 | sort | tr '\n' ' ')" "1 2 " "the request's devices"
+expect_eq "$(nwaiters $v)" 0 "waiters"
+expect_eq "$(counter $v restarts)" $((restarts + 1)) "restarts"
+write $v/abort_waiting all
+write $v/unregister 1 || fail "unregister"
+EOF_GUEST
+}
