@@ -657,7 +657,7 @@ fn check_journal(v: &mut Volume) {
         for e in &m.journal {
             if !seen.insert(e.seq) {
                 msgs.push((
-                    Severity::Error,
+                    severity(e.seq),
                     format!("member {i}: journal sequence {} appears twice", e.seq),
                 ));
                 continue;
