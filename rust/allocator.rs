@@ -28,7 +28,7 @@ use crate::bkcore::{
 use crate::fmt::Core;
 use crate::glue::trace;
 use crate::glue::wake::{Sleep, Slept};
-use crate::health::{Changed, Event, Phase, ReadOnly, ReplayStatus, Watcher};
+use crate::health::{Changed, Event, Phase, ReadOnly, ReplayStatus, RereplicateStatus, Watcher};
 use crate::member::Member;
 use crate::waitlist::{Kick, WaitList, WaitState};
 use core::{fmt::Write, ops::Deref};
@@ -117,6 +117,8 @@ pub(crate) struct Pool {
     pub(crate) replay: ReplayStatus,
     /// Set when a metadata write failed: no more changes (`state`).
     pub(crate) read_only: Option<ReadOnly>,
+    /// Background re-replication of btree nodes, shown in `rereplicate`.
+    pub(crate) rereplicate: RereplicateStatus,
     /// Told of changes to the status files while they are published.
     pub(crate) watcher: Option<Arc<dyn Watcher>>,
     /// Room for the members' snapshots on the allocation path, kept so
@@ -136,6 +138,7 @@ impl Pool {
             closing: false,
             replay: ReplayStatus::new(),
             read_only: None,
+            rereplicate: RereplicateStatus::new(),
             watcher: None,
             scratch: KVec::new(),
         }

@@ -25,6 +25,7 @@ mod journal;
 mod member;
 mod registry;
 mod replay;
+mod rereplicate;
 mod sysfs;
 mod volume;
 mod waitlist;

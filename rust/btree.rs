@@ -33,6 +33,7 @@ use crate::bkcore::{
         decode_node, BtreePtr, Checkpoint, ChildSpec, NodeHeader, NodeWriter, ParentMismatch,
         Replica, Value,
     },
+    placement::dev_bit,
     uuid::{Hyphenated, Uuid},
 };
 use crate::fmt::Core;
@@ -836,6 +837,121 @@ impl Tree {
         Ok(())
     }
 
+    /// Whether node `n` has fewer than `want` replicas on the members in
+    /// `readable` (a bit per member index).
+    fn is_short(n: &Node, want: u32, readable: u64) -> bool {
+        let ok = n
+            .loc
+            .replicas()
+            .iter()
+            .filter(|r| readable & dev_bit(r.dev.into()) != 0)
+            .count();
+        ok < want as usize
+    }
+
+    /// Whether the next checkpoint writes node `n` to new buckets.
+    fn moves(n: &Node) -> bool {
+        n.dirty && !n.fresh
+    }
+
+    /// Nodes with fewer than `want` replicas on the `readable` members:
+    /// `(markable, all)`. A node the next checkpoint moves anyway (dirty,
+    /// not fresh) is not markable; it gets `metadata_replicas` then.
+    pub(crate) fn under_replicated(&self, want: u32, readable: u64) -> (u64, u64) {
+        let mut markable = 0;
+        let mut all = 0;
+        for n in self
+            .nodes
+            .iter()
+            .filter(|n| Self::is_short(n, want, readable))
+        {
+            all += 1;
+            if !Self::moves(n) {
+                markable += 1;
+            }
+        }
+        (markable, all)
+    }
+
+    /// Node indices from the root to node `i`.
+    fn path_to(&self, i: usize) -> Result<KVec<usize>> {
+        let target = self.nodes.get(i).ok_or(EINVAL)?;
+        let (key, level) = (target.min, target.level);
+        let mut path = KVec::new();
+        let mut j = self.root;
+        loop {
+            path.push(j, GFP_KERNEL)?;
+            if j == i {
+                return Ok(path);
+            }
+            let n = self.nodes.get(j).ok_or(EINVAL)?;
+            if n.level <= level {
+                return Err(EINVAL);
+            }
+            j = *n.kids.get(n.child_pos(key)).ok_or(EINVAL)?;
+        }
+    }
+
+    /// The first `max` markable short nodes (see
+    /// [`Tree::under_replicated`]), and how many nodes the next checkpoint
+    /// would move once they are marked: those it moves already, the short
+    /// nodes, and every clean node on their paths (a parent's pointer
+    /// changes with its child).
+    fn rewrite_plan(&self, max: usize, want: u32, readable: u64) -> Result<(KVec<usize>, usize)> {
+        let mut moved = KVec::new();
+        moved.resize(self.nodes.len(), false, GFP_KERNEL)?;
+        for (m, n) in moved.iter_mut().zip(self.nodes.iter()) {
+            *m = Self::moves(n);
+        }
+        let mut picked = KVec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if picked.len() >= max {
+                break;
+            }
+            if Self::moves(n) || !Self::is_short(n, want, readable) {
+                continue;
+            }
+            picked.push(i, GFP_KERNEL)?;
+            moved[i] = true;
+            for p in self.path_to(i)? {
+                // A fresh ancestor is written in place, whatever its children.
+                if !self.nodes[p].dirty {
+                    moved[p] = true;
+                }
+            }
+        }
+        let cost = moved.iter().filter(|&&m| m).count();
+        Ok((picked, cost))
+    }
+
+    /// How many nodes the next checkpoint would move after
+    /// [`Tree::mark_rewrite`] with the same arguments: what its buckets
+    /// must fit.
+    pub(crate) fn rewrite_cost(&self, max: usize, want: u32, readable: u64) -> Result<usize> {
+        Ok(self.rewrite_plan(max, want, readable)?.1)
+    }
+
+    /// Marks up to `max` short nodes for the next checkpoint to move to new
+    /// buckets (with the replicas then in effect), and every clean node on
+    /// their paths; an evicted leaf is read back first (only a resident
+    /// node is written). A short fresh node is moved too: its buckets were
+    /// allocated with fewer replicas and hold nothing yet. Returns how many
+    /// short nodes were marked.
+    pub(crate) fn mark_rewrite(&mut self, max: usize, want: u32, readable: u64) -> Result<u64> {
+        let (picked, _) = self.rewrite_plan(max, want, readable)?;
+        let mut marked = 0;
+        for &i in picked.iter() {
+            self.ensure(i)?;
+            for p in self.path_to(i)? {
+                self.nodes[p].dirty = true;
+            }
+            // Dirty now: never evicted before the checkpoint writes it.
+            self.nodes[i].fresh = false;
+            marked += 1;
+        }
+        Ok(marked)
+    }
+
     /// Every bucket the tree uses (all replicas of every node), for the
     /// register-time reconcile.
     pub(crate) fn replicas(&self) -> impl Iterator<Item = Replica> + '_ {
@@ -928,6 +1044,35 @@ mod tests {
         // An evicted leaf is read again from the devices (none here).
         let evicted = (0..64u64).find(|&k| t.leaf_of(k).is_ok_and(|i| !t.nodes[i].resident));
         assert_eq!(t.get(evicted.ok_or(EINVAL)?), Err(ENODEV));
+        Ok(())
+    }
+
+    #[test]
+    fn short_nodes_are_marked_with_their_paths() -> Result {
+        let mut t = small_tree(4, 8)?;
+        for key in 0..64u64 {
+            put(&mut t, key)?;
+        }
+        // As after a checkpoint: every node clean, one replica on dev 0.
+        for n in t.nodes.iter_mut() {
+            n.dirty = false;
+            n.fresh = false;
+        }
+        let nodes = t.nodes.len() as u64;
+        assert_eq!(t.under_replicated(1, 0b11), (0, 0));
+        assert_eq!(t.under_replicated(2, 0b11), (nodes, nodes));
+        // Dev 0 unreadable: even one replica is short.
+        assert_eq!(t.under_replicated(1, 0b10), (nodes, nodes));
+        // One node, the first leaf: it and its path to the root.
+        let cost = t.rewrite_cost(1, 2, 0b11)?;
+        assert!(cost >= 1);
+        assert_eq!(t.mark_rewrite(1, 2, 0b11)?, 1);
+        assert_eq!(t.nodes.iter().filter(|n| n.dirty).count(), cost);
+        assert!(t.nodes[t.root].dirty);
+        // Marked nodes are moved by the next checkpoint: no longer markable.
+        let (markable, all) = t.under_replicated(2, 0b11);
+        assert_eq!(all, nodes);
+        assert_eq!(markable, nodes - cost as u64);
         Ok(())
     }
 

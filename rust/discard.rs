@@ -12,7 +12,9 @@
 //! discard, buckets are released without one (what nodiscard means to every
 //! filesystem); during a replay it serves only devices whose waiters
 //! starve (`bkcore::discard_order`), and nothing at all with
-//! `replay_discard_priority=0`. It sleeps until kicked (options changed, buckets freed, a
+//! `replay_discard_priority=0`. When no discard is left to do it runs its
+//! owner's second job ([`Discards::after_discards`]: the volume's
+//! re-replication). It sleeps until kicked (options changed, buckets freed, a
 //! request parked) or a second passes, and stops when the volume is torn
 //! down.
 
@@ -31,6 +33,13 @@ use kernel::{
 pub(crate) trait Discards: Send + Sync + 'static {
     /// The allocator whose need_discard buckets the thread frees.
     fn allocator(&self) -> &Allocator;
+
+    /// The thread's second job, run when a batch found no discard to do:
+    /// whether it did work and has more (the thread comes back at once
+    /// instead of sleeping).
+    fn after_discards(&self) -> bool {
+        false
+    }
 }
 
 /// The thread's body.
@@ -57,6 +66,10 @@ impl<T: Discards> kthread::KthreadBody for DiscardThread<T> {
                     alloc.name(),
                     e.to_errno()
                 ),
+            }
+            // Discards first: what they free is what the second job needs.
+            if self.owner.after_discards() {
+                continue;
             }
             alloc.discard_kick().idle(1000);
         }

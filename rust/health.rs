@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A volume's health: where its register-time replay is, whether it went
-//! read-only, and who is told when these (or the waiters) change.
+//! A volume's health: where its register-time replay and its
+//! re-replication are, whether it went read-only, and who is told when
+//! these (or the waiters) change.
 //!
 //! Read-only follows a failed metadata write.
 //! A journal entry or a checkpoint whose write or flush fails may have
@@ -141,6 +142,72 @@ impl fmt::Display for ReplayStatus {
     }
 }
 
+/// Where re-replication is (`rereplicate`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RereplicateState {
+    /// No node was found short since register.
+    Idle,
+    /// Nodes are short: rewritten as room allows.
+    Running,
+    /// Every node short before has been rewritten.
+    Done,
+}
+
+/// What `rereplicate` shows: the background rewrite of btree nodes with
+/// fewer readable replicas than `metadata_replicas` (`rereplicate.rs`).
+pub(crate) struct RereplicateStatus {
+    /// Where it is.
+    pub(crate) state: RereplicateState,
+    /// Nodes short at the last scan.
+    pub(crate) pending: u64,
+    /// Short nodes rewritten since register.
+    pub(crate) done: u64,
+    /// `(opts_gen, checkpoint generation)` of the last scan that found no
+    /// short node: the tree is not scanned again before either changes.
+    pub(crate) clean_at: Option<(u64, u64)>,
+}
+
+impl RereplicateStatus {
+    /// Nothing scanned yet.
+    pub(crate) fn new() -> Self {
+        Self {
+            state: RereplicateState::Idle,
+            pending: 0,
+            done: 0,
+            clean_at: None,
+        }
+    }
+
+    /// A scan found `pending` short nodes after `rewritten` more were
+    /// rewritten; whether what the file shows changed.
+    pub(crate) fn update(&mut self, pending: u64, rewritten: u64) -> bool {
+        let before = (self.state, self.pending, self.done);
+        self.pending = pending;
+        self.done += rewritten;
+        if pending > 0 {
+            self.state = RereplicateState::Running;
+        } else if self.state == RereplicateState::Running || rewritten > 0 {
+            self.state = RereplicateState::Done;
+        }
+        before != (self.state, self.pending, self.done)
+    }
+}
+
+impl fmt::Display for RereplicateStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            RereplicateState::Idle => "idle",
+            RereplicateState::Running => "running",
+            RereplicateState::Done => "done",
+        };
+        write!(
+            f,
+            "state={} pending={} done={}",
+            state, self.pending, self.done
+        )
+    }
+}
+
 /// A change in what a volume's status files show, for those who watch them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Changed {
@@ -152,6 +219,8 @@ pub(crate) enum Changed {
     Replay,
     /// The volume went read-only (`state`).
     State,
+    /// Re-replication's progress changed (`rereplicate`).
+    Rereplicate,
 }
 
 /// Something an administrator is told of as it happens (a uevent, with
@@ -203,6 +272,9 @@ pub(crate) enum Event {
         /// The discard's error (negative errno).
         errno: i32,
     },
+    /// Re-replication rewrote the last btree node that had fewer replicas
+    /// than `metadata_replicas`.
+    Replicated,
 }
 
 impl Event {
@@ -217,6 +289,7 @@ impl Event {
             Event::ReplayDone => "replay_done",
             Event::ReplayFailed { .. } => "replay_failed",
             Event::DiscardError { .. } => "discard_error",
+            Event::Replicated => "replicated",
         }
     }
 }

@@ -2,14 +2,15 @@
 
 //! Every sysfs file of bkalloc: `/sys/fs/bkalloc/register`, and each
 //! volume's directory (`opts_gen`, `replay`, `unregister`, `waiters`,
-//! `abort_waiting`, `alloc_stuck`, `counters`, `state`, `options/<name>`,
-//! `dev-<i>/usage` and `dev-<i>/device`): the attribute table, show/store
-//! dispatch and the text of each file. The parts they show write their text
-//! into a [`core::fmt::Write`]; only this file knows the kobject glue.
-//! `waiters`, `alloc_stuck`, `replay` and `state` wake their `poll()`ers
-//! when they change (a [`Watcher`] in the allocator's pool). Each volume
-//! also gets a debugfs directory, `/sys/kernel/debug/bkalloc/<uuid>`, for
-//! the micro-benchmarks of `bench.rs`.
+//! `abort_waiting`, `alloc_stuck`, `counters`, `state`, `rereplicate`,
+//! `options/<name>`, `dev-<i>/usage` and `dev-<i>/device`): the attribute
+//! table, show/store dispatch and the text of each file. The parts they
+//! show write their text into a [`core::fmt::Write`]; only this file knows
+//! the kobject glue. `waiters`, `alloc_stuck`, `replay`, `state` and
+//! `rereplicate` wake their `poll()`ers when they change (a [`Watcher`] in
+//! the allocator's pool). Each volume also gets a debugfs directory,
+//! `/sys/kernel/debug/bkalloc/<uuid>`, for the micro-benchmarks of
+//! `bench.rs`.
 
 use crate::bench;
 use crate::bkcore::{
@@ -109,6 +110,7 @@ struct StatusWatcher {
     alloc_stuck: FileNotifier,
     replay: FileNotifier,
     state: FileNotifier,
+    rereplicate: FileNotifier,
     /// The volume's directory, a member of the `bkalloc` kset.
     dir: KobjectDir,
     /// `BKALLOC_UUID=<uuid>`.
@@ -146,7 +148,7 @@ impl StatusWatcher {
             Event::ReadOnly { errno } | Event::ReplayFailed { errno } => {
                 add(fmt!("BKALLOC_ERROR={errno}"))?;
             }
-            Event::ReplayDone => {}
+            Event::ReplayDone | Event::Replicated => {}
             Event::DiscardError { dev, errno } => {
                 add(fmt!("BKALLOC_DEV={dev}"))?;
                 add(fmt!("BKALLOC_ERROR={errno}"))?;
@@ -172,6 +174,7 @@ impl Watcher for StatusWatcher {
             Changed::AllocStuck => self.alloc_stuck.notify(),
             Changed::Replay => self.replay.notify(),
             Changed::State => self.state.notify(),
+            Changed::Rereplicate => self.rereplicate.notify(),
         }
     }
 
@@ -205,6 +208,7 @@ enum Attr {
     AllocStuck,
     Counters,
     State,
+    Rereplicate,
     Usage(usize),
     Device(usize),
     MemberState(usize),
@@ -222,6 +226,7 @@ impl Attr {
             Attr::AllocStuck => 0x105,
             Attr::Counters => 0x106,
             Attr::State => 0x107,
+            Attr::Rereplicate => 0x108,
             Attr::Usage(i) => 0x1000 + i,
             Attr::Device(i) => 0x2000 + i,
             Attr::MemberState(i) => 0x3000 + i,
@@ -243,6 +248,7 @@ impl Attr {
             Attr::Usage(_) => 18,
             Attr::Device(_) => 19,
             Attr::MemberState(_) => 20,
+            Attr::Rereplicate => 21,
         }
     }
 
@@ -256,6 +262,7 @@ impl Attr {
             0x105 => Attr::AllocStuck,
             0x106 => Attr::Counters,
             0x107 => Attr::State,
+            0x108 => Attr::Rereplicate,
             0x1000..0x2000 => Attr::Usage(id - 0x1000),
             0x2000..0x3000 => Attr::Device(id - 0x2000),
             0x3000..0x4000 => Attr::MemberState(id - 0x3000),
@@ -292,6 +299,7 @@ fn add_volume(root: &Root, volume: &Arc<Volume>) -> Result {
         ("alloc_stuck", MODE_RO, Attr::AllocStuck),
         ("counters", MODE_RO, Attr::Counters),
         ("state", MODE_RO, Attr::State),
+        ("rereplicate", MODE_RO, Attr::Rereplicate),
     ] {
         files.push(file(&dir, name, mode, attr)?, GFP_KERNEL)?;
     }
@@ -304,13 +312,14 @@ fn add_volume(root: &Root, volume: &Arc<Volume>) -> Result {
         drop(inner);
         devices.push(env, GFP_KERNEL)?;
     }
-    // The first eight files, in the order above.
+    // The first nine files, in the order above.
     let watcher: Arc<dyn Watcher> = Arc::new(
         StatusWatcher {
             waiters: files[3].notifier()?,
             alloc_stuck: files[5].notifier()?,
             replay: files[1].notifier()?,
             state: files[7].notifier()?,
+            rereplicate: files[8].notifier()?,
             dir: dir.clone(),
             uuid: CString::try_from_fmt(fmt!("BKALLOC_UUID={}", &*name))?,
             devices,
@@ -450,6 +459,7 @@ impl AttrOps for VolumeFiles {
             }
             Attr::AllocStuck => volume.allocator().write_stuck(out)?,
             Attr::Counters => show_counters(volume, out)?,
+            Attr::Rereplicate => writeln!(out, "{}", volume.lock_pool().rereplicate)?,
             Attr::State => match volume.lock_pool().read_only {
                 Some(ro) => writeln!(out, "{ro}")?,
                 None => writeln!(out, "rw")?,

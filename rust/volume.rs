@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A registered volume: its member devices, its options and `opts_gen`,
-//! the parts it composes (allocator, journal, btree, discard thread) and
-//! its lifecycle from open to teardown. Its sysfs files are `sysfs.rs`'s.
+//! the parts it composes (allocator, journal, btree, discard thread, whose
+//! second job is re-replication) and its lifecycle from open to teardown.
+//! Its sysfs files are `sysfs.rs`'s.
 //!
 //! Options are applied in this order at register: the superblocks (the
 //! member with the highest `seq` wins), the module parameters
@@ -120,6 +121,10 @@ impl<T: Send + Sync> Published for T {}
 impl Discards for Volume {
     fn allocator(&self) -> &Allocator {
         &self.alloc
+    }
+
+    fn after_discards(&self) -> bool {
+        self.rereplicate()
     }
 }
 

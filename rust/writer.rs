@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The btree writer: one at a time (inserts, checkpoints, replay), and a
-//! wait for it that has ways out, like every wait in bkalloc.
+//! The btree writer: one at a time (inserts, checkpoints, replay,
+//! re-replication), and a wait for it that has ways out, like every wait in
+//! bkalloc.
 //!
 //! A kernel mutex sleeps uninterruptibly. The writer is held across a
 //! split's allocation, which may block for as long as the volume cannot
@@ -99,6 +100,20 @@ impl Writer {
         gate.held = true;
         drop(gate);
         self.hold()
+    }
+
+    /// The writer if nobody holds it, without waiting: for background work
+    /// (re-replication), which must never wait behind a user's insert nor
+    /// make one wait for it. `None` when it is held or the volume is going
+    /// away.
+    pub(crate) fn try_enter(&self) -> Option<WriterGuard<'_>> {
+        let mut gate = self.gate.lock();
+        if gate.closed || gate.held {
+            return None;
+        }
+        gate.held = true;
+        drop(gate);
+        Some(self.hold())
     }
 
     fn hold(&self) -> WriterGuard<'_> {

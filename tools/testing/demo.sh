@@ -51,8 +51,24 @@ echo "replay done ${fix2} ms after the write: $(cat $v/replay)"
 k2=$(keys_ok $u)
 echo "keys readable: $k2"
 counts $v
+
+step "fix 2, finished: once space is freed, echo 2 > options/metadata_replicas; re-replication"
+wait_until 120 "the need_discard buckets released" sh -c \
+	"[ \$(sed -n 's/^need_discard //p' $v/dev-0/usage) = 0 ] && [ \$(sed -n 's/^need_discard //p' $v/dev-1/usage) = 0 ]"
+counts $v
+t0=$(ms)
+write $v/options/metadata_replicas 2
+echo "rereplicate just after the write: $(cat $v/rereplicate)"
+wait_until 120 "re-replication" grep -q "^state=done pending=0" $v/rereplicate
+rerep=$(( $(ms) - t0 ))
+echo "rereplicate ${rerep} ms after the write: $(cat $v/rereplicate)"
+dmesg | grep "re-replication" | tail -n 2
 write $v/unregister 1
-bkalloc fsck "$(disk 0)" "$(disk 1)" | grep -E "replica\(s\)|^fsck" | tail -n 3
+out=$(bkalloc fsck "$(disk 0)" "$(disk 1)") || fail "fsck: $out"
+echo "$out" | grep -E "replica\(s\)|^fsck" | tail -n 3
+nodes=$(echo "$out" | sed -n 's/^fsck: .* in \([0-9]*\) nodes,.*/\1/p')
+two=$(echo "$out" | grep '^btree nodes:' | grep -o '[0-9]* with 2 replica' | cut -d' ' -f1)
+replicated="${two:-0} of $nodes nodes with 2 replicas"
 
 step "fix 1: the recovery option: register ... metadata_replicas=1 (fresh copy of the state)"
 issue1108_scenario
@@ -112,6 +128,7 @@ printf '%-56s %-18s %s\n' "2 echo 1 > options/metadata_replicas (waiter restarts
 printf '%-56s %-18s %s\n' "3 prioritised discards (defaults)" "${fix3} ms (replay)" "$k3"
 printf '%-56s %-18s %s\n' "4 echo all > abort_waiting (register fails)" "${fix4} ms" "replayed by fix 3"
 printf '%-56s %-18s %s\n' "4 alloc_deadline=3, alloc_wait_policy=fail" "${fix4b} ms" "replayed by fix 3"
+echo "after fix 2, echo 2 > options/metadata_replicas: fully replicated again: $replicated (${rerep} ms)"
 unload_module
 EOF_GUEST
 echo "disk images after the demo: $(du -sh "$(disk_image 0)" | cut -f1), $(du -sh "$(disk_image 1)" | cut -f1) allocated"

@@ -196,8 +196,8 @@ enum Command {
         /// The volume's uuid (optional with --uevents).
         volume: Option<String>,
         /// Listen for the volume's uevents (stuck, unstuck, deadline, degraded, read_only,
-        /// replay_done, replay_failed, discard_error; add and remove), which may come
-        /// before it is registered.
+        /// replay_done, replay_failed, discard_error, replicated; add and remove), which
+        /// may come before it is registered.
         #[arg(long)]
         uevents: bool,
         /// Stop after this many lines [default: go on until interrupted].

@@ -122,3 +122,60 @@ write $v/abort_waiting all
 write $v/unregister 1 || fail "unregister"
 EOF_GUEST
 }
+
+# Issue 17 #3 and #4: bcachefs #1108's recovery by fix 2 (metadata_replicas=1
+# written while the replay waits) leaves the nodes the replay rewrote with
+# one copy. Once discards have freed space, writing metadata_replicas=2
+# back is all it takes: re-replication (the discard thread's second job)
+# rewrites every short node with 2 replicas, rereplicate shows it, the
+# replicated uevent comes, and fsck counts every node with 2 replicas.
+test_rereplication_after_the_1108_recovery() {
+	disks 2 3G
+	vm_guest --timeout 400 <<'EOF_GUEST'
+issue1108_scenario
+load_module
+bkalloc events --uevents >/tmp/ue 2>&1 &
+ev=$!
+wait_in_syscall $ev 7 "bkalloc events --uevents"
+step "the #1108 replay wedges; fix 2: metadata_replicas=1"
+register_bg "$(disk 0) $(disk 1) discard=0,replay_discard_priority=0"
+v=$(volume_dir)
+u=$(volume_uuid)
+wait_waiters $v 1
+expect_file_eq $v/rereplicate "state=idle pending=0 done=0"
+write $v/options/metadata_replicas 1 || fail "metadata_replicas=1"
+register_done 60
+replayed_all "replay after fix 2"
+step "discards free space; nothing is short at 1 replica"
+wait_until 120 "dev0 need_discard released" sh -c \
+	"[ \$(sed -n 's/^need_discard //p' $v/dev-0/usage) = 0 ] && [ \$(sed -n 's/^free //p' $v/dev-0/usage) -gt 100 ]"
+wait_until 120 "dev1 need_discard released" sh -c "[ \$(sed -n 's/^need_discard //p' $v/dev-1/usage) = 0 ]"
+expect_file_eq $v/rereplicate "state=idle pending=0 done=0"
+step "metadata_replicas=2: every short node is rewritten with 2 replicas"
+dmesg -c >/dev/null
+write $v/options/metadata_replicas 2 || fail "metadata_replicas=2"
+wait_until 120 "re-replication (rereplicate: $(cat $v/rereplicate))" grep -q "^state=done pending=0 done=" $v/rereplicate
+r=$(cat $v/rereplicate)
+echo "INFO: rereplicate: $r"
+rewritten=${r##*done=}
+[ "$rewritten" -gt 0 ] || fail "no node rewritten: $r"
+dmesg | grep -q "re-replication done: every btree node is fully replicated again" || fail "no log line: $(dmesg | tail -n 3)"
+wait_until 20 "the replicated uevent" grep -qF "$u change BKALLOC_EVENT=replicated" /tmp/ue
+kill $ev
+check_keys $u 2728 64
+step "it stays done: nothing is rewritten again"
+gen=$(counter $v checkpoint_generation)
+sleep 3
+expect_file_eq $v/rereplicate "$r"
+expect_eq "$(counter $v checkpoint_generation)" "$gen" "checkpoint_generation with nothing to rewrite"
+write $v/unregister 1 || fail "unregister"
+step "fsck: every btree node has 2 replicas"
+out=$(bkalloc fsck "$(disk 0)" "$(disk 1)") || fail "fsck: $out"
+echo "$out" | tail -n 2
+nodes=$(echo "$out" | sed -n 's/^fsck: .* in \([0-9]*\) nodes,.*/\1/p')
+[ -n "$nodes" ] || fail "no node count: $out"
+expect_eq "$(echo "$out" | grep '^btree nodes:')" "btree nodes: $nodes with 2 replica(s) (metadata_replicas 2)" "nodes by replicas"
+echo "$out" | grep -q "degraded" && fail "degraded nodes left: $out"
+true
+EOF_GUEST
+}

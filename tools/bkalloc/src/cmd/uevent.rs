@@ -4,7 +4,7 @@
 //! netlink socket as udev reads them. A volume's directory `/sys/fs/bkalloc/<uuid>` is a
 //! member of the `bkalloc` kset: it sends `add` and `remove`, and `change` with
 //! `BKALLOC_EVENT=` stuck, unstuck, deadline, degraded, read_only, replay_done,
-//! replay_failed or discard_error, `BKALLOC_UUID=`, and where it applies `BKALLOC_WAITER=`,
+//! replay_failed, discard_error or replicated, `BKALLOC_UUID=`, and where it applies `BKALLOC_WAITER=`,
 //! `BKALLOC_POLICY=`, `BKALLOC_REPLICAS=got/wanted`, `BKALLOC_DEV=`, `BKALLOC_DEVICE=`,
 //! `BKALLOC_ERROR=` (a negative errno). Each prints as one line: the action, then the
 //! `BKALLOC_` variables but the uuid, as the kernel sent them:
