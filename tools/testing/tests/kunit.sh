@@ -27,7 +27,7 @@ kunit_suite bkalloc_waitlist fifo_order_on_a_shared_device \
 	wake_racing_park kick_before_idle_is_kept
 kunit_suite bkalloc_btree the_root_stops_at_the_deepest_encodable_level \
 	clean_leaves_past_the_bound_are_evicted \
-	the_format_limit_is_the_default
+	the_format_limit_is_the_default short_nodes_are_marked_with_their_paths
 unload_module
 EOF_GUEST
 }
