@@ -377,9 +377,10 @@ EOF_GUEST
 test_crash_points_keep_every_acknowledged_change() {
 	local nm rep mib ackmib
 	# make check: 50 inserts on the min kernel; on the (slower) debug
-	# kernel 12, and at most 45 of their points.
+	# kernel 12, and at most 24 of their points (the min kernel checks every
+	# point; debug's lock, memory and hang checks see each kind of path).
 	local n=${CRASH_INSERTS:-$([ "$FLAVOUR" = debug ] && echo 12 || echo 50)}
-	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 45)}
+	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 24)}
 	crash_record 2 2 "$n" crash_workload || return 1
 	crash_check 0 "$maxpoints"
 }
@@ -389,7 +390,7 @@ test_crash_points_keep_every_acknowledged_change() {
 test_crash_points_three_members_one_replica() {
 	local nm rep mib ackmib
 	local n=${CRASH_INSERTS:-$([ "$FLAVOUR" = debug ] && echo 10 || echo 30)}
-	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 25)}
+	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 15)}
 	crash_record 3 1 "$n" crash_workload || return 1
 	crash_check 0 "$maxpoints"
 }
@@ -400,7 +401,7 @@ test_crash_points_three_members_one_replica() {
 test_crash_points_concurrent_writers() {
 	local nm rep mib ackmib
 	local n=${CRASH_INSERTS:-$([ "$FLAVOUR" = debug ] && echo 32 || echo 96)}
-	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 30)}
+	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 16)}
 	W=4 crash_record 2 2 "$n" crash_concurrent_workload 3 || return 1
 	crash_check 0 "$maxpoints"
 }
@@ -412,7 +413,7 @@ test_crash_points_inside_a_replay() {
 	local nm rep mib ackmib
 	local n=${CRASH_REPLAY_KEYS:-$([ "$FLAVOUR" = debug ] && echo 40 || echo 70)}
 	local m=${CRASH_INSERTS_AFTER:-10}
-	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 30)}
+	local maxpoints=${CRASH_POINTS:-$([ "$FLAVOUR" = debug ] && echo 16)}
 	crash_record 2 2 "$n" crash_replay_setup || return 1
 	cp --sparse=always "$WORK/logged.img" "$WORK/base.img"
 	{
