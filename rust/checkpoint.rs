@@ -24,7 +24,7 @@
 
 use crate::allocator::Grant;
 use crate::bkcore::{
-    format::{BtreePtr, Checkpoint, Replica, MAX_REPLICAS},
+    format::{BtreePtr, Checkpoint, Replica, MAX_MEMBERS, MAX_REPLICAS},
     placement::Kind,
     request::Overrides,
     watermark::Watermark,
@@ -200,6 +200,7 @@ impl Volume {
             root_level: root.level(),
             root: root.loc,
             counts: prev.counts,
+            missing: [0; MAX_MEMBERS],
         };
         // Under the volume lock, the alloc tables and the journal position
         // agree: every state change up to journal_seq is in the tables, and

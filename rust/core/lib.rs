@@ -12,6 +12,7 @@
 //! (`super::`), never `crate::`.
 //!
 //! - [`crc32c`]: the checksum of every on-disk structure.
+//! - [`degraded`]: registering with members missing, and their return.
 //! - [`format`]: the on-disk format, its one definition (documented there).
 //! - [`journal_ring`]: where journal entries go, and group commit's join rule.
 //! - [`options`]: the option table.
@@ -21,6 +22,7 @@
 pub mod buckets;
 pub mod crc32c;
 pub mod ctl_abi;
+pub mod degraded;
 pub mod discard_order;
 pub mod format;
 pub mod journal_ring;

@@ -78,6 +78,8 @@ pub enum ErrorKind {
     OutsideRange(u64),
     /// Encoding: the structure is full.
     Full,
+    /// A record of a missing member names a member that is not missing.
+    NotMissing(u32),
 }
 
 /// A decoding or encoding error: which structure, which field, at which byte offset within
@@ -152,6 +154,7 @@ impl fmt::Display for ErrorKind {
             Self::Unordered { prev, key } => write!(f, "key {key} not after {prev}"),
             Self::OutsideRange(k) => write!(f, "key {k} outside the node's range"),
             Self::Full => f.write_str("no room left"),
+            Self::NotMissing(m) => write!(f, "member {m} is not missing"),
         }
     }
 }

@@ -87,7 +87,18 @@
 //! | 45  | 3    | reserved     | 0                                                   |
 //! | 48  | 40   | root         | btree pointer (below)                               |
 //! | 88  | 40   | counts       | 5 × u64: this member's free, need_discard, sb, btree, user |
-//! | 128 | 3968 | reserved     | 0                                                   |
+//! | 128 | 256  | missing      | 32 × u64: 0 for a present member, else the generation of the alloc table copy it holds (< generation; 0 at member_index) |
+//! | 384 | 4    | nr_pending   | 0..=231                                             |
+//! | 388 | 4    | reserved     | 0                                                   |
+//! | 392 | 16·n | pending      | bucket states of missing members (below)            |
+//! |     |      | reserved     | 0 to the end of the block                           |
+//!
+//! A pending record is `bucket` u64 at 0, `member` u32 at 8 (a missing one), `state` u8 at
+//! 12 (not sb), 3 zero bytes; records are sorted by member, then bucket, one per bucket.
+//! They are the bucket state changes journaled for members that were missing when the
+//! volume was registered degraded ([`super::degraded`]): the journal holding them is
+//! trimmed, so every checkpoint carries them until the member returns. A checkpoint written
+//! with every member present has all of 128..4096 zero.
 //!
 //! The newest valid checkpoint over both slots of all members is the volume's state, with
 //! alloc table copy `generation % 2` of every member. A flush writes btree nodes (to new
@@ -180,7 +191,7 @@ pub use alloc_table::{decode_block as decode_alloc_block, AllocBlock};
 pub use btree_node::{
     decode_node, BtreePtr, ChildSpec, Node, NodeHeader, NodeWriter, ParentMismatch, Replica,
 };
-pub use checkpoint::{newest as newest_checkpoint, Checkpoint};
+pub use checkpoint::{newest as newest_checkpoint, Checkpoint, Pending};
 pub use error::{ErrorKind, FormatError};
 pub use journal::{decode_entry, Entry, EntryWriter, Record};
 pub use layout::{default_journal_blocks, max_node_entries, Layout};

@@ -11,8 +11,8 @@ mod common;
 
 use bkcore::crc32c::crc32c;
 use bkcore::format::{
-    alloc_table, btree_node, decode_entry, decode_node, journal, BtreePtr, Checkpoint, ChildSpec,
-    Layout, NodeHeader, NodeWriter, Replica, Superblock, BLOCK_SIZE,
+    alloc_table, btree_node, checkpoint, decode_entry, decode_node, journal, BtreePtr, Checkpoint,
+    ChildSpec, Layout, NodeHeader, NodeWriter, Replica, Superblock, BLOCK_SIZE,
 };
 use bkcore::options::{parse_list, Options, When, OPTIONS};
 use common::*;
@@ -91,6 +91,22 @@ proptest! {
         if let Ok(back) = Checkpoint::decode(&buf, &VOLUME) {
             let mut again = vec![0u8; BLOCK_SIZE];
             back.encode(&mut again, &VOLUME).unwrap();
+            prop_assert_eq!(again, buf);
+        }
+    }
+
+    #[test]
+    fn fuzz_degraded_checkpoint_mutants((cp, pending) in degraded_checkpoint(), e in edits()) {
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        cp.encode_with(&mut buf, &VOLUME, &pending).unwrap();
+        // The populated part: header, missing, and the pending records and one more.
+        let end = checkpoint::off::PENDING + (pending.len() + 1) * checkpoint::PENDING_SIZE;
+        mutate(&mut buf, &e, end.min(BLOCK_SIZE));
+        fix_crc(&mut buf, 4, 8, BLOCK_SIZE);
+        if let Ok(back) = Checkpoint::decode(&buf, &VOLUME) {
+            let kept: Vec<_> = checkpoint::pending(&buf).collect();
+            let mut again = vec![0u8; BLOCK_SIZE];
+            back.encode_with(&mut again, &VOLUME, &kept).unwrap();
             prop_assert_eq!(again, buf);
         }
     }

@@ -6,7 +6,8 @@
 mod common;
 
 use bkcore::format::{
-    alloc_table, decode_entry, decode_node, superblock::SB_SIZE, Checkpoint, Superblock, BLOCK_SIZE,
+    alloc_table, checkpoint, decode_entry, decode_node, superblock::SB_SIZE, Checkpoint,
+    Superblock, BLOCK_SIZE,
 };
 use common::*;
 use proptest::prelude::*;
@@ -32,6 +33,19 @@ proptest! {
         prop_assert_eq!(Checkpoint::decode(&buf, &VOLUME).unwrap(), cp);
         let other = [7u8; 16];
         prop_assert!(Checkpoint::decode(&buf, &other).is_err());
+    }
+
+    #[test]
+    fn degraded_checkpoint_round_trip((cp, pending) in degraded_checkpoint()) {
+        let mut buf = vec![0u8; BLOCK_SIZE];
+        cp.encode_with(&mut buf, &VOLUME, &pending).unwrap();
+        let back = Checkpoint::decode(&buf, &VOLUME).unwrap();
+        prop_assert_eq!(back, cp);
+        prop_assert!(back.degraded());
+        prop_assert_eq!(checkpoint::pending(&buf).collect::<Vec<_>>(), pending.clone());
+        let mut again = vec![0u8; BLOCK_SIZE];
+        back.encode_with(&mut again, &VOLUME, &pending).unwrap();
+        prop_assert_eq!(again, buf);
     }
 
     #[test]

@@ -398,6 +398,7 @@ pub fn write_volume(plan: &VolumePlan, devs: &[Device]) -> crate::Result<BuildRe
             root_level: root.level,
             root: root.ptr,
             counts,
+            missing: [0; MAX_MEMBERS],
         };
         // Alloc table: the checkpoint's copy, naming its generation; the other copy and
         // the other slot cleared of anything older, so they never decode.

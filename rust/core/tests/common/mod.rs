@@ -6,9 +6,9 @@
 
 use bkcore::buckets::{BucketCounts, BucketState};
 use bkcore::format::{
-    alloc_table, btree_node::NodeWriter, journal::EntryWriter, max_node_entries, BtreePtr,
-    Checkpoint, Layout, NodeHeader, Record, Replica, Superblock, Value, BLOCK_SIZE, MAX_COUNTER,
-    MAX_LEVEL, MAX_MEMBERS,
+    alloc_table, btree_node::NodeWriter, checkpoint::MAX_PENDING, journal::EntryWriter,
+    max_node_entries, BtreePtr, Checkpoint, Layout, NodeHeader, Pending, Record, Replica,
+    Superblock, Value, BLOCK_SIZE, MAX_COUNTER, MAX_LEVEL, MAX_MEMBERS,
 };
 use bkcore::member_state::MemberState;
 use bkcore::options::{OptId, OptType, Options, OPTIONS};
@@ -157,8 +157,58 @@ pub(crate) fn checkpoint() -> impl Strategy<Value = Checkpoint> {
                 root_level,
                 root,
                 counts,
+                missing: [0; MAX_MEMBERS],
             },
         )
+}
+
+/// A checkpoint of a degraded volume: some members missing (each since an earlier
+/// generation) and pending records of theirs, sorted and one per bucket.
+pub(crate) fn degraded_checkpoint() -> impl Strategy<Value = (Checkpoint, Vec<Pending>)> {
+    (
+        checkpoint().prop_filter("a generation before", |cp| cp.generation > 1),
+        btree_set(0u32..MAX_MEMBERS as u32, 1..4),
+        btree_set((0u32..4, any::<u64>()), 0..MAX_PENDING),
+        vec(
+            prop_oneof![
+                Just(BucketState::Free),
+                Just(BucketState::NeedDiscard),
+                Just(BucketState::Btree),
+                Just(BucketState::User),
+            ],
+            MAX_PENDING,
+        ),
+    )
+        .prop_map(|(mut cp, missing, pending, states)| {
+            for m in missing {
+                // Never the member holding this copy: it was there to write it.
+                let m = if m == cp.member_index {
+                    (m + 1) % MAX_MEMBERS as u32
+                } else {
+                    m
+                };
+                cp.missing[m as usize] = 1 + u64::from(m) % (cp.generation - 1);
+            }
+            let ms: Vec<u32> = (0..MAX_MEMBERS as u32)
+                .filter(|&m| cp.missing[m as usize] != 0)
+                .collect();
+            let mut pending: Vec<Pending> = if ms.is_empty() {
+                Vec::new()
+            } else {
+                pending
+                    .into_iter()
+                    .zip(states)
+                    .map(|((m, bucket), state)| Pending {
+                        member: ms[m as usize % ms.len()],
+                        bucket,
+                        state,
+                    })
+                    .collect()
+            };
+            pending.sort();
+            pending.dedup_by_key(|p| (p.member, p.bucket));
+            (cp, pending)
+        })
 }
 
 pub(crate) fn record() -> impl Strategy<Value = Record> {
