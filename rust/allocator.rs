@@ -29,7 +29,7 @@ use crate::fmt::Core;
 use crate::glue::trace;
 use crate::glue::wake::{Sleep, Slept};
 use crate::health::{Changed, Event, Phase, ReadOnly, ReplayStatus, RereplicateStatus, Watcher};
-use crate::member::Member;
+use crate::member::{Absent, Member};
 use crate::waitlist::{Kick, WaitList, WaitState};
 use core::{fmt::Write, ops::Deref};
 use kernel::{
@@ -124,11 +124,18 @@ pub(crate) struct Pool {
     /// Room for the members' snapshots on the allocation path, kept so
     /// that it allocates no memory.
     scratch: KVec<DevSnapshot>,
+    /// What the present members keep for missing ones.
+    pub(crate) absent: Absent,
 }
 
 impl Pool {
     /// A pool of `members` (ordered by index) before replay.
-    pub(crate) fn new(members: KVec<Member>, disk_options: Options, options: Options) -> Self {
+    pub(crate) fn new(
+        members: KVec<Member>,
+        absent: Absent,
+        disk_options: Options,
+        options: Options,
+    ) -> Self {
         Self {
             members,
             disk_options,
@@ -141,6 +148,7 @@ impl Pool {
             rereplicate: RereplicateStatus::new(),
             watcher: None,
             scratch: KVec::new(),
+            absent,
         }
     }
 

@@ -49,6 +49,10 @@ module! {
             default: 0,
             description: "If non-zero, start every volume registered while loaded with this metadata_replicas (recovery)",
         },
+        degraded: bool {
+            default: false,
+            description: "If 1, volumes register with members missing as with degraded=1 (recovery)",
+        },
         stuck_timeout_secs: u32 {
             // The option table's default.
             default: crate::bkcore::options::Options::defaults()
@@ -89,6 +93,7 @@ impl kernel::InPlaceModule for BkAlloc {
         let defaults = ModuleDefaults {
             recovery_metadata_replicas: module_parameters::recovery_metadata_replicas.value(),
             stuck_timeout_secs: module_parameters::stuck_timeout_secs.value(),
+            degraded: module_parameters::degraded.value(),
         };
         let r = defaults.recovery_metadata_replicas;
         // 0 is off; anything else must be a metadata_replicas value.
@@ -106,9 +111,10 @@ impl kernel::InPlaceModule for BkAlloc {
             _said: Farewell,
             _: {
                 pr_info!(
-                    "loaded (recovery_metadata_replicas={}, stuck_timeout_secs={})\n",
+                    "loaded (recovery_metadata_replicas={}, stuck_timeout_secs={}, degraded={})\n",
                     defaults.recovery_metadata_replicas,
-                    defaults.stuck_timeout_secs
+                    defaults.stuck_timeout_secs,
+                    u32::from(defaults.degraded)
                 );
             },
         })

@@ -345,6 +345,13 @@ impl Tree {
         let mut read = None;
         let mut bad = false;
         for r in w.ptr.replicas() {
+            if self
+                .disks
+                .get(r.dev as usize)
+                .is_some_and(|d| d.dev.is_none())
+            {
+                continue;
+            }
             match Self::read_replica(&self.disks, r, &self.uuid, self.cap, &mut self.buf, &w) {
                 Ok((node, _)) => {
                     read = Some(node);
@@ -463,6 +470,12 @@ impl Tree {
             // dirty, so the next checkpoint copies it to new buckets), not
             // left for the day the good one fails too.
             for r in w.ptr.replicas() {
+                if disks.get(r.dev as usize).is_some_and(|d| d.dev.is_none()) {
+                    // On a missing member: not bad, just not here. Nodes
+                    // short of replicas on present members are the
+                    // re-replication pass's.
+                    continue;
+                }
                 match Self::read_replica(disks, r, &uuid, self.cap, &mut buf, &w) {
                     Ok(n) => {
                         if node.is_none() {
@@ -486,7 +499,7 @@ impl Tree {
             }
             let Some((mut node, children)) = node else {
                 pr_err!(
-                    "volume {}: btree level {} node [{}..={}]: no readable replica\n",
+                    "volume {}: btree level {} node [{}..={}]: no readable replica on the present members\n",
                     Core(Hyphenated(&uuid)),
                     w.level,
                     w.min,
@@ -562,7 +575,11 @@ impl Tree {
             .layout
             .bucket_offset(r.bucket)
             .ok_or("past the device end")?;
-        m.dev.read(off, buf).map_err(|_| "read error")?;
+        m.dev
+            .as_ref()
+            .ok_or("member missing")?
+            .read(off, buf)
+            .map_err(|_| "read error")?;
         let n = decode_node(buf, uuid, cap as u32).map_err(|_| "does not decode")?;
         let spec = ChildSpec {
             level: w.level,

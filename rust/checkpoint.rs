@@ -24,7 +24,8 @@
 
 use crate::allocator::Grant;
 use crate::bkcore::{
-    format::{BtreePtr, Checkpoint, Replica, MAX_MEMBERS, MAX_REPLICAS},
+    buckets::BucketCounts,
+    format::{BtreePtr, Checkpoint, Replica, MAX_REPLICAS},
     placement::Kind,
     request::Overrides,
     watermark::Watermark,
@@ -147,15 +148,25 @@ impl Volume {
         order: &[usize],
         locs: &mut KVec<BtreePtr>,
     ) -> Result<Checkpoint> {
-        // Each member's device, the bucket and node sizes.
-        let (devs, bucket_size, node_size) = {
+        // Each member's device by index (none if missing), the present
+        // ones' devices, the bucket and node sizes.
+        let (by_index, devs, bucket_size, node_size) = {
             let inner = self.lock_pool();
+            let mut by_index = KVec::with_capacity(inner.members.len(), GFP_KERNEL)?;
             let mut devs = KVec::with_capacity(inner.members.len(), GFP_KERNEL)?;
             for m in inner.members.iter() {
-                devs.push(m.dev.clone(), GFP_KERNEL)?;
+                by_index.push(m.dev.clone(), GFP_KERNEL)?;
+                if let Some(d) = &m.dev {
+                    devs.push(d.clone(), GFP_KERNEL)?;
+                }
             }
             let m0 = inner.members.first().ok_or(ENODEV)?;
-            (devs, u64::from(m0.sb.bucket_size), m0.layout.node_size)
+            (
+                by_index,
+                devs,
+                u64::from(m0.sb.bucket_size),
+                m0.layout.node_size,
+            )
         };
         let seq = self.journal.lock().last_seq();
         let mut buf = KVec::new();
@@ -176,7 +187,11 @@ impl Volume {
             // Every replica at once.
             let mut parts = KVec::with_capacity(MAX_REPLICAS, GFP_KERNEL)?;
             for r in tree.nodes[i].loc.replicas() {
-                let dev = devs.get(r.dev as usize).ok_or(EINVAL)?;
+                // New buckets are only ever on present members.
+                let dev = by_index
+                    .get(r.dev as usize)
+                    .and_then(|d| d.as_ref())
+                    .ok_or(EINVAL)?;
                 parts.push(
                     WritePart {
                         dev,
@@ -200,29 +215,43 @@ impl Volume {
             root_level: root.level(),
             root: root.loc,
             counts: prev.counts,
-            missing: [0; MAX_MEMBERS],
+            missing: [0; crate::bkcore::format::MAX_MEMBERS],
         };
         // Under the volume lock, the alloc tables and the journal position
         // agree: every state change up to journal_seq is in the tables, and
         // later ones are in later entries.
         let mut inner = self.lock_pool();
+        let pool = &mut *inner;
         cp.journal_seq = self.journal.lock().checkpoint_seq();
-        let n = inner.members.len();
+        // Missing members: their tables are not written (nobody can), and
+        // their retiring buckets stay btree until they return, when
+        // register reconciles their tables with the tree.
+        cp.missing = pool.absent.missing;
+        let n = pool.members.len();
         let mut counts = KVec::with_capacity(n, GFP_KERNEL)?;
         let mut retiring = KVec::with_capacity(n, GFP_KERNEL)?;
-        for (d, m) in inner.members.iter().enumerate() {
+        for (d, m) in pool.members.iter().enumerate() {
+            if m.is_missing() {
+                counts.push(BucketCounts::new(), GFP_KERNEL)?;
+                retiring.push(KVec::new(), GFP_KERNEL)?;
+                continue;
+            }
             let mine = retiring_on(&tree.retiring, d)?;
             counts.push(m.write_alloc_table(&mine, cp.generation)?, GFP_KERNEL)?;
             retiring.push(mine, GFP_KERNEL)?;
         }
         Self::flush_all(&devs)?;
-        for (m, c) in inner.members.iter_mut().zip(counts.iter()) {
+        for (m, c) in pool.members.iter_mut().zip(counts.iter()) {
+            if m.is_missing() {
+                continue;
+            }
             cp.counts = *c;
-            m.write_checkpoint(cp)?;
+            m.write_checkpoint(cp, &pool.absent.changes)?;
         }
         Self::flush_all(&devs)?;
+        pool.absent.unrecorded = false;
         // Durable: the old nodes are unreferenced now.
-        for (m, mine) in inner.members.iter_mut().zip(retiring.iter()) {
+        for (m, mine) in pool.members.iter_mut().zip(retiring.iter()) {
             m.retire(mine)?;
         }
         Ok(cp)

@@ -121,7 +121,7 @@ fn discard_batch(alloc: &Allocator) -> Result<bool> {
         let issue = discard && !m.no_discard;
         (
             pick,
-            m.dev.clone(),
+            m.dev()?.clone(),
             u64::from(m.sb.bucket_size),
             buckets,
             issue,

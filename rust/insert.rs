@@ -249,6 +249,16 @@ impl Volume {
             let inner = self.lock_pool();
             for &(dev, b) in buckets {
                 let m = inner.members.get(dev as usize).ok_or(EINVAL)?;
+                if m.is_missing() {
+                    // Its table is not here to say what the bucket is.
+                    pr_err!(
+                        "volume {}: free of bucket {} on member {}: the member is missing; free it once it is back\n",
+                        self.name(),
+                        b,
+                        dev
+                    );
+                    return Err(ENXIO);
+                }
                 if !m.state(b).is_some_and(BucketState::freeable_by_user) {
                     return Err(EINVAL);
                 }

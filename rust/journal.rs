@@ -56,6 +56,8 @@ struct Live {
 
 /// One member's copy of the journal region.
 struct Mirror {
+    /// The member's index.
+    member: usize,
     dev: Arc<BlockDevice>,
     offset: u64,
 }
@@ -244,13 +246,15 @@ impl Journal {
 
 impl Ring {
     /// The journal of `members` (validated to agree on `journal_blocks`),
-    /// empty until [`Ring::scan`].
+    /// empty until [`Ring::scan`]; mirrored on those present.
     pub(crate) fn new(uuid: Uuid, members: &[Member]) -> Result<Self> {
         let mut mirrors = KVec::with_capacity(members.len(), GFP_KERNEL)?;
-        for m in members {
+        for (member, m) in members.iter().enumerate() {
+            let Some(dev) = &m.dev else { continue };
             mirrors.push(
                 Mirror {
-                    dev: m.dev.clone(),
+                    member,
+                    dev: dev.clone(),
                     offset: m.layout.journal_offset,
                 },
                 GFP_KERNEL,
@@ -323,9 +327,15 @@ impl Ring {
     pub(crate) fn scan(&mut self, checkpoint_seq: u64, disks: &[Disk]) -> Result<Scan> {
         let mut found: KVec<Found> = KVec::new();
         let mut records: KVVec<(u64, usize, Record)> = KVVec::new();
-        for (i, m) in self.mirrors.iter().enumerate() {
-            let path = disks.get(i).map_or(c"?", |d| &*d.path);
-            self.scan_one((i, m), path, checkpoint_seq, &mut found, &mut records)?;
+        for m in self.mirrors.iter() {
+            let path = disks.get(m.member).map_or(c"?", |d| &*d.path);
+            self.scan_one(
+                (m.member, m),
+                path,
+                checkpoint_seq,
+                &mut found,
+                &mut records,
+            )?;
             // Sorted, so the next member looks its entries up in log time.
             found.sort_unstable_by_key(|f| f.seq);
         }

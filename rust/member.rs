@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! A member device of a volume: opened, its superblock validated, its alloc
-//! table loaded into memory (one byte per bucket).
+//! table loaded into memory (one byte per bucket). A member missing from a
+//! degraded register has no device and no table; what the present members
+//! keep for it until it returns is [`Absent`] (`bkcore::degraded`).
 
 use crate::bkcore::{
     buckets::{BucketCounts, BucketState},
     format::{
-        self, alloc_table,
+        self, alloc_table, checkpoint,
+        checkpoint::MAX_PENDING,
         layout::{Layout, SB_COPIES},
         superblock::{self, Superblock},
-        Checkpoint, BLOCK_SIZE, MAX_MEMBERS,
+        Checkpoint, FormatError, Pending, BLOCK_SIZE, MAX_MEMBERS,
     },
     member_state::MemberState,
     options::Options,
@@ -32,8 +35,8 @@ use kernel::{
 pub(crate) struct Disk {
     /// The path the member was registered by.
     pub(crate) path: CString,
-    /// The device (the member keeps holding it).
-    pub(crate) dev: Arc<BlockDevice>,
+    /// The device (the member keeps holding it); `None` if missing.
+    pub(crate) dev: Option<Arc<BlockDevice>>,
     /// Its regions.
     pub(crate) layout: Layout,
 }
@@ -56,11 +59,11 @@ pub(crate) fn disks(members: &[Member]) -> Result<KVec<Disk>> {
 
 /// One member device of a volume.
 pub(crate) struct Member {
-    /// The path it was registered by.
+    /// The path it was registered by ("missing" if it was not).
     pub(crate) path: CString,
     /// The device, held exclusively (shared with the discard thread while
-    /// it discards).
-    pub(crate) dev: Arc<BlockDevice>,
+    /// it discards); `None` for a member missing from a degraded register.
+    pub(crate) dev: Option<Arc<BlockDevice>>,
     /// Its superblock as last read or written.
     pub(crate) sb: Superblock,
     /// Its state, from the volume's newest superblock (every member's
@@ -88,6 +91,52 @@ pub(crate) struct Member {
     pub(crate) no_discard: bool,
     /// The newest valid checkpoint (read at register, written at flush).
     checkpoint: Option<Checkpoint>,
+    /// The pending records of the checkpoint read at register.
+    checkpoint_pending: KVec<Pending>,
+}
+
+/// What the present members keep for missing ones, written with every
+/// checkpoint (see `bkcore::degraded`).
+pub(crate) struct Absent {
+    /// Per member index: 0, or the generation of the alloc table copy the
+    /// missing member holds.
+    pub(crate) missing: [u64; MAX_MEMBERS],
+    /// Bucket state changes of missing members, sorted, one per bucket.
+    pub(crate) changes: KVec<Pending>,
+    /// The checkpoints on disk do not say this yet (a member went missing
+    /// or came back): register writes one before the volume comes up.
+    pub(crate) unrecorded: bool,
+}
+
+impl Absent {
+    /// Keeps `state` as `bucket`'s of missing `member` (the newest wins);
+    /// `ENOSPC` once a checkpoint could not hold another.
+    pub(crate) fn note(&mut self, member: u32, bucket: u64, state: BucketState) -> Result {
+        let p = Pending {
+            member,
+            bucket,
+            state,
+        };
+        match self
+            .changes
+            .binary_search_by_key(&(member, bucket), |c| (c.member, c.bucket))
+        {
+            Ok(i) => self.changes[i] = p,
+            Err(_) if self.changes.len() >= MAX_PENDING => return Err(ENOSPC),
+            Err(i) => self.changes.insert_within_capacity(i, p).or_else(|_| {
+                self.changes.reserve(1, GFP_KERNEL)?;
+                self.changes
+                    .insert_within_capacity(i, p)
+                    .map_err(|_| ENOMEM)
+            })?,
+        }
+        Ok(())
+    }
+
+    /// Whether member `i` is missing.
+    pub(crate) fn is_missing(&self, i: usize) -> bool {
+        self.missing.get(i).is_some_and(|&g| g != 0)
+    }
 }
 
 /// In-memory pin on a free bucket: handed out, not yet committed. Never on
@@ -104,9 +153,41 @@ fn block_buf() -> Result<KVec<u8>> {
     Ok(buf)
 }
 
+/// Reads both superblock copies of `dev` and picks the valid (newest) one.
+/// Not inlined: the copies it decodes stay out of the caller's frame.
+#[inline(never)]
+fn read_superblock(path: &CStr, dev: &BlockDevice) -> Result<Superblock> {
+    let mut buf = block_buf()?;
+    let mut read = |copy: usize| -> Result<core::result::Result<Superblock, FormatError>> {
+        dev.read(Layout::sb_offset(copy), &mut buf)
+            .inspect_err(|e| {
+                pr_err!(
+                    "{}: reading superblock copy {} failed (error {})\n",
+                    path,
+                    copy,
+                    e.to_errno()
+                );
+            })?;
+        let res = Superblock::decode(&buf);
+        if let Err(e) = &res {
+            // Torn or never written: the other copy serves, and the next
+            // superblock write rewrites both.
+            pr_warn!("{}: superblock copy {}: {}\n", path, copy, Core(e));
+        }
+        Ok(res)
+    };
+    let c0 = read(0)?;
+    let c1 = read(1)?;
+    superblock::pick_copy(c0, c1).map_err(|e| {
+        pr_err!("{}: not a valid bkalloc member: {}\n", path, Core(e));
+        EINVAL
+    })
+}
+
 impl Member {
     /// Reads and validates the superblock of an opened device. Errors are
     /// logged naming the device and the field.
+    #[inline(never)]
     pub(crate) fn open(path: CString, dev: BlockDevice) -> Result<Self> {
         let lbs = dev.logical_block_size();
         if lbs as usize > BLOCK_SIZE {
@@ -126,34 +207,7 @@ impl Member {
             );
             return Err(EINVAL);
         }
-        let mut buf = block_buf()?;
-        let mut copies = [const { None }; SB_COPIES];
-        for (copy, slot) in copies.iter_mut().enumerate() {
-            dev.read(Layout::sb_offset(copy), &mut buf)
-                .inspect_err(|e| {
-                    pr_err!(
-                        "{}: reading superblock copy {} failed (error {})\n",
-                        &*path,
-                        copy,
-                        e.to_errno()
-                    );
-                })?;
-            *slot = Some(Superblock::decode(&buf));
-        }
-        let [Some(c0), Some(c1)] = copies else {
-            return Err(EINVAL);
-        };
-        for (copy, res) in [(0, &c0), (1, &c1)] {
-            if let Err(e) = res {
-                // Torn or never written: the other copy serves, and the next
-                // superblock write rewrites both.
-                pr_warn!("{}: superblock copy {}: {}\n", &*path, copy, Core(e));
-            }
-        }
-        let sb = superblock::pick_copy(c0, c1).map_err(|e| {
-            pr_err!("{}: not a valid bkalloc member: {}\n", &*path, Core(e));
-            EINVAL
-        })?;
+        let sb = read_superblock(&path, &dev)?;
         let layout = sb.validate().map_err(|e| {
             pr_err!("{}: {}\n", &*path, Core(e));
             EINVAL
@@ -170,7 +224,7 @@ impl Member {
         }
         Ok(Self {
             path,
-            dev: Arc::new(dev, GFP_KERNEL)?,
+            dev: Some(Arc::new(dev, GFP_KERNEL)?),
             // Until register reads the volume's newest superblock.
             state: sb.member_states[sb.member_index as usize % sb.member_states.len()],
             sb,
@@ -185,7 +239,45 @@ impl Member {
             discard_failed_at: None,
             no_discard: false,
             checkpoint: None,
+            checkpoint_pending: KVec::new(),
         })
+    }
+
+    /// Stands for member `index`, missing from a degraded register: no
+    /// device, no buckets; `like` (a present member) gives the volume-wide
+    /// fields.
+    pub(crate) fn missing(index: u32, like: &Member) -> Result<Self> {
+        let mut sb = like.sb;
+        sb.member_index = index;
+        sb.bucket_count = 0;
+        Ok(Self {
+            path: CString::try_from(c"missing")?,
+            dev: None,
+            state: like.state,
+            sb,
+            layout: like.layout,
+            states: KVVec::new(),
+            counts: BucketCounts::new(),
+            open: 0,
+            discarding: 0,
+            cursor: 0,
+            discard_cursor: 0,
+            discard_failures: 0,
+            discard_failed_at: None,
+            no_discard: false,
+            checkpoint: None,
+            checkpoint_pending: KVec::new(),
+        })
+    }
+
+    /// Whether the member was missing at register.
+    pub(crate) fn is_missing(&self) -> bool {
+        self.dev.is_none()
+    }
+
+    /// The device; `ENXIO` for a missing member.
+    pub(crate) fn dev(&self) -> Result<&Arc<BlockDevice>> {
+        self.dev.as_ref().ok_or(ENXIO)
     }
 
     /// Loads the alloc table copy that goes with the volume's checkpoint of
@@ -198,7 +290,7 @@ impl Member {
         let mut buf = block_buf()?;
         for block in 0..self.layout.alloc_blocks {
             let offset = self.layout.alloc_block_offset(copy, block);
-            self.dev.read(offset, &mut buf).inspect_err(|e| {
+            self.dev()?.read(offset, &mut buf).inspect_err(|e| {
                 pr_err!(
                     "{}: reading alloc table copy {} block {} failed (error {})\n",
                     &*self.path,
@@ -238,20 +330,29 @@ impl Member {
         Ok(())
     }
 
-    /// Reads both checkpoint slots and keeps the newest valid one.
+    /// Reads both checkpoint slots and keeps the newest valid one, with
+    /// its pending records.
     pub(crate) fn load_checkpoint(&mut self) -> Result {
         let mut found = [None, None];
+        let mut pending = [KVec::new(), KVec::new()];
         let mut buf = block_buf()?;
-        for (slot, cp) in found.iter_mut().enumerate() {
-            self.dev
+        for (slot, (cp, p)) in found.iter_mut().zip(pending.iter_mut()).enumerate() {
+            self.dev()?
                 .read(self.layout.checkpoint_offset(slot), &mut buf)?;
             *cp = Checkpoint::decode(&buf, &self.sb.volume_uuid).ok();
+            if cp.is_some() {
+                for r in checkpoint::pending(&buf) {
+                    p.push(r, GFP_KERNEL)?;
+                }
+            }
         }
         let [a, b] = found;
         let Some(cp) = format::newest_checkpoint(a, b) else {
             pr_err!("{}: no valid checkpoint in either slot\n", &*self.path);
             return Err(EINVAL);
         };
+        let [pa, pb] = pending;
+        self.checkpoint_pending = if Some(cp) == a { pa } else { pb };
         if cp.member_index != self.sb.member_index {
             pr_err!(
                 "{}: checkpoint field member_index is {}, superblock says {}\n",
@@ -270,23 +371,56 @@ impl Member {
         self.checkpoint
     }
 
-    /// Writes `cp` (with this member's index) to the slot its generation
-    /// names. The caller flushes.
-    pub(crate) fn write_checkpoint(&mut self, mut cp: Checkpoint) -> Result {
+    /// The pending records of [`Member::checkpoint`], taken (register
+    /// keeps those of the volume's newest checkpoint).
+    pub(crate) fn take_checkpoint_pending(&mut self) -> KVec<Pending> {
+        core::mem::take(&mut self.checkpoint_pending)
+    }
+
+    /// Writes `cp` (with this member's index) and `pending` to the slot its
+    /// generation names. The caller flushes.
+    pub(crate) fn write_checkpoint(&mut self, mut cp: Checkpoint, pending: &[Pending]) -> Result {
         cp.member_index = self.sb.member_index;
         let mut buf = block_buf()?;
-        cp.encode(&mut buf, &self.sb.volume_uuid).map_err(|e| {
-            pr_err!(
-                "{}: encoding the checkpoint failed: {}\n",
-                &*self.path,
-                Core(e)
-            );
-            EINVAL
-        })?;
-        self.dev
+        cp.encode_with(&mut buf, &self.sb.volume_uuid, pending)
+            .map_err(|e| {
+                pr_err!(
+                    "{}: encoding the checkpoint failed: {}\n",
+                    &*self.path,
+                    Core(e)
+                );
+                EINVAL
+            })?;
+        self.dev()?
             .write(self.layout.checkpoint_offset(cp.slot()), &buf)?;
         self.checkpoint = Some(cp);
         Ok(())
+    }
+
+    /// Zeroes this member's copy of the journal and flushes: a member back
+    /// from missing holds entries older than the others' (or one they never
+    /// got, never acknowledged), which must never be read again.
+    pub(crate) fn clear_journal(&self) -> Result {
+        const CHUNK: u32 = 16;
+        let dev = self.dev()?;
+        let mut zeros = KVec::new();
+        zeros.resize(CHUNK as usize * BLOCK_SIZE, 0, GFP_KERNEL)?;
+        let mut b = 0u32;
+        while b < self.layout.journal_blocks {
+            let n = CHUNK.min(self.layout.journal_blocks - b) as usize;
+            let off = self.layout.journal_offset + u64::from(b) * BLOCK_SIZE as u64;
+            // The last chunk may be shorter.
+            zeros.truncate(n * BLOCK_SIZE);
+            dev.write(off, &zeros).inspect_err(|e| {
+                pr_err!(
+                    "{}: clearing its stale journal copy failed (error {})\n",
+                    &*self.path,
+                    e.to_errno()
+                );
+            })?;
+            b += CHUNK;
+        }
+        dev.flush()
     }
 
     /// Buckets in `state`.
@@ -303,7 +437,7 @@ impl Member {
             open: self.open,
             need_discard: self.count(BucketState::NeedDiscard),
             btree_reserve: self.sb.btree_reserve,
-            online: true,
+            online: !self.is_missing(),
             state: self.state,
         }
     }
@@ -518,7 +652,7 @@ impl Member {
                 );
                 EINVAL
             })?;
-            self.dev
+            self.dev()?
                 .write(self.layout.alloc_block_offset(copy, block), &buf)?;
         }
         Ok(counts)
@@ -558,9 +692,10 @@ impl Member {
             );
             EINVAL
         })?;
+        let dev = self.dev()?;
         for copy in 0..SB_COPIES {
-            self.dev.write(Layout::sb_offset(copy), &buf)?;
-            self.dev.flush()?;
+            dev.write(Layout::sb_offset(copy), &buf)?;
+            dev.flush()?;
         }
         self.sb = sb;
         Ok(())

@@ -19,7 +19,11 @@
 //! returns the error, the devices are released, and the next register
 //! replays from the same point.
 
-use crate::bkcore::{buckets::BucketState, format::Record, uuid::Hyphenated};
+use crate::bkcore::{
+    buckets::BucketState,
+    format::{checkpoint::MAX_PENDING, Record},
+    uuid::Hyphenated,
+};
 use crate::fmt::Core;
 use crate::glue::trace;
 use crate::health::{Changed, Event, Phase};
@@ -29,6 +33,8 @@ use kernel::{prelude::*, sync::Arc};
 
 impl Volume {
     /// Recovers the volume (see the module documentation).
+    // Not inlined into register, whose frame would grow by its own.
+    #[inline(never)]
     pub(crate) fn recover(self: &Arc<Self>) -> Result {
         let res = self.recover_steps();
         let mut inner = self.lock_pool();
@@ -115,6 +121,22 @@ impl Volume {
                         member,
                         bucket,
                         state,
+                    } if inner.absent.is_missing(member as usize) => {
+                        // Kept for it by every checkpoint until it returns.
+                        if inner.absent.note(member, bucket, state).is_err() {
+                            pr_err!(
+                                "volume {}: member {} is missing with more than {} bucket state changes its alloc table lacks, more than a checkpoint keeps; register it too\n",
+                                self.name(),
+                                member,
+                                MAX_PENDING
+                            );
+                            return Err(ENOSPC);
+                        }
+                    }
+                    Record::BucketState {
+                        member,
+                        bucket,
+                        state,
                     } => {
                         let m = inner.members.get_mut(member as usize);
                         if m.and_then(|m| m.force_state(bucket, state).ok()).is_none() {
@@ -182,7 +204,17 @@ impl Volume {
                     repaired
                 );
             }
-            if keys > 0 || fixed > 0 || scan.entries > 0 || repaired > 0 {
+            // A member gone missing or back: on disk before anything else
+            // changes, so a later register can tell which history is whose.
+            if self.lock_pool().absent.unrecorded {
+                self.checkpoint_locked().inspect_err(|e| {
+                    pr_err!(
+                        "volume {}: the checkpoint recording missing or returning members failed (error {}); register refused\n",
+                        self.name(),
+                        e.to_errno()
+                    );
+                })?;
+            } else if keys > 0 || fixed > 0 || scan.entries > 0 || repaired > 0 {
                 if let Err(e) = self.checkpoint_locked() {
                     pr_warn!(
                         "volume {}: checkpoint after replay failed (error {}); the journal keeps the replayed entries\n",
@@ -225,6 +257,10 @@ impl Volume {
                     w[0]
                 );
                 return Err(EINVAL);
+            }
+            if m.is_missing() {
+                // No table to reconcile: it is, when the member is back.
+                continue;
             }
             for &b in mine.iter() {
                 match m.state(b) {

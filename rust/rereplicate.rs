@@ -64,7 +64,7 @@ impl Volume {
             }
             let mut readable = 0;
             for (d, m) in inner.members.iter().enumerate() {
-                if m.state.readable() {
+                if m.state.readable() && !m.is_missing() {
                     readable |= dev_bit(u32::try_from(d).map_err(|_| EINVAL)?);
                 }
             }

@@ -450,8 +450,14 @@ impl AttrOps for VolumeFiles {
                 writeln!(out, "{}", m.path.to_str().map_err(|_| EINVAL)?)?;
             }
             Attr::MemberState(i) => {
-                let state = volume.lock_pool().members.get(i).ok_or(ENODEV)?.state;
-                writeln!(out, "{}", state.name())?;
+                let inner = volume.lock_pool();
+                let m = inner.members.get(i).ok_or(ENODEV)?;
+                let name = if m.is_missing() {
+                    "missing"
+                } else {
+                    m.state.name()
+                };
+                writeln!(out, "{name}")?;
             }
             Attr::Waiters => {
                 let room = out.room();

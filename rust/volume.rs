@@ -16,9 +16,10 @@
 
 use crate::allocator::{Allocator, Pool};
 use crate::bkcore::{
+    degraded::{self, Refusal},
     format::superblock,
     member_state::{self, MemberState},
-    options::{OptId, Options, When},
+    options::{OptId, Options, RegisterFlags},
     uuid::{Hyphenated, Uuid},
 };
 use crate::btree::Tree;
@@ -27,7 +28,7 @@ use crate::fmt::Core;
 use crate::glue::{bdev::BlockDevice, kthread::Kthread};
 use crate::health::{Changed, Event, Phase, ReadOnly};
 use crate::journal::{Journal, Ring};
-use crate::member::{member_states, Member};
+use crate::member::{member_states, Absent, Member};
 use crate::waitlist::Kick;
 use crate::writer::Writer;
 use core::ptr::NonNull;
@@ -83,6 +84,8 @@ pub(crate) struct ModuleDefaults {
     pub(crate) recovery_metadata_replicas: u32,
     /// `stuck_timeout_secs`.
     pub(crate) stuck_timeout_secs: u32,
+    /// `degraded`: every register as with `degraded=1`.
+    pub(crate) degraded: bool,
 }
 
 /// A registered volume.
@@ -113,6 +116,14 @@ pub(crate) struct Volume {
     _holder: KBox<u8>,
 }
 
+/// A volume's parts before it exists (on the heap: they are large).
+struct Parts {
+    uuid: Uuid,
+    nr_members: u32,
+    ring: Ring,
+    pool: Pool,
+}
+
 /// What a volume keeps until teardown removes it: its sysfs directory.
 pub(crate) trait Published: Send + Sync {}
 
@@ -131,71 +142,26 @@ impl Discards for Volume {
 impl Volume {
     /// Opens and validates the members named by `args`, resolves options and
     /// loads the alloc tables. Nothing is visible in sysfs yet.
+    // Each step is its own function, never inlined: superblocks,
+    // checkpoints and members moved by value would otherwise share one
+    // frame, and the kernel stack is 16 KiB (make check bounds frames).
+    #[inline(never)]
     pub(crate) fn open(args: &RegisterArgs<'_>, defaults: ModuleDefaults) -> Result<Arc<Self>> {
         let holder = KBox::new(0u8, GFP_KERNEL)?;
-        let holder_ptr = NonNull::from(&*holder);
-        let mut members: KVec<Member> = KVec::with_capacity(args.paths.len(), GFP_KERNEL)?;
-        for path in args.paths.iter() {
-            let cpath = CString::try_from_fmt(fmt!("{path}"))?;
-            let dev = BlockDevice::open(&cpath, holder_ptr).inspect_err(|e| {
-                pr_err!(
-                    "{}: cannot open exclusively (error {})\n",
-                    path,
-                    e.to_errno()
-                );
-            })?;
-            if let Some(twin) = members.iter().find(|m| m.dev.dev() == dev.dev()) {
-                pr_err!("{}: same device as {}\n", path, &*twin.path);
-                return Err(EINVAL);
-            }
-            members.push(Member::open(cpath, dev)?, GFP_KERNEL)?;
-        }
-        let members = Self::check_members(members)?;
-        let first = &members[0].sb;
-        let mut sbs = KVec::with_capacity(members.len(), GFP_KERNEL)?;
-        for m in members.iter() {
-            sbs.push(m.sb, GFP_KERNEL)?;
-        }
-        let source = superblock::options_source(&sbs);
-        let disk_options = sbs.get(source).ok_or(EINVAL)?.options;
-        let top = sbs.iter().map(|sb| sb.seq).max().unwrap_or(0);
-        if top > sbs[source].seq {
-            pr_warn!(
-                "volume {}: an option write (superblock seq {}) did not reach every member; it was never acknowledged: options are those of seq {}\n",
-                Core(Hyphenated(&first.volume_uuid)),
-                top,
-                sbs[source].seq
-            );
-        }
-        let options = Self::resolve_options(disk_options, args, defaults, first.member_count)?;
-        let uuid = first.volume_uuid;
-        let nr_members = first.member_count;
-        let mut members = members;
-        // Member states come with the options, from the same superblock.
-        let states = sbs[source].member_states;
-        for m in members.iter_mut() {
-            m.state = states
-                .get(m.sb.member_index as usize)
-                .copied()
-                .unwrap_or_default();
-        }
-        for m in members.iter_mut() {
-            m.load_checkpoint()?;
-        }
-        // Every member's table copy of the volume's newest checkpoint was
-        // written before any member's checkpoint, so it is there even on a
-        // member whose own checkpoint write was cut short.
-        let generation = members
-            .iter()
-            .filter_map(|m| m.checkpoint())
-            .map(|c| c.generation)
-            .max()
-            .ok_or(EINVAL)?;
-        for m in members.iter_mut() {
-            m.load_alloc_table(generation)?;
-        }
-        let ring = Ring::new(uuid, &members)?;
-        let pool = Pool::new(members, disk_options, options);
+        let members = Self::open_members(args, NonNull::from(&*holder))?;
+        let parts = Self::assemble(members, args, defaults)?;
+        Self::build(parts, holder)
+    }
+
+    /// The volume, from its parts.
+    #[inline(never)]
+    fn build(parts: KBox<Parts>, holder: KBox<u8>) -> Result<Arc<Self>> {
+        let Parts {
+            uuid,
+            nr_members,
+            ring,
+            pool,
+        } = KBox::into_inner(parts);
         Arc::pin_init(
             try_pin_init!(Volume {
                 uuid,
@@ -212,10 +178,201 @@ impl Volume {
         )
     }
 
-    /// Members must agree on the volume and all be present; returns them
-    /// ordered by member index.
+    /// Opens the devices of `args` (exclusively, for `holder`) and reads
+    /// their superblocks; returns them in member index order.
+    #[inline(never)]
+    fn open_members(args: &RegisterArgs<'_>, holder_ptr: NonNull<u8>) -> Result<KVec<Member>> {
+        let mut members: KVec<Member> = KVec::with_capacity(args.paths.len(), GFP_KERNEL)?;
+        for path in args.paths.iter() {
+            let cpath = CString::try_from_fmt(fmt!("{path}"))?;
+            let dev = BlockDevice::open(&cpath, holder_ptr).inspect_err(|e| {
+                pr_err!(
+                    "{}: cannot open exclusively (error {})\n",
+                    path,
+                    e.to_errno()
+                );
+            })?;
+            if let Some(twin) = members
+                .iter()
+                .find(|m| m.dev().is_ok_and(|d| d.dev() == dev.dev()))
+            {
+                pr_err!("{}: same device as {}\n", path, &*twin.path);
+                return Err(EINVAL);
+            }
+            members.push(Member::open(cpath, dev)?, GFP_KERNEL)?;
+        }
+        Self::check_members(members)
+    }
+
+    /// Resolves the options, plans a register with members missing or
+    /// returning (`bkcore::degraded`), loads the checkpoints and alloc
+    /// tables: the volume's parts, before it exists.
+    #[inline(never)]
+    fn assemble(
+        members: KVec<Member>,
+        args: &RegisterArgs<'_>,
+        defaults: ModuleDefaults,
+    ) -> Result<KBox<Parts>> {
+        let first = &members[0].sb;
+        let mut sbs = KVec::with_capacity(members.len(), GFP_KERNEL)?;
+        for m in members.iter() {
+            sbs.push(m.sb, GFP_KERNEL)?;
+        }
+        let source = superblock::options_source(&sbs);
+        let disk_options = sbs.get(source).ok_or(EINVAL)?.options;
+        let top = sbs.iter().map(|sb| sb.seq).max().unwrap_or(0);
+        if top > sbs[source].seq {
+            pr_warn!(
+                "volume {}: an option write (superblock seq {}) did not reach every member; it was never acknowledged: options are those of seq {}\n",
+                Core(Hyphenated(&first.volume_uuid)),
+                top,
+                sbs[source].seq
+            );
+        }
+        let (options, flags) =
+            Self::resolve_options(disk_options, args, defaults, first.member_count)?;
+        let uuid = first.volume_uuid;
+        let nr_members = first.member_count;
+        let member_uuids = first.members;
+        let mut members = members;
+        // Member states come with the options, from the same superblock.
+        let states = sbs[source].member_states;
+        for m in members.iter_mut() {
+            m.state = states
+                .get(m.sb.member_index as usize)
+                .copied()
+                .unwrap_or_default();
+        }
+        for m in members.iter_mut() {
+            m.load_checkpoint()?;
+        }
+        // Every member's table copy of the volume's newest checkpoint was
+        // written before any member's checkpoint, so it is there even on a
+        // member whose own checkpoint write was cut short. A member that
+        // was missing has the copy of the generation it went missing at.
+        let newest = members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| Some((i, m.checkpoint()?)))
+            .max_by_key(|(_, c)| c.generation)
+            .map(|(i, _)| i)
+            .ok_or(EINVAL)?;
+        let cp = members[newest].checkpoint().ok_or(EINVAL)?;
+        let mut present = KVec::with_capacity(members.len(), GFP_KERNEL)?;
+        for m in members.iter() {
+            let own = m.checkpoint().ok_or(EINVAL)?;
+            present.push(
+                degraded::Present {
+                    index: m.sb.member_index,
+                    generation: own.generation,
+                    degraded: own.degraded(),
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        let want_degraded = flags.degraded || defaults.degraded;
+        let plan = degraded::plan(&cp, nr_members, &present, want_degraded).map_err(|r| {
+            let m = match r {
+                Refusal::NotAsked { member } | Refusal::Diverged { member, .. } => member,
+            };
+            pr_err!(
+                "volume {}: {} (uuid {})\n",
+                Core(Hyphenated(&uuid)),
+                Core(r),
+                Core(Hyphenated(&member_uuids[m as usize % member_uuids.len()]))
+            );
+            EINVAL
+        })?;
+        let mut changes = members[newest].take_checkpoint_pending();
+        for m in members.iter_mut() {
+            let i = m.sb.member_index;
+            m.load_alloc_table(plan.table[i as usize])?;
+            if plan.returning & (1 << i) == 0 {
+                continue;
+            }
+            // Back: what was kept for it goes on top of its table, and its
+            // journal copy (older than the others', and never replayed) is
+            // cleared so no stale entry of it is ever read.
+            let mut kept = 0u32;
+            for c in changes.iter().filter(|c| c.member == i) {
+                m.force_state(c.bucket, c.state).inspect_err(|_| {
+                    pr_err!(
+                        "{}: member {} is back, but a bucket state kept for it (bucket {}, {}) does not apply to its alloc table\n",
+                        &*m.path,
+                        i,
+                        c.bucket,
+                        c.state.name()
+                    );
+                })?;
+                kept += 1;
+            }
+            m.clear_journal()?;
+            pr_info!(
+                "volume {}: member {} ({}) is back: its alloc table of generation {} and {} bucket states kept for it\n",
+                Core(Hyphenated(&uuid)),
+                i,
+                &*m.path,
+                plan.table[i as usize],
+                kept
+            );
+        }
+        changes.retain(|c| plan.is_missing(c.member));
+        let all = Self::with_missing(members, &plan, &states, &member_uuids, &uuid, nr_members)?;
+        let absent = Absent {
+            missing: plan.missing,
+            changes,
+            unrecorded: plan.missing != cp.missing || plan.returning != 0,
+        };
+        let ring = Ring::new(uuid, &all)?;
+        Ok(KBox::new(
+            Parts {
+                uuid,
+                nr_members,
+                ring,
+                pool: Pool::new(all, absent, disk_options, options),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// `members` with a stand-in for each missing one, in index order.
+    #[inline(never)]
+    fn with_missing(
+        members: KVec<Member>,
+        plan: &degraded::Plan,
+        states: &[MemberState],
+        member_uuids: &[Uuid],
+        uuid: &Uuid,
+        nr_members: u32,
+    ) -> Result<KVec<Member>> {
+        // Every member in index order, missing ones too: `members` is in
+        // index order, so each stand-in goes in at its index.
+        let mut all = members;
+        all.reserve((nr_members as usize).saturating_sub(all.len()), GFP_KERNEL)?;
+        for i in 0..nr_members {
+            if all.get(i as usize).is_some_and(|m| m.sb.member_index == i) {
+                continue;
+            }
+            let like = all.first().ok_or(EINVAL)?;
+            let mut m = Member::missing(i, like)?;
+            m.state = states.get(i as usize).copied().unwrap_or_default();
+            pr_warn!(
+                "volume {}: registered degraded: member {} (uuid {}) is missing; it holds the alloc table of generation {}\n",
+                Core(Hyphenated(uuid)),
+                i,
+                Core(Hyphenated(&member_uuids[i as usize % member_uuids.len()])),
+                plan.missing[i as usize]
+            );
+            all.insert_within_capacity(i as usize, m)
+                .map_err(|_| ENOMEM)?;
+        }
+        Ok(all)
+    }
+
+    /// Members must agree on the volume and be distinct; returns them
+    /// ordered by member index (missing ones are register's to judge).
     fn check_members(mut members: KVec<Member>) -> Result<KVec<Member>> {
-        let first = members[0].sb;
+        let first = &members.first().ok_or(EINVAL)?.sb;
         for m in members.iter().skip(1) {
             if let Err(field) = first.same_volume(&m.sb) {
                 pr_err!(
@@ -230,19 +387,12 @@ impl Volume {
         let count = first.member_count as usize;
         let mut ordered = KVec::with_capacity(count, GFP_KERNEL)?;
         for index in 0..count {
-            let Some(pos) = members
+            if let Some(pos) = members
                 .iter()
                 .position(|m| m.sb.member_index as usize == index)
-            else {
-                pr_err!(
-                    "volume {}: member {} ({}) is missing: register every member\n",
-                    Core(Hyphenated(&first.volume_uuid)),
-                    index,
-                    Core(Hyphenated(&first.members[index]))
-                );
-                return Err(EINVAL);
-            };
-            ordered.push(members.remove(pos).map_err(|_| EINVAL)?, GFP_KERNEL)?;
+            {
+                ordered.push(members.remove(pos).map_err(|_| EINVAL)?, GFP_KERNEL)?;
+            }
         }
         if let Some(extra) = members.first() {
             pr_err!(
@@ -260,7 +410,7 @@ impl Volume {
         args: &RegisterArgs<'_>,
         defaults: ModuleDefaults,
         members: u32,
-    ) -> Result<Options> {
+    ) -> Result<(Options, RegisterFlags)> {
         let mut options = disk;
         options
             .set_default(OptId::AllocatorStuckTimeout, defaults.stuck_timeout_secs)
@@ -270,8 +420,9 @@ impl Volume {
                 .set(OptId::MetadataReplicas, defaults.recovery_metadata_replicas)
                 .map_err(|_| EINVAL)?;
         }
+        let mut flags = RegisterFlags::default();
         if let Some(list) = args.options {
-            options.apply_list(list, When::REGISTER).map_err(|e| {
+            flags = options.apply_register_list(list).map_err(|e| {
                 pr_err!("register: {}\n", Core(e));
                 EINVAL
             })?;
@@ -280,7 +431,7 @@ impl Volume {
             pr_err!("register: {}\n", Core(e));
             EINVAL
         })?;
-        Ok(options)
+        Ok((options, flags))
     }
 
     /// The volume's uuid.
@@ -443,7 +594,7 @@ impl Volume {
                 disk.set(id, value).map_err(|_| EINVAL)?;
                 let states = member_states(&inner.members);
                 let seq = inner.members.iter().map(|m| m.sb.seq).max().unwrap_or(0) + 1;
-                for m in inner.members.iter_mut() {
+                for m in inner.members.iter_mut().filter(|m| !m.is_missing()) {
                     m.write_superblock(disk, states, seq)?;
                 }
             }
@@ -479,7 +630,17 @@ impl Volume {
             if inner.read_only.is_some() {
                 return Err(EROFS);
             }
-            let old = inner.members.get(i).ok_or(ENODEV)?.state;
+            let m = inner.members.get(i).ok_or(ENODEV)?;
+            if m.is_missing() {
+                pr_err!(
+                    "volume {}: dev-{}/state: member {} is missing; its state changes once it is back\n",
+                    self.name(),
+                    i,
+                    i
+                );
+                return Err(ENXIO);
+            }
+            let old = m.state;
             if old == state {
                 return Ok(());
             }
@@ -503,7 +664,7 @@ impl Volume {
             }
             let disk = inner.disk_options;
             let seq = inner.members.iter().map(|m| m.sb.seq).max().unwrap_or(0) + 1;
-            for m in inner.members.iter_mut() {
+            for m in inner.members.iter_mut().filter(|m| !m.is_missing()) {
                 m.write_superblock(disk, states, seq)?;
             }
             if let Some(m) = inner.members.get_mut(i) {

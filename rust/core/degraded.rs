@@ -137,8 +137,8 @@ pub fn plan(
 
 #[cfg(test)]
 mod tests {
+    use super::super::format::{BtreePtr, Replica};
     use super::*;
-    use crate::format::{BtreePtr, Replica};
 
     fn newest(generation: u64, missing: &[(usize, u64)]) -> Checkpoint {
         let mut m = [0; MAX_MEMBERS];

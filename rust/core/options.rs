@@ -316,6 +316,9 @@ impl fmt::Display for OptError<'_> {
             OptErrorKind::MissingValue => write!(f, "option '{o}' needs a value ({o}=VALUE)"),
             OptErrorKind::BadValue => {
                 write!(f, "option '{o}': bad value '{v}'")?;
+                if o == "degraded" {
+                    f.write_str(" (expected 0 or 1)")?;
+                }
                 if let Some(id) = OptId::from_name(o) {
                     match id.desc().ty {
                         OptType::Uint { .. } => f.write_str(" (expected a decimal number)")?,
@@ -474,6 +477,13 @@ pub fn parse_list(list: &str) -> OptList<'_> {
     }
 }
 
+/// What a `register` string asks for besides options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegisterFlags {
+    /// `degraded=1`: register with members missing (see [`super::degraded`]).
+    pub degraded: bool,
+}
+
 /// A volume's option values, and which of them were explicitly set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
@@ -575,6 +585,37 @@ impl Options {
         }
         *self = next;
         Ok(())
+    }
+
+    /// [`Options::apply_list`] at [`When::REGISTER`] for a `register` string's list,
+    /// which may also hold `degraded=0|1`: not an option (nothing stores it), it asks to go
+    /// on with members missing. Nothing changes on error.
+    pub fn apply_register_list<'a>(
+        &mut self,
+        list: &'a str,
+    ) -> Result<RegisterFlags, OptError<'a>> {
+        let mut next = *self;
+        let mut flags = RegisterFlags::default();
+        for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            match item.split_once('=') {
+                Some(("degraded", v)) => {
+                    flags.degraded = match v.trim() {
+                        "0" => false,
+                        "1" => true,
+                        _ => {
+                            return Err(OptError {
+                                option: "degraded",
+                                value: v,
+                                kind: OptErrorKind::BadValue,
+                            })
+                        }
+                    }
+                }
+                _ => next.apply_list(item, When::REGISTER)?,
+            }
+        }
+        *self = next;
+        Ok(flags)
     }
 
     /// Checks what needs the volume: no more replicas than members.

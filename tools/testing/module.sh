@@ -41,4 +41,19 @@ if grep -qE '^(warning|error)(\[|:)|warning: objtool' "$log"; then
 	[ $clippy = 1 ] || log "warning: the module built with warnings against the $flavour kernel (make check fails on them)"
 	[ $clippy = 0 ] || die "module build against the $flavour kernel has warnings"
 fi
+if [ $clippy = 1 ]; then
+	# The kernel stack is 16 KiB and register's path nests several large
+	# frames (rustc checks no frame size): no function may take more than
+	# MAX_FRAME bytes (default 8192; seen: a 12 KiB register frame, whose
+	# callee overran the stack's guard page).
+	frames=$(in_chroot /bin/sh -c 'objdump -d --no-show-raw-insn "$1"' sh "/cache/${mo#"$BKALLOC_CACHE"/}/bkalloc.ko" |
+		awk '/^[0-9a-f]+ <.*>:$/ { fn = $2 }
+			/sub +\$0x[0-9a-f]+,%rsp/ { split($0, a, "$"); split(a[2], b, ","); print b[1], fn }' |
+		while read -r hex fn; do echo "$((hex)) $fn"; done | sort -rn)
+	top=$(echo "$frames" | head -n1)
+	if [ "${top%% *}" -gt "${MAX_FRAME:-8192}" ]; then
+		echo "$frames" | head -n 5 >&2
+		die "a stack frame of ${top%% *} bytes in the module built against $flavour (at most ${MAX_FRAME:-8192})"
+	fi
+fi
 echo "$mo/bkalloc.ko"

@@ -88,6 +88,34 @@ fn lists() {
 }
 
 #[test]
+fn register_lists_take_degraded_besides_options() {
+    let mut o = Options::defaults();
+    let f = o
+        .apply_register_list("metadata_replicas=1, degraded=1,")
+        .unwrap();
+    assert!(f.degraded);
+    assert_eq!(o.metadata_replicas(), 1);
+    assert!(!o.apply_register_list("degraded=0").unwrap().degraded);
+    assert!(!o.apply_register_list("discard=0").unwrap().degraded);
+    // Bad input changes nothing and says what is expected.
+    let before = o;
+    let e = o.apply_register_list("discard=1,degraded=yes").unwrap_err();
+    assert_eq!(e.kind, OptErrorKind::BadValue);
+    assert_eq!(
+        e.to_string(),
+        "option 'degraded': bad value 'yes' (expected 0 or 1)"
+    );
+    assert_eq!(o, before);
+    let e = o.apply_register_list("degraded=1,nosuch=1").unwrap_err();
+    assert_eq!(e.kind, OptErrorKind::Unknown);
+    assert_eq!(o, before);
+    // Register-time rules hold for the options in it.
+    assert!(Options::defaults()
+        .apply_list("degraded=1", When::ANY)
+        .is_err());
+}
+
+#[test]
 fn display_lists_every_option() {
     let o = Options::defaults();
     let s = o.display().to_string();

@@ -179,3 +179,111 @@ echo "$out" | grep -q "degraded" && fail "degraded nodes left: $out"
 true
 EOF_GUEST
 }
+
+# Issue 17 #2: a member missing at register. Refused unless degraded=1 is
+# asked; with it, the volume comes up on the others: the member shows as
+# missing, nothing is allocated on it, its buckets cannot be freed nor its
+# state written, and what its own table lacks (the user allocations on it
+# that only the journal held when the machine went down) is kept by the
+# others' checkpoints. Registered again with it, it is back: its table plus
+# what was kept, its btree buckets no node uses need_discard, fsck clean. A
+# member registered degraded without the others, while they went on without
+# it, is refused when they meet again: the two histories diverged.
+test_degraded_register_and_return() {
+	disks 3 256M
+	vm_guest --timeout 200 <<'EOF_GUEST' || return 1
+format_disks 0 1 2
+load_module
+three="$(disk 0) $(disk 1) $(disk 2)"
+write $BK/register "$three" || fail "register"
+v=$(volume_dir)
+u=${v##*/}
+bkalloc insert $u --from 0 --count 300 >/dev/null || fail "insert"
+bkalloc flush $u || fail "flush"
+step "user buckets on dev 2 that only the journal holds, then a power cut"
+n=0
+for i in $(seq 60); do
+	b=$(bkalloc alloc $u) || fail "alloc"
+	case $b in 2:*) n=$((n + 1)) ;; esac
+	[ $n -lt 4 ] || break
+done
+[ $n = 4 ] || fail "4 allocations on dev 2 in 60 tries: $n"
+crash_now "with 4 user buckets of dev 2 journaled only"
+EOF_GUEST
+	vm_guest --timeout 200 <<'EOF_GUEST'
+load_module
+two="$(disk 0) $(disk 1)"
+three="$two $(disk 2)"
+step "dev 2 missing: refused without degraded=1"
+dmesg -c >/dev/null
+expect_fail "Invalid argument" write $BK/register "$two"
+dmesg | grep -q "member 2 is missing: register every member, or add degraded=1" ||
+	fail "no refusal message: $(dmesg | tail -n 3)"
+expect_no_volume
+step "degraded=1: up on dev 0 and 1, dev 2 missing"
+write $BK/register "$two degraded=1" || fail "register degraded=1"
+v=$(volume_dir)
+u=${v##*/}
+dmesg | grep -q "registered degraded: member 2 (uuid .*) is missing" || fail "no degraded message: $(dmesg | tail -n 3)"
+expect_file_eq $v/dev-2/state missing
+expect_file_eq $v/dev-0/state rw
+bkalloc get $u --from 0 --count 300 --verify >/dev/null || fail "the keys, degraded"
+for i in $(seq 8); do
+	b=$(bkalloc alloc $u) || fail "alloc, degraded"
+	case $b in 2:*) fail "allocated on the missing member: $b" ;; esac
+done
+expect_fail "No such device or address" bkalloc free $u 2:100
+expect_fail "No such device or address" write $v/dev-2/state ro
+expect_file_eq $v/dev-2/state missing
+step "the tree changes while dev 2 is missing (its node replicas retire)"
+bkalloc insert $u --from 300 --count 300 >/dev/null || fail "insert, degraded"
+bkalloc flush $u || fail "flush, degraded"
+write $v/unregister 1 || fail "unregister"
+step "still missing at the next register"
+write $BK/register "$two degraded=1" || fail "register degraded=1 again"
+expect_file_eq "$(volume_dir)/dev-2/state" missing
+write "$(volume_dir)/unregister" 1 || fail "unregister"
+step "dev 2 is back: its table, the 4 allocations kept for it, the retired nodes need_discard"
+dmesg -c >/dev/null
+write $BK/register "$three" || fail "register with dev 2 back"
+v=$(volume_dir)
+dmesg | grep -q "member 2 ($(disk 2)) is back: its alloc table of generation [0-9]* and 4 bucket states kept for it" ||
+	fail "no return message: $(dmesg | grep bkalloc | tail -n 4)"
+dmesg | grep -q "$(disk 2): [0-9]* btree buckets no node uses" || fail "no reconcile of dev 2: $(dmesg | tail -n 4)"
+expect_file_eq $v/dev-2/state rw
+expect_eq "$(usage_of $v/dev-2 user)" 4 "user buckets on dev 2"
+bkalloc get $u --from 0 --count 600 --verify >/dev/null || fail "the keys, back"
+bkalloc alloc $u --replicas 3 >/dev/null || fail "a 3-replica allocation"
+write $v/unregister 1 || fail "unregister"
+bkalloc fsck $three >/dev/null || fail "fsck after the return"
+step "metadata_replicas=1: the member without the root alone is refused"
+bkalloc format --force --metadata-replicas 1 $two >/dev/null || fail "format two, 1 replica"
+write $BK/register "$two" || fail "register two"
+bkalloc insert $(volume_uuid) --from 0 --count 20 >/dev/null || fail "insert"
+write "$(volume_dir)/unregister" 1 || fail "unregister"
+dmesg -c >/dev/null
+up=
+for d in 0 1; do
+	if write $BK/register "$(disk $d) degraded=1" 2>/dev/null; then
+		up="$up $d"
+		write "$(volume_dir)/unregister" 1 || fail "unregister dev $d"
+	fi
+done
+[ $(echo $up | wc -w) = 1 ] || fail "members that came up alone:$up (expected the root's only)"
+dmesg | grep -q "no readable replica on the present members" || fail "no message: $(dmesg | tail -n 3)"
+expect_no_volume
+step "two members each registered alone: refused when they meet"
+bkalloc format --force $two >/dev/null || fail "format two"
+write $BK/register "$two" || fail "register two"
+bkalloc insert $(volume_uuid) --from 0 --count 20 >/dev/null || fail "insert"
+write "$(volume_dir)/unregister" 1 || fail "unregister"
+for d in 0 1; do
+	write $BK/register "$(disk $d) degraded=1" || fail "dev $d alone, degraded=1"
+	write "$(volume_dir)/unregister" 1 || fail "unregister dev $d"
+done
+dmesg -c >/dev/null
+expect_fail "Invalid argument" write $BK/register "$two"
+dmesg | grep -q "the two diverged" || fail "no divergence message: $(dmesg | tail -n 3)"
+expect_no_volume
+EOF_GUEST
+}

@@ -10,20 +10,23 @@ step "insmod with default parameters"
 load_module
 [ -d /sys/fs/bkalloc ] || fail "/sys/fs/bkalloc missing after insmod"
 # Rust module parameters have no sysfs file in 7.3: the load message shows them.
-dmesg | grep -q 'bkalloc: loaded (recovery_metadata_replicas=0, stuck_timeout_secs=30)' ||
+dmesg | grep -q 'bkalloc: loaded (recovery_metadata_replicas=0, stuck_timeout_secs=30, degraded=0)' ||
 	fail "load message with default parameters missing from the kernel log"
 unload_module
 [ ! -e /sys/fs/bkalloc ] || fail "/sys/fs/bkalloc still there after rmmod"
 
 step "insmod with parameters, twice"
 for i in 1 2; do
-	load_module recovery_metadata_replicas=1 stuck_timeout_secs=5
+	load_module recovery_metadata_replicas=1 stuck_timeout_secs=5 degraded=1
 	[ -d /sys/fs/bkalloc ] || fail "/sys/fs/bkalloc missing after insmod $i"
 	unload_module
 done
-expect_eq "$(dmesg | grep -c 'bkalloc: loaded (recovery_metadata_replicas=1, stuck_timeout_secs=5)')" 2 \
+expect_eq "$(dmesg | grep -c 'bkalloc: loaded (recovery_metadata_replicas=1, stuck_timeout_secs=5, degraded=1)')" 2 \
 	"load messages with the given parameters"
 [ ! -e /sys/fs/bkalloc ] || fail "/sys/fs/bkalloc still there after the last rmmod"
+step "insmod refuses degraded=2"
+! insmod /lib/modules/bkalloc.ko degraded=2 2>/dev/null || fail "insmod degraded=2 succeeded"
+[ ! -e /sys/fs/bkalloc ] || fail "/sys/fs/bkalloc after a refused insmod"
 EOF_GUEST
 }
 
