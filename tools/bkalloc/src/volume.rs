@@ -13,8 +13,9 @@ use bkcore::buckets::{BucketCounts, BucketState};
 use bkcore::format::layout::SB_COPIES;
 use bkcore::format::superblock::{options_source, pick_copy};
 use bkcore::format::{
-    alloc_table, decode_entry, decode_node, journal, newest_checkpoint, BtreePtr, Checkpoint,
-    ChildSpec, ErrorKind, FormatError, Layout, ParentMismatch, Record, Superblock, BLOCK_SIZE,
+    alloc_table, checkpoint, decode_entry, decode_node, journal, BtreePtr, Checkpoint, ChildSpec,
+    ErrorKind, FormatError, Layout, ParentMismatch, Pending, Record, Superblock, BLOCK_SIZE,
+    MAX_MEMBERS,
 };
 use bkcore::replay_window::replay_window;
 use bkcore::uuid::Hyphenated;
@@ -73,6 +74,8 @@ pub struct Member {
     pub counts: BucketCounts,
     /// Newest valid checkpoint of this member's two slots.
     pub checkpoint: Option<Checkpoint>,
+    /// That checkpoint's pending records (bucket states kept for missing members).
+    pub pending: Vec<Pending>,
     /// Valid journal entries of this volume, in region order.
     pub journal: Vec<JournalEntry>,
 }
@@ -132,6 +135,8 @@ pub struct Volume {
     /// The newest valid checkpoint over all members: the volume's state, with alloc table
     /// copy `generation % 2` on every member.
     pub checkpoint: Option<Checkpoint>,
+    /// Its pending records: bucket states kept for members missing when it was written.
+    pub pending: Vec<Pending>,
     /// The journal.
     pub journal: JournalSummary,
     /// The btree, if a checkpoint was found.
@@ -213,6 +218,7 @@ pub fn load(paths: &[PathBuf]) -> crate::Result<Volume> {
         rejected,
         sb: first,
         checkpoint: None,
+        pending: Vec::new(),
         journal: JournalSummary::default(),
         btree: None,
         findings,
@@ -263,6 +269,7 @@ pub fn load(paths: &[PathBuf]) -> crate::Result<Volume> {
             alloc_ok: false,
             counts: BucketCounts::new(),
             checkpoint: None,
+            pending: Vec::new(),
             journal: Vec::new(),
         });
     }
@@ -272,10 +279,16 @@ pub fn load(paths: &[PathBuf]) -> crate::Result<Volume> {
     for i in 0..v.members.len() {
         load_checkpoints(&mut v, i)?;
     }
-    v.checkpoint = v
+    let newest = v
         .loaded()
-        .filter_map(|(_, m)| m.checkpoint)
-        .max_by_key(|c| c.generation);
+        .filter(|(_, m)| m.checkpoint.is_some())
+        .max_by_key(|(_, m)| m.checkpoint.map(|c| c.generation))
+        .map(|(i, _)| i);
+    if let Some(m) = newest.and_then(|i| v.members[i].as_ref()) {
+        v.checkpoint = m.checkpoint;
+        v.pending = m.pending.clone();
+    }
+    check_missing(&mut v);
     for i in 0..v.members.len() {
         load_alloc_table(&mut v, i)?;
         load_journal(&mut v, i)?;
@@ -383,17 +396,6 @@ fn check_members(v: &mut Volume) {
             ));
         }
     }
-    for i in 0..v.members.len() {
-        if v.members[i].is_none() {
-            msgs.push((
-                Severity::Error,
-                format!(
-                    "member {i} ({}) not given or unreadable",
-                    Hyphenated(&v.sb.members[i])
-                ),
-            ));
-        }
-    }
     for (sev, msg) in msgs {
         match sev {
             Severity::Error => v.error("member", msg),
@@ -402,8 +404,51 @@ fn check_members(v: &mut Volume) {
     }
 }
 
+/// Members not given: an error, unless the newest checkpoint records them missing (the
+/// volume was registered degraded), then a warning saying what is kept for them.
+fn check_missing(v: &mut Volume) {
+    let missing = v.checkpoint.map_or([0; MAX_MEMBERS], |c| c.missing);
+    for (i, &since) in missing.iter().enumerate().take(v.members.len()) {
+        let uuid = Hyphenated(&v.sb.members[i]);
+        match (&v.members[i], since) {
+            (None, 0) => v.error("member", format!("member {i} ({uuid}) not given or unreadable")),
+            (None, since) => {
+                let kept = v.pending.iter().filter(|p| p.member == i as u32).count();
+                v.warn(
+                    "member",
+                    format!("member {i} ({uuid}) is missing (registered degraded): it holds the alloc table of generation {since}; {kept} bucket states are kept for it"),
+                );
+            }
+            (Some(_), 0) => {}
+            (Some(_), since) => v.warn(
+                "member",
+                format!("member {i} was missing since generation {since} and is back: the next register restores its alloc table"),
+            ),
+        }
+    }
+}
+
 fn load_alloc_table(v: &mut Volume, i: usize) -> crate::Result<()> {
-    let cp = v.checkpoint;
+    // A member that was missing holds the copy of the generation it left at, and the
+    // states kept for it go on top, as register does.
+    let cp = v.checkpoint.map(|c| {
+        let since = c.missing[i];
+        if since == 0 {
+            c
+        } else {
+            Checkpoint {
+                generation: since,
+                ..c
+            }
+        }
+    });
+    let back = v.checkpoint.is_some_and(|c| c.missing[i] != 0);
+    let kept: Vec<Pending> = v
+        .pending
+        .iter()
+        .filter(|p| back && p.member == i as u32)
+        .copied()
+        .collect();
     let Some(m) = v.members[i].as_mut() else {
         return Ok(());
     };
@@ -449,6 +494,11 @@ fn load_alloc_table(v: &mut Volume, i: usize) -> crate::Result<()> {
             }
         }
     }
+    for p in kept {
+        if let Some(slot) = m.states.get_mut(p.bucket as usize) {
+            *slot = Some(p.state);
+        }
+    }
     m.counts = BucketCounts::new();
     m.states.iter().flatten().for_each(|s| m.counts.add(*s));
     // (The decoder checks that `sb` marks exactly the metadata region.)
@@ -487,8 +537,9 @@ fn load_checkpoints(v: &mut Volume, i: usize) -> crate::Result<()> {
                             cp.member_index
                         ),
                     ));
-                } else {
-                    best = newest_checkpoint(best, Some(cp));
+                } else if best.is_none_or(|b: Checkpoint| cp.generation > b.generation) {
+                    best = Some(cp);
+                    m.pending = checkpoint::pending(&blk).collect();
                 }
             }
             // Never written, or another volume's: not a finding.
@@ -583,6 +634,10 @@ fn check_checkpoints(v: &mut Volume) {
             ));
             continue;
         };
+        if cp.missing[i] != 0 {
+            // Back from missing: check_missing says so; its checkpoint is its own old one.
+            continue;
+        }
         if mine.generation < cp.generation {
             // Every member's alloc table copy is written before any checkpoint, so this
             // member has generation cp's table; its own counts describe the older one and

@@ -4,11 +4,11 @@
 # project's own fuzzer (bkalloc fuzz); each case gets an error and changes
 # nothing, unless the fuzzer worked out that it is valid.
 
-# FUZZ_ROUNDS (default 300) sets the first run's rounds; `make reliability`
-# runs more.
+# FUZZ_ROUNDS (default 300, 100 on the debug kernel) sets the first run's
+# rounds; `make reliability` runs more.
 test_hostile_sysfs_and_ioctl_input_changes_nothing() {
 	disks 2 64M
-	local rounds=${FUZZ_ROUNDS:-300}
+	local rounds=${FUZZ_ROUNDS:-$([ "$FLAVOUR" = debug ] && echo 100 || echo 300)}
 	{
 		echo "rounds=$rounds"
 		cat <<'EOF_GUEST'

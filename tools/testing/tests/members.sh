@@ -243,6 +243,12 @@ step "still missing at the next register"
 write $BK/register "$two degraded=1" || fail "register degraded=1 again"
 expect_file_eq "$(volume_dir)/dev-2/state" missing
 write "$(volume_dir)/unregister" 1 || fail "unregister"
+step "fsck says what is missing and what is kept for it"
+out=$(bkalloc fsck $two 2>&1) || fail "fsck of the present members: $out"
+echo "$out" | grep -q "member 2 (.*) is missing (registered degraded): it holds the alloc table of generation [0-9]*; 4 bucket states are kept for it" ||
+	fail "fsck of the present members: $out"
+out=$(bkalloc fsck $three 2>&1) || fail "fsck with dev 2 back: $out"
+echo "$out" | grep -q "member 2 was missing since generation [0-9]* and is back" || fail "fsck with dev 2 back: $out"
 step "dev 2 is back: its table, the 4 allocations kept for it, the retired nodes need_discard"
 dmesg -c >/dev/null
 write $BK/register "$three" || fail "register with dev 2 back"
