@@ -646,7 +646,14 @@ impl Volume {
             }
             let mut states = member_states(&inner.members);
             *states.get_mut(i).ok_or(ENODEV)? = state;
-            let rw = member_state::allocating(states.get(..inner.members.len()).unwrap_or(&[]));
+            // A missing member allocates nothing, whatever its state.
+            let missing = inner
+                .members
+                .iter()
+                .filter(|m| m.is_missing() && m.state.allocates())
+                .count() as u32;
+            let rw = member_state::allocating(states.get(..inner.members.len()).unwrap_or(&[]))
+                - missing;
             let o = inner.options;
             let needed = o.metadata_replicas().max(o.data_replicas());
             if rw < needed {

@@ -31,7 +31,7 @@ test_bench_inserts_replay_and_restarts() {
 	# The debug kernel runs the same paths, smaller: its checks are the
 	# point there, not the figures.
 	if [ "$FLAVOUR" = debug ]; then
-		local BENCH_INSERTS=${BENCH_INSERTS:-32} BENCH_DISCARDS=${BENCH_DISCARDS:-1024}
+		local BENCH_INSERTS=${BENCH_INSERTS:-32}
 		local BENCH_FASTPATH=${BENCH_FASTPATH:-2000} BENCH_TRIALS=${BENCH_TRIALS:-8}
 		local BENCH_KEYS=${BENCH_KEYS:-20000} BENCH_REPLAY_KEYS=${BENCH_REPLAY_KEYS:-500}
 	fi

@@ -235,6 +235,9 @@ done
 expect_fail "No such device or address" bkalloc free $u 2:100
 expect_fail "No such device or address" write $v/dev-2/state ro
 expect_file_eq $v/dev-2/state missing
+dmesg -c >/dev/null
+expect_fail "Invalid argument" write $v/dev-0/state ro
+dmesg | grep -q "1 rw member(s) would be left" || fail "dev-0 ro with dev 2 missing: $(dmesg | tail -n 2)"
 step "the tree changes while dev 2 is missing (its node replicas retire)"
 bkalloc insert $u --from 300 --count 300 >/dev/null || fail "insert, degraded"
 bkalloc flush $u || fail "flush, degraded"
