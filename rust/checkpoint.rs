@@ -249,7 +249,6 @@ impl Volume {
             m.write_checkpoint(cp, &pool.absent.changes)?;
         }
         Self::flush_all(&devs)?;
-        pool.absent.unrecorded = false;
         // Durable: the old nodes are unreferenced now.
         for (m, mine) in pool.members.iter_mut().zip(retiring.iter()) {
             m.retire(mine)?;

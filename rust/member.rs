@@ -103,9 +103,6 @@ pub(crate) struct Absent {
     pub(crate) missing: [u64; MAX_MEMBERS],
     /// Bucket state changes of missing members, sorted, one per bucket.
     pub(crate) changes: KVec<Pending>,
-    /// The checkpoints on disk do not say this yet (a member went missing
-    /// or came back): register writes one before the volume comes up.
-    pub(crate) unrecorded: bool,
 }
 
 impl Absent {
@@ -123,12 +120,12 @@ impl Absent {
         {
             Ok(i) => self.changes[i] = p,
             Err(_) if self.changes.len() >= MAX_PENDING => return Err(ENOSPC),
-            Err(i) => self.changes.insert_within_capacity(i, p).or_else(|_| {
+            Err(i) => {
                 self.changes.reserve(1, GFP_KERNEL)?;
                 self.changes
                     .insert_within_capacity(i, p)
-                    .map_err(|_| ENOMEM)
-            })?,
+                    .map_err(|_| ENOMEM)?;
+            }
         }
         Ok(())
     }
@@ -222,11 +219,35 @@ impl Member {
             );
             return Err(EINVAL);
         }
-        Ok(Self {
+        // Until register reads the volume's newest superblock.
+        let state = sb.member_states[sb.member_index as usize % sb.member_states.len()];
+        let dev = Arc::new(dev, GFP_KERNEL)?;
+        Ok(Self::new(path, Some(dev), sb, layout, state))
+    }
+
+    /// Stands for member `index`, missing from a degraded register, in
+    /// `state`: no device, no buckets; `like` (a present member) gives the
+    /// volume-wide fields.
+    pub(crate) fn missing(index: u32, like: &Member, state: MemberState) -> Result<Self> {
+        let mut sb = like.sb;
+        sb.member_index = index;
+        sb.bucket_count = 0;
+        let path = CString::try_from(c"missing")?;
+        Ok(Self::new(path, None, sb, like.layout, state))
+    }
+
+    /// A member with no table loaded yet.
+    fn new(
+        path: CString,
+        dev: Option<Arc<BlockDevice>>,
+        sb: Superblock,
+        layout: Layout,
+        state: MemberState,
+    ) -> Self {
+        Self {
             path,
-            dev: Some(Arc::new(dev, GFP_KERNEL)?),
-            // Until register reads the volume's newest superblock.
-            state: sb.member_states[sb.member_index as usize % sb.member_states.len()],
+            dev,
+            state,
             sb,
             layout,
             states: KVVec::new(),
@@ -240,34 +261,7 @@ impl Member {
             no_discard: false,
             checkpoint: None,
             checkpoint_pending: KVec::new(),
-        })
-    }
-
-    /// Stands for member `index`, missing from a degraded register: no
-    /// device, no buckets; `like` (a present member) gives the volume-wide
-    /// fields.
-    pub(crate) fn missing(index: u32, like: &Member) -> Result<Self> {
-        let mut sb = like.sb;
-        sb.member_index = index;
-        sb.bucket_count = 0;
-        Ok(Self {
-            path: CString::try_from(c"missing")?,
-            dev: None,
-            state: like.state,
-            sb,
-            layout: like.layout,
-            states: KVVec::new(),
-            counts: BucketCounts::new(),
-            open: 0,
-            discarding: 0,
-            cursor: 0,
-            discard_cursor: 0,
-            discard_failures: 0,
-            discard_failed_at: None,
-            no_discard: false,
-            checkpoint: None,
-            checkpoint_pending: KVec::new(),
-        })
+        }
     }
 
     /// Whether the member was missing at register.

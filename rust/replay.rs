@@ -204,9 +204,11 @@ impl Volume {
                     repaired
                 );
             }
-            // A member gone missing or back: on disk before anything else
-            // changes, so a later register can tell which history is whose.
-            if self.lock_pool().absent.unrecorded {
+            // A member gone missing or back (the last checkpoint says
+            // otherwise): on disk before anything else changes, so a later
+            // register can tell which history is whose.
+            let on_disk = self.tree.lock().checkpoint.map(|c| c.missing);
+            if on_disk != Some(self.lock_pool().absent.missing) {
                 self.checkpoint_locked().inspect_err(|e| {
                     pr_err!(
                         "volume {}: the checkpoint recording missing or returning members failed (error {}); register refused\n",

@@ -321,7 +321,6 @@ impl Volume {
         let absent = Absent {
             missing: plan.missing,
             changes,
-            unrecorded: plan.missing != cp.missing || plan.returning != 0,
         };
         let ring = Ring::new(uuid, &all)?;
         Ok(KBox::new(
@@ -354,8 +353,8 @@ impl Volume {
                 continue;
             }
             let like = all.first().ok_or(EINVAL)?;
-            let mut m = Member::missing(i, like)?;
-            m.state = states.get(i as usize).copied().unwrap_or_default();
+            let state = states.get(i as usize).copied().unwrap_or_default();
+            let m = Member::missing(i, like, state)?;
             pr_warn!(
                 "volume {}: registered degraded: member {} (uuid {}) is missing; it holds the alloc table of generation {}\n",
                 Core(Hyphenated(uuid)),

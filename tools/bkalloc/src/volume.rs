@@ -13,9 +13,9 @@ use bkcore::buckets::{BucketCounts, BucketState};
 use bkcore::format::layout::SB_COPIES;
 use bkcore::format::superblock::{options_source, pick_copy};
 use bkcore::format::{
-    alloc_table, checkpoint, decode_entry, decode_node, journal, BtreePtr, Checkpoint, ChildSpec,
-    ErrorKind, FormatError, Layout, ParentMismatch, Pending, Record, Superblock, BLOCK_SIZE,
-    MAX_MEMBERS,
+    alloc_table, checkpoint, decode_entry, decode_node, journal, newest_checkpoint, BtreePtr,
+    Checkpoint, ChildSpec, ErrorKind, FormatError, Layout, ParentMismatch, Pending, Record,
+    Superblock, BLOCK_SIZE, MAX_MEMBERS,
 };
 use bkcore::replay_window::replay_window;
 use bkcore::uuid::Hyphenated;
@@ -537,9 +537,11 @@ fn load_checkpoints(v: &mut Volume, i: usize) -> crate::Result<()> {
                             cp.member_index
                         ),
                     ));
-                } else if best.is_none_or(|b: Checkpoint| cp.generation > b.generation) {
-                    best = Some(cp);
-                    m.pending = checkpoint::pending(&blk).collect();
+                } else {
+                    best = newest_checkpoint(best, Some(cp));
+                    if best == Some(cp) {
+                        m.pending = checkpoint::pending(&blk).collect();
+                    }
                 }
             }
             // Never written, or another volume's: not a finding.
