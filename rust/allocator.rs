@@ -178,6 +178,29 @@ impl Pool {
     }
 }
 
+/// Where the time from an option write to a waiter's restart went, in
+/// nanoseconds, the last time each part happened.
+#[derive(Clone, Copy, Default)]
+struct Parts {
+    /// The option write waiting for the pool's lock.
+    option_lock: u64,
+    /// The option write's superblock writes on every member.
+    option_superblock: u64,
+    /// From the wake until the waiter's task ran again.
+    restart_wake: u64,
+    /// From then until it held the pool's lock again.
+    restart_lock: u64,
+    /// From then until its request was rebuilt from the new options.
+    restart_rebuild: u64,
+    /// From the wake to the rebuilt request (the three above).
+    restart: u64,
+}
+
+/// Nanoseconds from `a` to `b` (0 if `b` is earlier).
+fn ns_between(a: Instant<Monotonic>, b: Instant<Monotonic>) -> u64 {
+    (b - a).as_nanos().max(0) as u64
+}
+
 /// The requests of a volume and their counters, in its [`Pool`].
 pub(crate) struct Requests {
     pub(crate) waiters: WaitList<Pending>,
@@ -185,6 +208,9 @@ pub(crate) struct Requests {
     restart_latency: Histogram,
     /// When options last woke the waiters (start of restart latency).
     options_woke_at: Option<Instant<Monotonic>>,
+    /// The parts of the last restart and of the last option write, for
+    /// `counters` (a benchmark reads them after each trial).
+    last: Parts,
     /// When the last stuck report was printed (at most one per interval).
     last_stuck: Option<Instant<Monotonic>>,
     /// The last stuck report, for `alloc_stuck`.
@@ -217,6 +243,14 @@ impl Requests {
         }
     }
 
+    /// Notes the parts of an option write: `lock` from asking for the
+    /// pool's lock to holding it, `superblock` from then to the superblocks
+    /// written (in nanoseconds).
+    pub(crate) fn note_option_write(&mut self, lock: u64, superblock: u64) {
+        self.last.option_lock = lock;
+        self.last.option_superblock = superblock;
+    }
+
     /// Counts `buckets` released without a discard (a device that cannot
     /// discard).
     pub(crate) fn note_release(&mut self, buckets: u64) {
@@ -230,6 +264,7 @@ impl Requests {
             counters: Counters::default(),
             restart_latency: Histogram::new(),
             options_woke_at: None,
+            last: Parts::default(),
             last_stuck: None,
             stuck_text: KVec::new(),
         }
@@ -472,6 +507,8 @@ impl Allocator {
         let mut last_stuck: Option<u64> = None;
         // Whether its deadline was told of (policy degrade retries).
         let mut deadline_told = false;
+        // When it last ran after a sleep, and held the lock again.
+        let (mut ran, mut locked) = (None, None);
         loop {
             let gen = inner.opts_gen;
             let gone = inner.members.is_empty() || inner.closing;
@@ -507,7 +544,7 @@ impl Allocator {
                 }
                 WaitState::Woken(_) => {
                     let spec = if stale {
-                        let r = self.restart(&mut inner, id);
+                        let r = self.restart(&mut inner, id, ran, locked);
                         self.or_leave(&mut inner, id, r)?
                     } else {
                         spec
@@ -605,9 +642,10 @@ impl Allocator {
             };
             let timeout = timeout.map(|t| t.min(u64::from(u32::MAX)) as u32);
             let slept;
-            (inner, slept) = self
+            (inner, slept, ran) = self
                 .sleep
-                .sleep(inner, timeout, |p| p.requests.waiters.is_parked(id));
+                .sleep_timed(inner, timeout, |p| p.requests.waiters.is_parked(id));
+            locked = Some(Instant::now());
             if slept == Slept::Killed {
                 inner.requests.counters.interrupted += 1;
                 return Err(self.leave(&mut inner, id, EINTR));
@@ -688,8 +726,16 @@ impl Allocator {
         err
     }
 
-    /// Rebuilds waiter `id`'s request from the current options.
-    fn restart(&self, inner: &mut Pool, id: u64) -> Result<RequestSpec> {
+    /// Rebuilds waiter `id`'s request from the current options. `ran` is
+    /// when its task ran after the wake and `locked` when it held the lock
+    /// again (`None` when it did not sleep), for the restart's parts.
+    fn restart(
+        &self,
+        inner: &mut Pool,
+        id: u64,
+        ran: Option<Instant<Monotonic>>,
+        locked: Option<Instant<Monotonic>>,
+    ) -> Result<RequestSpec> {
         let (options, gen) = (inner.options, inner.opts_gen);
         let woke_at = inner.requests.options_woke_at;
         let w = inner.requests.waiters.get_mut(id).ok_or(EINVAL)?;
@@ -699,8 +745,18 @@ impl Allocator {
         inner.requests.counters.restarts += 1;
         trace::restart(&self.uuid, id, gen);
         if let Some(t) = woke_at {
-            let ns = t.elapsed().as_nanos().max(0) as u64;
+            let now = Instant::now();
+            let ns = ns_between(t, now);
             inner.requests.restart_latency.record(ns);
+            if let (Some(ran), Some(locked)) = (ran.filter(|&r| (r - t).as_nanos() >= 0), locked) {
+                inner.requests.last = Parts {
+                    restart_wake: ns_between(t, ran),
+                    restart_lock: ns_between(ran, locked),
+                    restart_rebuild: ns_between(locked, now),
+                    restart: ns,
+                    ..inner.requests.last
+                };
+            }
         }
         pr_info!(
             "volume {}: waiter {} restarted with opts_gen {}: replicas {}, watermark {}\n",
@@ -930,6 +986,12 @@ impl Allocator {
             ("restart_latency_ns_p50", a.restart_latency.percentile(500)),
             ("restart_latency_ns_p99", a.restart_latency.percentile(990)),
             ("restart_latency_ns_max", a.restart_latency.max()),
+            ("last_option_lock_ns", a.last.option_lock),
+            ("last_option_superblock_ns", a.last.option_superblock),
+            ("last_restart_wake_ns", a.last.restart_wake),
+            ("last_restart_lock_ns", a.last.restart_lock),
+            ("last_restart_rebuild_ns", a.last.restart_rebuild),
+            ("last_restart_ns", a.last.restart),
             (
                 "memory_bucket_bytes",
                 inner

@@ -37,6 +37,7 @@ use kernel::{
     prelude::*,
     str::CString,
     sync::{lock::mutex::MutexBackend, lock::Guard, Arc, Mutex},
+    time::{Instant, Monotonic},
 };
 
 /// What a register string asks for.
@@ -575,7 +576,9 @@ impl Volume {
             EINVAL
         })?;
         let gen = {
+            let asked = Instant::<Monotonic>::now();
             let mut inner = self.alloc.lock();
+            let locked = Instant::<Monotonic>::now();
             if inner.members.is_empty() {
                 return Err(ENODEV);
             }
@@ -597,6 +600,11 @@ impl Volume {
                     m.write_superblock(disk, states, seq)?;
                 }
             }
+            let (lock, written) = (locked - asked, locked.elapsed());
+            inner.requests.note_option_write(
+                lock.as_nanos().max(0) as u64,
+                written.as_nanos().max(0) as u64,
+            );
             inner.disk_options = disk;
             inner.options = options;
             inner.opts_gen += 1;

@@ -16,7 +16,7 @@ use kernel::{
     bindings,
     prelude::*,
     sync::lock::{mutex::MutexBackend, Guard},
-    time,
+    time::{self, Instant, Monotonic},
     types::Opaque,
 };
 
@@ -75,6 +75,23 @@ impl Sleep {
         timeout_ms: Option<u32>,
         waiting: impl FnOnce(&T) -> bool,
     ) -> (Guard<'a, T, MutexBackend>, Slept) {
+        let (guard, slept, _) = self.sleep_timed(guard, timeout_ms, waiting);
+        (guard, slept)
+    }
+
+    /// [`Sleep::sleep`], also returning when the task ran again, before it
+    /// waited for the lock (`None` when it did not sleep): what a wake cost
+    /// is then apart from what the lock cost.
+    pub(crate) fn sleep_timed<'a, T>(
+        &self,
+        guard: Guard<'a, T, MutexBackend>,
+        timeout_ms: Option<u32>,
+        waiting: impl FnOnce(&T) -> bool,
+    ) -> (
+        Guard<'a, T, MutexBackend>,
+        Slept,
+        Option<Instant<Monotonic>>,
+    ) {
         let lock = guard.lock_ref();
         let jiffies = match timeout_ms {
             Some(ms) => time::msecs_to_jiffies(ms) as c_long,
@@ -94,13 +111,18 @@ impl Sleep {
             // SAFETY: `head` and `wait` are valid; this sets the task
             // running and takes `wait` off the queue if it is on it.
             unsafe { bindings::finish_wait(self.head.get(), wait.get()) };
-            return (guard, if killed { Slept::Killed } else { Slept::Woken });
+            return (
+                guard,
+                if killed { Slept::Killed } else { Slept::Woken },
+                None,
+            );
         }
         // Unlocking a mutex does not sleep, so the state set above holds
         // until `schedule_timeout()`, or a wake has made the task runnable.
         drop(guard);
         // SAFETY: Process context, no lock held (might_sleep() checks).
         let left = unsafe { bindings::schedule_timeout(jiffies) };
+        let ran = Instant::now();
         // SAFETY: As above; this only looks for a fatal signal (the state
         // it sets is undone by `finish_wait()` before the lock is taken).
         let killed =
@@ -112,6 +134,6 @@ impl Sleep {
             (false, 0) => Slept::TimedOut,
             _ => Slept::Woken,
         };
-        (lock.lock(), slept)
+        (lock.lock(), slept, Some(ran))
     }
 }

@@ -139,6 +139,26 @@ class Report(unittest.TestCase):
                       "request build and placement 200 ns + open, commit and release 200 ns "
                       "(baseline mutex+counter 200 ns)", r.stdout)
 
+    def test_restart_parts_give_the_true_p99_and_their_line(self):
+        def pct(p50, p99):
+            return {"samples": 20, "p50": p50, "p99": p99, "max": p99, "cdf": [[p99, 1.0]]}
+
+        parts = {"option_lock": pct(2_000, 9_000), "option_superblock": pct(900_000, 1_800_000),
+                 "wake": pct(100_000, 700_000), "lock": pct(5_000, 60_000),
+                 "rebuild": pct(3_000, 8_000), "restart": pct(120_000, 950_000)}
+        text = log().replace('"restart_latency_ns_max": 500000}',
+                             '"restart_latency_ns_max": 500000}, "parts": ' + json.dumps(parts))
+        r, out = self.report(text)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = {x["name"]: x for x in json.loads((out / "results.json").read_text())}
+        # The samples' p99, not the histogram's 400 us.
+        m = res["restart_p99_module"]
+        self.assertEqual((m["value"], m["met"]), (950.0, True))
+        self.assertIn("restart parts, p50/p99 us over 20 trials: option write: lock 2/9, "
+                      "superblocks 900/1800; then wake 100/700, lock 5/60, rebuild 3/8 = "
+                      "restart 120/950", r.stdout)
+        self.assertIn("restart parts", (out / "results.txt").read_text())
+
     def test_group_commit_would_meet_its_targets(self):
         r, out = self.report(log(speedup8=3.5, flushes8=40))
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -79,6 +79,15 @@ expect_eq "$(counter $v restarts)" 1 "restarts"
 [ "$(counter $v restart_latency_count)" = 1 ] || fail "no restart latency recorded"
 echo "INFO: restart latency p50=$(counter $v restart_latency_ns_p50) ns p99=$(counter $v restart_latency_ns_p99) ns max=$(counter $v restart_latency_ns_max) ns"
 [ "$(counter $v restart_latency_ns_max)" -gt 0 ] || fail "no restart latency maximum"
+# Its parts: the option write's superblock I/O, then the wake, the lock and
+# the rebuild, which add up to the restart.
+wake=$(counter $v last_restart_wake_ns) lock=$(counter $v last_restart_lock_ns)
+rebuild=$(counter $v last_restart_rebuild_ns)
+echo "INFO: option write: lock $(counter $v last_option_lock_ns) ns, superblocks $(counter $v last_option_superblock_ns) ns; restart: wake $wake + lock $lock + rebuild $rebuild ns"
+expect_eq $((wake + lock + rebuild)) "$(counter $v last_restart_ns)" "the restart's parts added up"
+[ "$(counter $v last_restart_ns)" = "$(counter $v restart_latency_ns_max)" ] ||
+	fail "the one restart's parts are not the one restart timed"
+[ "$(counter $v last_option_superblock_ns)" -gt 0 ] || fail "no superblock time for the option write"
 dmesg | grep -q "restarted with opts_gen 1: replicas 1, watermark btree" || fail "no restart message"
 
 step "abort_waiting all fails it with ECANCELED"

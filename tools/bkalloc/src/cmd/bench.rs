@@ -15,7 +15,9 @@
 //!   write to the alloc's return (then frees its bucket and writes 2 back). The
 //!   baseline is the option write alone, nobody waiting: its superblock I/O. The
 //!   module's own `restart_latency_ns_*` (the write's wake to the rebuilt attempt)
-//!   come along.
+//!   come along, and `parts`: each trial's split from the module's `last_*_ns`
+//!   counters (the option write's wait for the lock and its superblock writes; the
+//!   restart's wake, lock and rebuild, and their sum), as percentiles over the trials.
 //! - `bench register DEVICE... [--options OPTS] [--label L]`: registers the volume on the
 //!   devices and unregisters it, timing both, with what the module then holds: buckets,
 //!   keys, the replay's keys and time, and its memory counters.
@@ -214,6 +216,17 @@ fn counters(dir: &std::path::Path) -> crate::Result<std::collections::BTreeMap<S
     )?))
 }
 
+/// The module's `counters` that split one option write and the restart it causes,
+/// each with its name in the result's `parts`.
+const PARTS: [(&str, &str); 6] = [
+    ("last_option_lock_ns", "option_lock"),
+    ("last_option_superblock_ns", "option_superblock"),
+    ("last_restart_wake_ns", "wake"),
+    ("last_restart_lock_ns", "lock"),
+    ("last_restart_rebuild_ns", "rebuild"),
+    ("last_restart_ns", "restart"),
+];
+
 fn restart(volume: &str, trials: u64) -> crate::Result<Value> {
     let uuid = uuid::parse(volume).ok_or_else(|| format!("'{volume}' is not a volume uuid"))?;
     let dir = super::admin::volume_dir(volume)?;
@@ -222,6 +235,11 @@ fn restart(volume: &str, trials: u64) -> crate::Result<Value> {
     let before = counters(&dir)?;
     let ctl = std::sync::Arc::new(open_ctl().map_err(|e| format!("/dev/bkalloc: {e}"))?);
     let (mut samples, mut writes) = (Vec::new(), Vec::new());
+    let mut parts = vec![Vec::new(); PARTS.len()];
+    let num = |m: &std::collections::BTreeMap<String, Value>, k: &str| {
+        m.get(k).and_then(Value::as_u64).unwrap_or(0)
+    };
+    let mut restarts = num(&before, "restarts");
     let start = Instant::now();
     for trial in 0..trials {
         // The baseline: the same write with nobody waiting.
@@ -260,6 +278,20 @@ fn restart(volume: &str, trials: u64) -> crate::Result<Value> {
             .map_err(|_| "the alloc thread panicked".to_string())?;
         let got = r.map_err(|e| format!("trial {trial}: alloc after the option write: {e}"))?;
         samples.push(done.duration_since(t0).as_nanos() as u64);
+        // This trial's parts, when its restart is the only one since the last trial
+        // (a module without them has no `last_*` counters: no parts).
+        let now = counters(&dir)?;
+        let n = num(&now, "restarts");
+        if n == restarts + 1 {
+            let got: Option<Vec<u64>> = PARTS
+                .iter()
+                .map(|(k, _)| now.get(*k).and_then(Value::as_u64))
+                .collect();
+            for (all, v) in parts.iter_mut().zip(got.unwrap_or_default()) {
+                all.push(v);
+            }
+        }
+        restarts = n;
         let mut free = FreeArgs {
             uuid,
             n: got.n,
@@ -270,9 +302,6 @@ fn restart(volume: &str, trials: u64) -> crate::Result<Value> {
     }
     let took = start.elapsed();
     let after = counters(&dir)?;
-    let num = |m: &std::collections::BTreeMap<String, Value>, k: &str| {
-        m.get(k).and_then(Value::as_u64).unwrap_or(0)
-    };
     let get = |k: &str| num(&after, k);
     let restarts = get("restarts").saturating_sub(num(&before, "restarts"));
     Ok(result(
@@ -281,6 +310,11 @@ fn restart(volume: &str, trials: u64) -> crate::Result<Value> {
         took,
         samples,
         json!({
+            "parts": PARTS
+                .iter()
+                .zip(parts)
+                .map(|((_, name), v)| (name.to_string(), latency(v)))
+                .collect::<serde_json::Map<_, _>>(),
             "option_write_ns": latency(writes),
             "module": {
                 "restarts": restarts,
