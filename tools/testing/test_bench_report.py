@@ -159,6 +159,16 @@ class Report(unittest.TestCase):
                       "restart 120/950", r.stdout)
         self.assertIn("restart parts", (out / "results.txt").read_text())
 
+    def test_discard_rounds_give_the_median_ratio(self):
+        extra = [run("discard", 500.0, 10_000_000, ops=2048, ranges=2, module_secs=4.096,
+                     module_per_s=m, blkdiscard_per_s=b) for m, b in ((100.0, 1000.0), (900.0, 1000.0))]
+        r, out = self.report(log() + "\r\n".join(extra) + "\r\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = {x["name"]: x for x in json.loads((out / "results.json").read_text())}
+        d = res["discard_buckets_per_s"]
+        # Ratios 0.1, 0.833 and 0.9: the middle one, with its own baseline.
+        self.assertEqual((d["value"], d["baseline"], d["ratio"]), (500.0, 600.0, 0.833))
+
     def test_group_commit_would_meet_its_targets(self):
         r, out = self.report(log(speedup8=3.5, flushes8=40))
         self.assertEqual(r.returncode, 0, r.stderr)
