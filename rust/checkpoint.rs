@@ -12,6 +12,10 @@
 //!    previous checkpoint does not use), retiring buckets as need_discard;
 //! 3. every member's checkpoint: new generation, root, journal_seq, counts.
 //!
+//! Steps 2 and 3 are encoded under the pool's lock (the tables and
+//! journal_seq agree there) and written, every block at once, without it:
+//! allocations and frees do not wait for a checkpoint's I/O.
+//!
 //! Only then do retiring buckets become need_discard in memory, where the
 //! discard thread can see them: a crash before step 3 leaves the previous
 //! checkpoint's tree intact, and register gives any bucket it references
@@ -24,7 +28,6 @@
 
 use crate::allocator::Grant;
 use crate::bkcore::{
-    buckets::BucketCounts,
     format::{BtreePtr, Checkpoint, Replica, MAX_REPLICAS},
     placement::Kind,
     request::Overrides,
@@ -46,6 +49,24 @@ pub(crate) fn ptr_of(grant: &Grant) -> Result<BtreePtr> {
         }
     }
     Ok(p)
+}
+
+/// One present member's part of a checkpoint, encoded under the pool's
+/// lock and written without it.
+struct Staged {
+    /// The member's index.
+    index: usize,
+    /// Its device.
+    dev: Arc<BlockDevice>,
+    /// Where its alloc table copy starts, and its blocks.
+    table_at: u64,
+    table: KVec<KVec<u8>>,
+    /// Its checkpoint record, where it goes, and its block.
+    record: Checkpoint,
+    record_at: u64,
+    record_buf: KVec<u8>,
+    /// Its btree buckets that become need_discard once this is durable.
+    retired: KVec<u64>,
 }
 
 impl Volume {
@@ -219,39 +240,88 @@ impl Volume {
         };
         // Under the volume lock, the alloc tables and the journal position
         // agree: every state change up to journal_seq is in the tables, and
-        // later ones are in later entries.
-        let mut inner = self.lock_pool();
-        let pool = &mut *inner;
-        cp.journal_seq = self.journal.lock().checkpoint_seq();
-        // Missing members: their tables are not written (nobody can), and
-        // their retiring buckets stay btree until they return, when
-        // register reconciles their tables with the tree.
-        cp.missing = pool.absent.missing;
-        let n = pool.members.len();
-        let mut counts = KVec::with_capacity(n, GFP_KERNEL)?;
-        let mut retiring = KVec::with_capacity(n, GFP_KERNEL)?;
-        for (d, m) in pool.members.iter().enumerate() {
-            if m.is_missing() {
-                counts.push(BucketCounts::new(), GFP_KERNEL)?;
-                retiring.push(KVec::new(), GFP_KERNEL)?;
-                continue;
+        // later ones are in later entries. So the tables and the checkpoint
+        // records are encoded under it and written without it: allocations
+        // and frees go on meanwhile (into later entries), and nothing else
+        // writes these blocks (checkpoints are one at a time, under the
+        // tree's lock).
+        let staged = {
+            let mut inner = self.lock_pool();
+            let pool = &mut *inner;
+            cp.journal_seq = self.journal.lock().checkpoint_seq();
+            // Missing members: their tables are not written (nobody can),
+            // and their retiring buckets stay btree until they return, when
+            // register reconciles their tables with the tree.
+            cp.missing = pool.absent.missing;
+            let mut staged = KVec::with_capacity(pool.members.len(), GFP_KERNEL)?;
+            for (d, m) in pool.members.iter().enumerate() {
+                if m.is_missing() {
+                    continue;
+                }
+                let retired = retiring_on(&tree.retiring, d)?;
+                let (counts, table_at, table) = m.encode_alloc_table(&retired, cp.generation)?;
+                cp.counts = counts;
+                let (record, record_at, record_buf) =
+                    m.encode_checkpoint(cp, &pool.absent.changes)?;
+                staged.push(
+                    Staged {
+                        index: d,
+                        dev: m.dev()?.clone(),
+                        table_at,
+                        table,
+                        record,
+                        record_at,
+                        record_buf,
+                        retired,
+                    },
+                    GFP_KERNEL,
+                )?;
             }
-            let mine = retiring_on(&tree.retiring, d)?;
-            counts.push(m.write_alloc_table(&mine, cp.generation)?, GFP_KERNEL)?;
-            retiring.push(mine, GFP_KERNEL)?;
-        }
-        Self::flush_all(&devs)?;
-        for (m, c) in pool.members.iter_mut().zip(counts.iter()) {
-            if m.is_missing() {
-                continue;
+            staged
+        };
+        // The tables, all blocks at once, then the records: each durable
+        // before the next step.
+        let mut parts = KVec::new();
+        for s in staged.iter() {
+            let mut at = s.table_at;
+            for buf in s.table.iter() {
+                parts.push(
+                    WritePart {
+                        dev: &s.dev,
+                        offset: at,
+                        buf,
+                        len: buf.len(),
+                    },
+                    GFP_KERNEL,
+                )?;
+                at += buf.len() as u64;
             }
-            cp.counts = *c;
-            m.write_checkpoint(cp, &pool.absent.changes)?;
         }
+        bdev::write_all(&parts)?;
         Self::flush_all(&devs)?;
+        parts.clear();
+        for s in staged.iter() {
+            parts.push(
+                WritePart {
+                    dev: &s.dev,
+                    offset: s.record_at,
+                    buf: &s.record_buf,
+                    len: s.record_buf.len(),
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        bdev::write_all(&parts)?;
+        Self::flush_all(&devs)?;
+        drop(parts);
         // Durable: the old nodes are unreferenced now.
-        for (m, mine) in pool.members.iter_mut().zip(retiring.iter()) {
-            m.retire(mine)?;
+        let mut inner = self.lock_pool();
+        for s in staged.iter() {
+            // Teardown takes the members only after the writer, which the
+            // caller holds: they are all still here.
+            let m = inner.members.get_mut(s.index).ok_or(ENODEV)?;
+            m.set_checkpoint(s.record);
+            m.retire(&s.retired)?;
         }
         Ok(cp)
     }

@@ -371,9 +371,14 @@ impl Member {
         core::mem::take(&mut self.checkpoint_pending)
     }
 
-    /// Writes `cp` (with this member's index) and `pending` to the slot its
-    /// generation names. The caller flushes.
-    pub(crate) fn write_checkpoint(&mut self, mut cp: Checkpoint, pending: &[Pending]) -> Result {
+    /// `cp` (with this member's index) and `pending`, encoded for the
+    /// slot its generation names: the record, where it goes and the block.
+    /// The caller writes it, flushes, then [`Member::set_checkpoint`].
+    pub(crate) fn encode_checkpoint(
+        &self,
+        mut cp: Checkpoint,
+        pending: &[Pending],
+    ) -> Result<(Checkpoint, u64, KVec<u8>)> {
         cp.member_index = self.sb.member_index;
         let mut buf = block_buf()?;
         cp.encode_with(&mut buf, &self.sb.volume_uuid, pending)
@@ -385,10 +390,12 @@ impl Member {
                 );
                 EINVAL
             })?;
-        self.dev()?
-            .write(self.layout.checkpoint_offset(cp.slot()), &buf)?;
+        Ok((cp, self.layout.checkpoint_offset(cp.slot()), buf))
+    }
+
+    /// Records `cp` as this member's newest checkpoint, once it is durable.
+    pub(crate) fn set_checkpoint(&mut self, cp: Checkpoint) {
         self.checkpoint = Some(cp);
-        Ok(())
     }
 
     /// Zeroes this member's copy of the journal and flushes: a member back
@@ -606,23 +613,26 @@ impl Member {
         }
     }
 
-    /// Writes the alloc table copy of checkpoint `generation` as it will be
-    /// once `retired` (btree buckets of replaced nodes, sorted) are
-    /// need_discard; returns the counts of what was written. The caller
-    /// flushes.
-    pub(crate) fn write_alloc_table(
+    /// This member's alloc table for checkpoint `generation`, encoded with
+    /// the buckets of `retired` (sorted) as need_discard: one buffer per
+    /// table block, the byte offset of the first (the copy's blocks follow
+    /// it), and the counts the table records. Encoded under the pool's
+    /// lock, so the table agrees with the journal position taken there;
+    /// written without it.
+    pub(crate) fn encode_alloc_table(
         &self,
         retired: &[u64],
         generation: u64,
-    ) -> Result<BucketCounts> {
+    ) -> Result<(BucketCounts, u64, KVec<KVec<u8>>)> {
         let copy = (generation % 2) as usize;
         let mut counts = self.counts;
         for _ in retired {
             counts.transfer(BucketState::Btree, BucketState::NeedDiscard);
         }
         let per = alloc_table::STATES_PER_BLOCK;
-        let mut buf = block_buf()?;
+        let mut blocks = KVec::with_capacity(self.layout.alloc_blocks as usize, GFP_KERNEL)?;
         for block in 0..self.layout.alloc_blocks {
+            let mut buf = block_buf()?;
             let first = block as usize * per;
             let last = self.states.len().min(first + per);
             let states = self.states.get(first..last).ok_or(EINVAL)?;
@@ -646,10 +656,9 @@ impl Member {
                 );
                 EINVAL
             })?;
-            self.dev()?
-                .write(self.layout.alloc_block_offset(copy, block), &buf)?;
+            blocks.push(buf, GFP_KERNEL)?;
         }
-        Ok(counts)
+        Ok((counts, self.layout.alloc_block_offset(copy, 0), blocks))
     }
 
     /// Moves retired btree buckets to need_discard once the checkpoint
