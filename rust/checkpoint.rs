@@ -36,6 +36,7 @@ use crate::bkcore::{
 use crate::btree::Tree;
 use crate::glue::bdev::{self, BlockDevice, WritePart};
 use crate::glue::trace;
+use crate::member::TableCopy;
 use crate::volume::Volume;
 use kernel::{prelude::*, sync::Arc};
 
@@ -58,15 +59,12 @@ struct Staged {
     index: usize,
     /// Its device.
     dev: Arc<BlockDevice>,
-    /// Where its alloc table copy starts, and its blocks.
-    table_at: u64,
-    table: KVec<KVec<u8>>,
+    /// Its alloc table, copied.
+    table: TableCopy,
     /// Its checkpoint record, where it goes, and its block.
     record: Checkpoint,
     record_at: u64,
     record_buf: KVec<u8>,
-    /// Its btree buckets that become need_discard once this is durable.
-    retired: KVec<u64>,
 }
 
 impl Volume {
@@ -240,9 +238,10 @@ impl Volume {
         };
         // Under the volume lock, the alloc tables and the journal position
         // agree: every state change up to journal_seq is in the tables, and
-        // later ones are in later entries. So the tables and the checkpoint
-        // records are encoded under it and written without it: allocations
-        // and frees go on meanwhile (into later entries), and nothing else
+        // later ones are in later entries. So the tables are copied (a byte
+        // per bucket) and the checkpoint records encoded under it, and the
+        // tables encoded and everything written without it: allocations and
+        // frees go on meanwhile (into later entries), and nothing else
         // writes these blocks (checkpoints are one at a time, under the
         // tree's lock).
         let staged = {
@@ -259,7 +258,7 @@ impl Volume {
                     continue;
                 }
                 let retired = retiring_on(&tree.retiring, d)?;
-                let (counts, table_at, table) = m.encode_alloc_table(&retired, cp.generation)?;
+                let (counts, table) = m.copy_alloc_table(retired, cp.generation)?;
                 cp.counts = counts;
                 let (record, record_at, record_buf) =
                     m.encode_checkpoint(cp, &pool.absent.changes)?;
@@ -267,12 +266,10 @@ impl Volume {
                     Staged {
                         index: d,
                         dev: m.dev()?.clone(),
-                        table_at,
                         table,
                         record,
                         record_at,
                         record_buf,
-                        retired,
                     },
                     GFP_KERNEL,
                 )?;
@@ -281,10 +278,14 @@ impl Volume {
         };
         // The tables, all blocks at once, then the records: each durable
         // before the next step.
-        let mut parts = KVec::new();
+        let mut tables = KVec::with_capacity(staged.len(), GFP_KERNEL)?;
         for s in staged.iter() {
-            let mut at = s.table_at;
-            for buf in s.table.iter() {
+            tables.push(s.table.encode()?, GFP_KERNEL)?;
+        }
+        let mut parts = KVec::new();
+        for (s, (table_at, blocks)) in staged.iter().zip(tables.iter()) {
+            let mut at = *table_at;
+            for buf in blocks.iter() {
                 parts.push(
                     WritePart {
                         dev: &s.dev,
@@ -321,7 +322,7 @@ impl Volume {
             // caller holds: they are all still here.
             let m = inner.members.get_mut(s.index).ok_or(ENODEV)?;
             m.set_checkpoint(s.record);
-            m.retire(&s.retired)?;
+            m.retire(&s.table.retired)?;
         }
         Ok(cp)
     }

@@ -17,6 +17,7 @@ use crate::bkcore::{
     member_state::MemberState,
     options::Options,
     placement::DevSnapshot,
+    uuid::Uuid,
 };
 use crate::fmt::Core;
 use crate::glue::bdev::BlockDevice;
@@ -144,6 +145,63 @@ const OPEN: u8 = 0x80;
 const DISCARDING: u8 = 0x40;
 
 /// A zeroed 4 KiB block buffer.
+/// A member's alloc table copied for a checkpoint
+/// ([`Member::copy_alloc_table`]).
+pub(crate) struct TableCopy {
+    volume: Uuid,
+    member: u32,
+    layout: Layout,
+    generation: u64,
+    /// The bucket states, with their in-memory flags.
+    states: KVec<u8>,
+    /// Btree buckets written as need_discard (sorted).
+    pub(crate) retired: KVec<u64>,
+}
+
+impl TableCopy {
+    /// The table encoded: one buffer per block, and the byte offset of the
+    /// first (the copy's blocks follow it).
+    pub(crate) fn encode(&self) -> Result<(u64, KVec<KVec<u8>>)> {
+        let per = alloc_table::STATES_PER_BLOCK;
+        let mut blocks = KVec::with_capacity(self.layout.alloc_blocks as usize, GFP_KERNEL)?;
+        for block in 0..self.layout.alloc_blocks {
+            let mut buf = block_buf()?;
+            let first = block as usize * per;
+            let last = self.states.len().min(first + per);
+            let states = self.states.get(first..last).ok_or(EINVAL)?;
+            let id = alloc_table::BlockId {
+                volume: &self.volume,
+                member: self.member,
+                block,
+                generation: self.generation,
+            };
+            alloc_table::encode_block(
+                &mut buf,
+                &self.layout,
+                id,
+                states.iter().enumerate().map(|(i, &s)| {
+                    if self.retired.binary_search(&((first + i) as u64)).is_ok() {
+                        return BucketState::NeedDiscard;
+                    }
+                    BucketState::from_u8(s & !(OPEN | DISCARDING)).unwrap_or(BucketState::Free)
+                }),
+            )
+            .map_err(|e| {
+                pr_err!(
+                    "member {}: encoding alloc table block {}: {}\n",
+                    self.member,
+                    block,
+                    Core(e)
+                );
+                EINVAL
+            })?;
+            blocks.push(buf, GFP_KERNEL)?;
+        }
+        let copy = (self.generation % 2) as usize;
+        Ok((self.layout.alloc_block_offset(copy, 0), blocks))
+    }
+}
+
 fn block_buf() -> Result<KVec<u8>> {
     let mut buf = KVec::with_capacity(BLOCK_SIZE, GFP_KERNEL)?;
     buf.resize(BLOCK_SIZE, 0, GFP_KERNEL)?;
@@ -613,52 +671,34 @@ impl Member {
         }
     }
 
-    /// This member's alloc table for checkpoint `generation`, encoded with
-    /// the buckets of `retired` (sorted) as need_discard: one buffer per
-    /// table block, the byte offset of the first (the copy's blocks follow
-    /// it), and the counts the table records. Encoded under the pool's
-    /// lock, so the table agrees with the journal position taken there;
-    /// written without it.
-    pub(crate) fn encode_alloc_table(
+    /// This member's alloc table for checkpoint `generation` as it will be
+    /// once `retired` (btree buckets of replaced nodes, sorted) are
+    /// need_discard, and the counts it records: a copy of the bucket
+    /// states (a byte per bucket), taken under the pool's lock so the table
+    /// agrees with the journal position taken there, and encoded and
+    /// written without it ([`TableCopy::encode`]).
+    pub(crate) fn copy_alloc_table(
         &self,
-        retired: &[u64],
+        retired: KVec<u64>,
         generation: u64,
-    ) -> Result<(BucketCounts, u64, KVec<KVec<u8>>)> {
-        let copy = (generation % 2) as usize;
+    ) -> Result<(BucketCounts, TableCopy)> {
         let mut counts = self.counts;
-        for _ in retired {
+        for _ in retired.iter() {
             counts.transfer(BucketState::Btree, BucketState::NeedDiscard);
         }
-        let per = alloc_table::STATES_PER_BLOCK;
-        let mut blocks = KVec::with_capacity(self.layout.alloc_blocks as usize, GFP_KERNEL)?;
-        for block in 0..self.layout.alloc_blocks {
-            let mut buf = block_buf()?;
-            let first = block as usize * per;
-            let last = self.states.len().min(first + per);
-            let states = self.states.get(first..last).ok_or(EINVAL)?;
-            alloc_table::encode_block(
-                &mut buf,
-                &self.layout,
-                self.alloc_id(block, generation),
-                states.iter().enumerate().map(|(i, &s)| {
-                    if retired.binary_search(&((first + i) as u64)).is_ok() {
-                        return BucketState::NeedDiscard;
-                    }
-                    BucketState::from_u8(s & !(OPEN | DISCARDING)).unwrap_or(BucketState::Free)
-                }),
-            )
-            .map_err(|e| {
-                pr_err!(
-                    "{}: encoding alloc table block {}: {}\n",
-                    &*self.path,
-                    block,
-                    Core(e)
-                );
-                EINVAL
-            })?;
-            blocks.push(buf, GFP_KERNEL)?;
-        }
-        Ok((counts, self.layout.alloc_block_offset(copy, 0), blocks))
+        let mut states = KVec::with_capacity(self.states.len(), GFP_KERNEL)?;
+        states.extend_from_slice(&self.states, GFP_KERNEL)?;
+        Ok((
+            counts,
+            TableCopy {
+                volume: self.sb.volume_uuid,
+                member: self.sb.member_index,
+                layout: self.layout,
+                generation,
+                states,
+                retired,
+            },
+        ))
     }
 
     /// Moves retired btree buckets to need_discard once the checkpoint
