@@ -64,6 +64,13 @@ expect_eq "$(sed -n 's/^fuzz: [0-9]* cases (\([0-9]*\) sysfs writes.*/\1/p' /tmp
 	$((rounds * ($(ls $v/options | wc -l) + 1))) \
 	"sysfs writes of $rounds rounds"
 
+# The ABI's named refusals (reserved fields, counts, versions), each EINVAL.
+grep '^fuzz: abi: ' /tmp/fuzz-1 | sed 's/^/INFO: /'
+expect_eq "$(grep -c '^fuzz: abi: .*: EINVAL$' /tmp/fuzz-1)" 9 "ABI refusals answered EINVAL"
+for case in "alloc, reserved field nonzero" "free, count over the maximum" "version, unknown version"; do
+	grep -qx "fuzz: abi: $case: EINVAL" /tmp/fuzz-1 || fail "no EINVAL for '$case'"
+done
+
 step "fuzz --seed 2"
 run_fuzz 2
 

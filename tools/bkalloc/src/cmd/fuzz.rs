@@ -13,7 +13,11 @@
 //! After the rounds, every command goes once through bad pointers (NULL, an unmapped page,
 //! a `PROT_NONE` page, the top page of the address space, a non-canonical address, a
 //! structure running into an unmapped page), and alloc, status and get through a read-only
-//! page holding valid arguments. Everything comes from one [`Rng`] seeded by `--seed`.
+//! page holding valid arguments. Then the ABI's named refusals go once each (a reserved
+//! field set in alloc, get, free and a free's bucket, free's count zero and over the
+//! maximum, version 0, the next version, a version query's reserved field set): each
+//! must be EINVAL and change nothing (`fuzz: abi: ...` lines). Everything comes from
+//! one [`Rng`] seeded by `--seed`.
 //!
 //! **What must not change.** A [`Snapshot`] (the status counts of every member, `waiters`,
 //! `opts_gen` and the text of every file in `options/`) is taken before the run and after
@@ -49,8 +53,8 @@ use std::path::{Path, PathBuf};
 
 use bkcore::ctl_abi::{
     AllocArgs, BucketRef, Decode, DevStatus, Encode, FlushArgs, FreeArgs, GetArgs, InsertArgs,
-    StatusArgs, VersionArgs, FROM_OPTIONS, IOCTL_TYPE, IOC_ALLOC, IOC_FLUSH, IOC_FREE, IOC_GET,
-    IOC_INSERT, IOC_STATUS, IOC_VERSION,
+    StatusArgs, VersionArgs, ABI_VERSION, FROM_OPTIONS, IOCTL_TYPE, IOC_ALLOC, IOC_FLUSH, IOC_FREE,
+    IOC_GET, IOC_INSERT, IOC_STATUS, IOC_VERSION,
 };
 use bkcore::options::{OptId, OptType, Options, WAIT_POLICY_NAMES};
 use bkcore::placement::{self, DevSnapshot, Kind, Verdict, MAX_REPLICAS};
@@ -2142,6 +2146,96 @@ impl Fuzzer {
         Ok(())
     }
 
+    /// The ABI's named refusals, once each: a valid request with one field broken (a
+    /// reserved field set, a count out of range, a version the module does not speak)
+    /// must get EINVAL, as the classifier says too, and change nothing.
+    fn abi_refusals(&mut self) -> crate::Result<()> {
+        let valid = self.valid_args();
+        let arg = |cmd: u32| {
+            valid
+                .iter()
+                .find(|(c, _, _)| *c == cmd)
+                .map(|(_, _, a)| a.clone())
+                .unwrap_or_default()
+        };
+        let with = |mut a: Vec<u8>, off: usize, v: u32| {
+            put32(&mut a, off, v);
+            a
+        };
+        let version = |abi: u32, reserved: u64| {
+            encoded(&VersionArgs {
+                abi,
+                reserved: [0, reserved],
+                ..Default::default()
+            })
+        };
+        let too_many = u32::try_from(MAX_REPLICAS + 1).unwrap_or(u32::MAX);
+        let cases: [(&str, u32, Vec<u8>); 9] = [
+            (
+                "alloc, reserved field nonzero",
+                IOC_ALLOC,
+                with(arg(IOC_ALLOC), 36, 1),
+            ),
+            (
+                "get, reserved field nonzero",
+                IOC_GET,
+                with(arg(IOC_GET), 28, 1),
+            ),
+            (
+                "free, reserved field nonzero",
+                IOC_FREE,
+                with(arg(IOC_FREE), 20, 1),
+            ),
+            (
+                "free, bucket reserved field nonzero",
+                IOC_FREE,
+                with(arg(IOC_FREE), 24 + 4, 1),
+            ),
+            (
+                "free, count over the maximum",
+                IOC_FREE,
+                with(arg(IOC_FREE), 16, too_many),
+            ),
+            ("free, count zero", IOC_FREE, with(arg(IOC_FREE), 16, 0)),
+            (
+                "version, unknown version",
+                IOC_VERSION,
+                version(ABI_VERSION + 1, 0),
+            ),
+            ("version, version zero", IOC_VERSION, version(0, 0)),
+            (
+                "version, reserved field nonzero",
+                IOC_VERSION,
+                version(ABI_VERSION, 1),
+            ),
+        ];
+        for (name, cmd, args) in cases {
+            self.case_no += 1;
+            self.stats.ioctls += 1;
+            let expect = expect_ioctl(cmd, &args, &self.ctx);
+            let mut buf = vec![0u8; IOC_BUF];
+            buf[..args.len()].copy_from_slice(&args);
+            // SAFETY: `buf` is IOC_BUF bytes, more than any size an ioctl number encodes,
+            // owned here and not otherwise used during the call.
+            let outcome: Outcome =
+                unsafe { ctl::ioctl_raw(&self.ctl, cmd, buf.as_mut_ptr().cast()) }.into();
+            let after = self.snapshot()?;
+            let ch = changes(&self.expected, &after);
+            println!("fuzz: abi: {name}: {outcome}");
+            let einval = Outcome::Err(libc::EINVAL);
+            if outcome != einval || !judge_ioctl(&expect, outcome, &ch, false) {
+                self.unexpected(
+                    &format!("abi: {name}"),
+                    outcome,
+                    &ch,
+                    &format!("EINVAL ({expect})"),
+                );
+            }
+            self.adopt(after)?;
+        }
+        Ok(())
+    }
+
     /// Writes back every option the run changed, and checks it reads as before.
     fn restore(&mut self) -> crate::Result<()> {
         for (name, old) in self.initial.options.clone() {
@@ -2276,6 +2370,7 @@ pub fn run(args: &FuzzArgs) -> crate::Result<bool> {
     }
     if !args.sysfs_only {
         f.bad_pointers()?;
+        f.abi_refusals()?;
     }
     f.restore()?;
     f.finish()
