@@ -81,6 +81,21 @@ def fastpath_parts(all_runs):
             f"(baseline mutex+counter {f['baseline_ns'] / n:.0f} ns)")
 
 
+def insert_limits(all_runs):
+    """What limits durable inserts as writers are added: per writer count,
+    the rate, each member's flushes per second and the share of the
+    guest's CPUs that was busy. A line, or None for runs without it."""
+    ins = results_inserts(all_runs)
+    if not ins or any("cpu_busy" not in r for r in ins.values()):
+        return None
+    parts = []
+    for w, r in sorted(ins.items()):
+        flushes = r.get("flushes", 0) / max(r.get("members", 1), 1) / r["secs"]
+        parts.append(f"{w}: {r['per_s']:.0f}/s, {flushes:.0f} flushes/s/member, "
+                     f"CPU {100 * r['cpu_busy']:.0f}%")
+    return "inserts by writers: " + "; ".join(parts)
+
+
 def restart_parts(all_runs):
     """Where an option write's way to a waiter's restart goes, per trial,
     from the module's counters read after each (percentiles over the
@@ -376,7 +391,7 @@ def main(argv):
             f"{r['name']:<32} {r['value']:>12} {r['unit']:<22} {r['baseline']:>12} "
             f"{str(r['ratio']):>8} {r['target']:>8} {'yes' if r['met'] else 'no'}"
         )
-    for parts in (fastpath_parts(all_runs), restart_parts(all_runs)):
+    for parts in (fastpath_parts(all_runs), restart_parts(all_runs), insert_limits(all_runs)):
         if parts:
             lines.append(parts)
     text = "\n".join(lines) + "\n"

@@ -169,6 +169,17 @@ class Report(unittest.TestCase):
         # Ratios 0.1, 0.833 and 0.9: the middle one, with its own baseline.
         self.assertEqual((d["value"], d["baseline"], d["ratio"]), (500.0, 600.0, 0.833))
 
+    def test_insert_runs_with_cpu_give_the_limits_line(self):
+        r, _ = self.report(log(flushes8=40).replace('"flushes": 40}', '"flushes": 40, "cpu_busy": 0.97}')
+                           .replace('"flushes": 200}', '"flushes": 200, "cpu_busy": 0.5}'))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("inserts by writers: 1: 400/s, 100 flushes/s/member, CPU 50%; "
+                      "2: 400/s, 100 flushes/s/member, CPU 50%; 4: 400/s, 100 flushes/s/member, "
+                      "CPU 50%; 8: 400/s, 20 flushes/s/member, CPU 97%", r.stdout)
+        # Without the CPU share (an older tool), no line.
+        r, _ = self.report(log())
+        self.assertNotIn("inserts by writers", r.stdout)
+
     def test_group_commit_would_meet_its_targets(self):
         r, out = self.report(log(speedup8=3.5, flushes8=40))
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -6,7 +6,8 @@
 //!
 //! - `bench inserts UUID --writers N --count C [--first K]`: N threads, each inserting C
 //!   keys of its own through `/dev/bkalloc` (keys K + w*C ..); each insert is durable
-//!   when it returns.
+//!   when it returns. `cpu_busy` is the share of all CPUs' time that was busy meanwhile
+//!   (`/proc/stat`).
 //! - `bench write-flush DEVICE --count C [--offset BYTES]`: the device's own rate of a
 //!   4 KiB O_DIRECT write followed by a flush (`fdatasync`), in a loop: the physical
 //!   limit a durable insert is measured against.
@@ -160,11 +161,31 @@ fn result(bench: &str, ops: u64, took: Duration, samples: Vec<u64>, extra: Value
     v
 }
 
+/// The machine's CPU time so far, from `/proc/stat`'s `cpu` line, in ticks: busy (all
+/// but idle and iowait) and total.
+fn cpu_ticks() -> crate::Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or("/proc/stat: no cpu line")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|w| w.parse().map_err(|_| format!("/proc/stat: '{line}'")))
+        .collect::<Result<_, _>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is in user already).
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Ok((total - idle, total))
+}
+
 fn inserts(volume: &str, writers: u64, count: u64, first: u64) -> crate::Result<Value> {
     let uuid = uuid::parse(volume).ok_or_else(|| format!("'{volume}' is not a volume uuid"))?;
     if writers == 0 || count == 0 {
         return Err("--writers and --count must be at least 1".into());
     }
+    let cpu_before = cpu_ticks()?;
     let start = Instant::now();
     let threads: Vec<_> = (0..writers)
         .map(|w| {
@@ -193,12 +214,18 @@ fn inserts(volume: &str, writers: u64, count: u64, first: u64) -> crate::Result<
         samples.extend(t.join().map_err(|_| "a writer panicked".to_string())??);
     }
     let took = start.elapsed();
+    let cpu_after = cpu_ticks()?;
+    let (busy, total) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
     Ok(result(
         "inserts",
         writers * count,
         took,
         samples,
-        json!({ "writers": writers }),
+        json!({
+            "writers": writers,
+            // The share of every CPU's time that was busy during the run.
+            "cpu_busy": if total > 0 { busy as f64 / total as f64 } else { 0.0 },
+        }),
     ))
 }
 
