@@ -243,12 +243,16 @@ impl Requests {
         }
     }
 
-    /// Notes the parts of an option write: `lock` from asking for the
-    /// pool's lock to holding it, `superblock` from then to the superblocks
-    /// written (in nanoseconds).
-    pub(crate) fn note_option_write(&mut self, lock: u64, superblock: u64) {
-        self.last.option_lock = lock;
-        self.last.option_superblock = superblock;
+    /// Notes the parts of an option write that asked for the pool's lock
+    /// at `asked`, held it from `locked` and has written the superblocks
+    /// now.
+    pub(crate) fn note_option_write(
+        &mut self,
+        asked: Instant<Monotonic>,
+        locked: Instant<Monotonic>,
+    ) {
+        self.last.option_lock = ns_between(asked, locked);
+        self.last.option_superblock = ns_between(locked, Instant::now());
     }
 
     /// Counts `buckets` released without a discard (a device that cannot

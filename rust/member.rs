@@ -144,7 +144,6 @@ const OPEN: u8 = 0x80;
 /// In-memory mark on a need_discard bucket whose discard is in flight.
 const DISCARDING: u8 = 0x40;
 
-/// A zeroed 4 KiB block buffer.
 /// A member's alloc table copied for a checkpoint
 /// ([`Member::copy_alloc_table`]).
 pub(crate) struct TableCopy {
@@ -202,6 +201,7 @@ impl TableCopy {
     }
 }
 
+/// A zeroed 4 KiB block buffer.
 fn block_buf() -> Result<KVec<u8>> {
     let mut buf = KVec::with_capacity(BLOCK_SIZE, GFP_KERNEL)?;
     buf.resize(BLOCK_SIZE, 0, GFP_KERNEL)?;

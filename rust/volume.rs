@@ -600,11 +600,7 @@ impl Volume {
                     m.write_superblock(disk, states, seq)?;
                 }
             }
-            let (lock, written) = (locked - asked, locked.elapsed());
-            inner.requests.note_option_write(
-                lock.as_nanos().max(0) as u64,
-                written.as_nanos().max(0) as u64,
-            );
+            inner.requests.note_option_write(asked, locked);
             inner.disk_options = disk;
             inner.options = options;
             inner.opts_gen += 1;

@@ -1929,16 +1929,23 @@ impl Fuzzer {
         self.adopt(after)
     }
 
+    /// Issues `cmd` with `arg` at the start of a buffer larger than any size an ioctl
+    /// number encodes (`arg` is never longer); returns the outcome and the buffer (what
+    /// the module wrote back).
+    fn send(&self, cmd: u32, arg: &[u8]) -> (Outcome, Vec<u8>) {
+        let mut buf = vec![0u8; IOC_BUF];
+        buf[..arg.len()].copy_from_slice(arg);
+        // SAFETY: `buf` is IOC_BUF bytes, more than any size an ioctl number encodes, owned
+        // here and not otherwise used during the call.
+        let outcome = unsafe { ctl::ioctl_raw(&self.ctl, cmd, buf.as_mut_ptr().cast()) }.into();
+        (outcome, buf)
+    }
+
     fn ioctl_case(&mut self) -> crate::Result<()> {
         self.case_no += 1;
         self.stats.ioctls += 1;
         let case = gen_ioctl(&mut self.rng, &self.ctx);
-        let mut buf = vec![0u8; IOC_BUF];
-        buf[..case.arg.len()].copy_from_slice(&case.arg);
-        // SAFETY: `buf` is IOC_BUF bytes, more than any size an ioctl number encodes, owned
-        // here and not otherwise used during the call.
-        let outcome: Outcome =
-            unsafe { ctl::ioctl_raw(&self.ctl, case.cmd, buf.as_mut_ptr().cast()) }.into();
+        let (outcome, buf) = self.send(case.cmd, &case.arg);
         let mut note = String::new();
         if case.cmd == IOC_ALLOC && outcome == Outcome::Ok(0) {
             note = self.give_back(&buf, &case.expect);
@@ -2213,12 +2220,7 @@ impl Fuzzer {
             self.case_no += 1;
             self.stats.ioctls += 1;
             let expect = expect_ioctl(cmd, &args, &self.ctx);
-            let mut buf = vec![0u8; IOC_BUF];
-            buf[..args.len()].copy_from_slice(&args);
-            // SAFETY: `buf` is IOC_BUF bytes, more than any size an ioctl number encodes,
-            // owned here and not otherwise used during the call.
-            let outcome: Outcome =
-                unsafe { ctl::ioctl_raw(&self.ctl, cmd, buf.as_mut_ptr().cast()) }.into();
+            let (outcome, _) = self.send(cmd, &args);
             let after = self.snapshot()?;
             let ch = changes(&self.expected, &after);
             println!("fuzz: abi: {name}: {outcome}");
